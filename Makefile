@@ -1,0 +1,26 @@
+# Two entry points (see README): `make run` (default audit) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CIFAR-10 location: $(DATA), else $XAIQUEST_DATA, else downloaded into .cache/.
+# The development/CI copy that sits beside the checkout is used when present.
+DATA ?= $(or $(XAIQUEST_DATA),$(wildcard ../shared/datasets/cifar10-jpeg))
+PROFILE ?= quick
+
+.PHONY: install run test clean
+
+$(BIN)/xaiquest: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/xaiquest
+
+run: install
+	$(BIN)/xaiquest run $(PROFILE) $(if $(DATA),--data $(DATA))
+
+test: install
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .cache runs

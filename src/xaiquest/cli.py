@@ -1,0 +1,94 @@
+"""Command line: a thin typer layer over the pipeline; user errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xaiquest.config import PROFILES, load_config
+from xaiquest.errors import XaiquestError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train a CNN zoo on CIFAR-10 and audit it beyond accuracy.")
+list_app = typer.Typer(no_args_is_help=True, help="List what the registries hold.")
+app.add_typer(list_app, name="list")
+err = Console(stderr=True)
+
+ConfigArg = typer.Argument(None, help=f"YAML config file or profile name ({', '.join(PROFILES)}); default: quick")
+DataOpt = typer.Option(None, "--data", help="CIFAR-10 location: cifar-10-batches-py folder or train/ test/ image folders "
+                       "(default: $XAIQUEST_DATA, else download)")
+RunsOpt = typer.Option(Path("runs"), "--runs-dir", help="where run directories are created")
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn user mistakes and Ctrl-C into one clear line and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except XaiquestError as error:
+            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]: finished work is kept; rerun the same command to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, stages: list[str]) -> None:
+    from xaiquest.pipeline import run_pipeline  # heavy imports only once arguments are parsed
+
+    overrides = {"data": {"source": str(data)}} if data is not None else {}
+    run_pipeline(load_config(config, overrides), runs_dir, stages)
+
+
+@app.command()
+@user_errors
+def run(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+    """Run the whole audit (resumes and skips finished work)."""
+    _run_stages(config, data, runs_dir, ["train", "evaluate", "compare"])
+
+
+@app.command()
+@user_errors
+def train(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+    """Train every model x variant x seed of the config."""
+    _run_stages(config, data, runs_dir, ["train"])
+
+
+@app.command()
+@user_errors
+def evaluate(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+    """Stage-1 metrics for trained models, and the comparison table."""
+    _run_stages(config, data, runs_dir, ["evaluate", "compare"])
+
+
+@list_app.command("models")
+@user_errors
+def list_models() -> None:
+    """Models of the zoo (any torchvision model also works as tv:<name>)."""
+    from xaiquest.models import describe_models
+
+    table = Table("name", "params", "description")
+    for name, params, description in describe_models():
+        table.add_row(name, f"{params / 1e6:.2f} M", description)
+    Console().print(table)
+    Console().print("Any torchvision classification model: tv:<name>, e.g. tv:resnet50 (stem adapted to 32x32).")
+
+
+@list_app.command("profiles")
+def list_profiles() -> None:
+    """Built-in experiment profiles."""
+    from xaiquest.config import load_config as load
+
+    for name in PROFILES:
+        cfg = load(name)
+        Console().print(f"{name}: models {', '.join(m.name for m in cfg.models)}; "
+                        f"{cfg.train.epochs} epochs; seeds {cfg.seeds}")

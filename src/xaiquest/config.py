@@ -1,0 +1,213 @@
+"""Experiment configuration: one YAML file, validated by pydantic, layered on a named profile.
+
+A config may name a ``profile`` (smoke / quick / standard / full); its own keys override the
+profile's, section by section. Every field is checked: a misspelled key or a bad value is
+reported by its dotted name together with what is allowed.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from xaiquest.errors import ConfigError
+
+PROFILES = ("smoke", "quick", "standard", "full")
+
+
+class Section(BaseModel):
+    """Unknown keys are errors, so a typo never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    source: str | None = Field(None, description="CIFAR-10 location; else $XAIQUEST_DATA; else download")
+    cache_dir: str = ".cache/xaiquest"
+    download: bool = True
+    val_size: int = Field(5000, ge=0, description="held out from train (temperature scaling, early checks)")
+    split_seed: int = 0
+    train_subset: int | None = Field(None, ge=10, description="stratified subset of train (smoke runs)")
+    test_subset: int | None = Field(None, ge=10)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(512, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.4, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    warmup_frac: float = Field(0.25, ge=0, lt=1)
+    label_smoothing: float = Field(0.2, ge=0, lt=1)
+    mixup_alpha: float = Field(0.0, ge=0, description="> 0 enables torchvision MixUp")
+    cutmix_alpha: float = Field(0.0, ge=0, description="> 0 enables torchvision CutMix")
+    crop_pad: int = Field(2, ge=0)
+    flip: bool = True
+    channels_last: bool = True
+    amp: bool = Field(True, description="bfloat16 autocast, used on CUDA only")
+    tensorboard: bool = True
+
+
+class EvalConfig(Section):
+    tta_flip: bool = Field(True, description="average logits of the image and its mirror")
+    batch_size: int = Field(1000, ge=1)
+    top_mistakes: int = Field(50, ge=0)
+
+
+class ModelSpec(Section):
+    """A model of the zoo, with optional per-model training overrides (e.g. its own lr)."""
+
+    name: str
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from xaiquest.models import MODELS
+
+        if not name.startswith("tv:") and name not in MODELS:
+            raise ValueError(f"unknown model {name!r}; available: {', '.join(MODELS.names())} or tv:<torchvision name>")
+        return name
+
+    @field_validator("train")
+    @classmethod
+    def _valid_overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        return _check_overrides(overrides)
+
+
+def _check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides must be valid TrainConfig fields with valid values."""
+    try:
+        TrainConfig(**overrides)
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(map(str, item['loc']))}: {item['msg']}"
+            + (f" (allowed: {', '.join(TrainConfig.model_fields)})" if item["type"] == "extra_forbidden" else "")
+            for item in error.errors()
+        ]
+        raise ValueError("; ".join(problems)) from None
+    return overrides
+
+
+class ExperimentConfig(Section):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="run directory name under runs/")
+    profile: Literal["smoke", "quick", "standard", "full"] | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    models: list[ModelSpec] = Field(..., min_length=1)
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"baseline": {}},
+        description="training variants: name -> train overrides (e.g. mixup: {mixup_alpha: 0.2})",
+    )
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_to_specs(cls, models: Any) -> Any:
+        if isinstance(models, list):
+            return [{"name": m} if isinstance(m, str) else m for m in models]
+        return models
+
+    @field_validator("variants")
+    @classmethod
+    def _valid_variants(cls, variants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, overrides in variants.items():
+            try:
+                _check_overrides(overrides)
+            except ValueError as error:
+                raise ValueError(f"variant {name!r}: {error}") from None
+        return variants
+
+    def train_config(self, model: ModelSpec, variant: str) -> TrainConfig:
+        """Profile training settings, then the model's overrides, then the variant's."""
+        return self.train.model_copy(update={**model.train, **self.variants[variant]})
+
+
+def load_config(source: str | Path | None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """A profile name or a YAML path (``None`` = the quick profile) -> validated config."""
+    raw = _read_source(source if source is not None else "quick")
+    profile = raw.get("profile")
+    if profile is not None:
+        if profile not in PROFILES:
+            raise ConfigError(f"config field 'profile': unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+        raw = _merge(_read_profile(profile), raw)
+    raw = _merge(raw, overrides or {})
+    try:
+        return ExperimentConfig(**raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def _read_source(source: str | Path) -> dict[str, Any]:
+    if str(source) in PROFILES:
+        return _read_profile(str(source))
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"config {str(source)!r} is neither a file nor a profile ({', '.join(PROFILES)})")
+    return _parse_yaml(path.read_text(encoding="utf-8"), str(path))
+
+
+def _read_profile(name: str) -> dict[str, Any]:
+    text = resources.files("xaiquest.profiles").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return _parse_yaml(text, f"profile {name}")
+
+
+def _parse_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{origin} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin} must be a YAML mapping of config fields")
+    return raw
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Section-wise merge: nested mappings merge, everything else is replaced."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "variants":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, source: str | Path | None) -> str:
+    """One line per problem: the dotted field name, what is wrong, what is allowed."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            section = _section_for(item["loc"][:-1])
+            allowed = ", ".join(section.model_fields) if section else "see docs/configuration.md"
+            problems.append(f"config field {field!r} is not allowed; allowed fields here: {allowed}")
+        else:
+            problems.append(f"config field {field!r}: {item['msg'].removeprefix('Value error, ')}")
+    where = f" in {source}" if source else ""
+    return f"invalid config{where}: " + "; ".join(problems)
+
+
+def _section_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns a location, to list its allowed field names."""
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation if str(part) in model.model_fields else None
+        inner = getattr(annotation, "__args__", (annotation,))
+        nested = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nested is None:
+            return TrainConfig if part in ("train", "variants") else None
+        model = nested
+    return model

@@ -1,0 +1,108 @@
+"""Writing one model's Stage-1 evaluation to a directory.
+
+Every file is written atomically (temp file in the same directory, then ``os.replace``) so an
+interrupted run never leaves a truncated artifact that a later stage would trust.
+Figures are drawn on bare ``Figure`` objects (Agg rendering, no pyplot state), which keeps this
+safe in headless and multi-threaded runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from xaiquest.errors import DataError
+from xaiquest.metrics.classification import ClassificationMetrics
+from xaiquest.store import atomic_write_text, save_figure
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
+
+
+def write_evaluation(
+    metrics: ClassificationMetrics,
+    mistakes: pd.DataFrame,
+    classes: Sequence[str],
+    out_dir: Path,
+    title: str = "Confusion matrix",
+) -> None:
+    """Write metrics.json, per_class.csv, confusion.csv/.png and misclassified.csv to ``out_dir``."""
+    classes = list(classes)
+    if metrics.confusion.shape != (len(classes), len(classes)):
+        raise DataError(
+            f"{len(classes)} class names given for a {metrics.confusion.shape} confusion matrix"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics.to_dict(), indent=2) + "\n")
+    atomic_write_text(out_dir / "per_class.csv", metrics.per_class.to_csv())
+    confusion = pd.DataFrame(
+        metrics.confusion, index=pd.Index(classes, name="true"), columns=classes
+    )
+    atomic_write_text(out_dir / "confusion.csv", confusion.to_csv())
+    save_figure(
+        confusion_figure(metrics.confusion, classes, f"{title} (accuracy {metrics.accuracy:.2%})"),
+        out_dir / "confusion.png",
+    )
+    atomic_write_text(out_dir / "misclassified.csv", _named_mistakes(mistakes, classes).to_csv(index=False))
+
+
+def confusion_figure(confusion: np.ndarray, classes: Sequence[str], title: str) -> Figure:
+    """Heatmap coloured by row-normalised rate (per-class recall view), annotated with counts."""
+    counts = np.asarray(confusion)
+    row_totals = counts.sum(axis=1, keepdims=True)
+    rates = np.divide(counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0)
+
+    size = max(4.0, 0.6 * len(classes) + 2.0)
+    fig = Figure(figsize=(size + 1.0, size), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, label="fraction of true class")
+    for (row, col), count in np.ndenumerate(counts):
+        ax.text(
+            col, row, str(count), ha="center", va="center", fontsize=8,
+            color="white" if rates[row, col] > 0.5 else "black",
+        )
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, labels=classes, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(ticks, labels=classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return fig
+
+
+def plot_training_curves(history: pd.DataFrame, path: Path, title: str) -> None:
+    """Loss and accuracy per epoch; validation curves are drawn only where they exist (not NaN)."""
+    missing = [column for column in HISTORY_COLUMNS if column not in history.columns]
+    if missing:
+        raise DataError(f"training history lacks columns {missing}; expected {list(HISTORY_COLUMNS)}")
+    fig = Figure(figsize=(10.0, 4.0), layout="constrained")
+    fig.suptitle(title)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for ax, quantity in ((loss_ax, "loss"), (acc_ax, "acc")):
+        for split in ("train", "val"):
+            curve = history[["epoch", f"{split}_{quantity}"]].dropna()
+            if not curve.empty:
+                ax.plot(curve["epoch"], curve[f"{split}_{quantity}"], marker="o", markersize=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("loss" if quantity == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    save_figure(fig, Path(path))
+
+
+def _named_mistakes(mistakes: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """Add readable class names next to the integer labels later stages index by."""
+    names = np.asarray(classes, dtype=object)
+    return mistakes.assign(
+        true_class=names[mistakes["true"].to_numpy(dtype=np.int64)],
+        predicted_class=names[mistakes["predicted"].to_numpy(dtype=np.int64)],
+    )

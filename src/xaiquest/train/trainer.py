@@ -1,0 +1,193 @@
+"""The training loop: batched tensor augmentation, one-cycle SGD, per-epoch checkpoints.
+
+Resumable and reproducible: every epoch draws its randomness from a generator seeded by
+(seed, epoch), and the model, optimizer and scheduler are checkpointed atomically after each
+epoch, so a run killed at any point and restarted ends with the same weights as one that never
+stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from rich.progress import Progress
+from torch import nn
+
+from xaiquest.config import TrainConfig
+from xaiquest.data import Split, random_crop_flip
+from xaiquest.evaluate import plot_training_curves
+from xaiquest.inference import predict_logits, prepare_batch
+from xaiquest.store import atomic_torch_save, atomic_write_text
+from xaiquest.train.mixing import build_mixer
+from xaiquest.train.schedule import build_optimizer, build_scheduler
+
+CHECKPOINT = "checkpoint.pt"
+WHITENING_SAMPLE = 5000  # images used by models that fit a layer to the data before training
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    history: pd.DataFrame
+    train_time_s: float
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def train_model(
+    model: nn.Module,
+    train: Split,
+    val: Split,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    out_dir: Path,
+    fingerprint: str,
+    num_classes: int,
+    label: str = "train",
+    progress: Progress | None = None,
+) -> TrainOutcome:
+    """Train ``model`` in place, resuming from ``out_dir/checkpoint.pt`` when it matches ``fingerprint``."""
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    batch_size = min(cfg.batch_size, len(train))
+    steps_per_epoch = len(train) // batch_size
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
+    state = _load_checkpoint(out_dir / CHECKPOINT, fingerprint, model, optimizer, scheduler)
+    if state["epoch"] == 0:
+        _fit_to_data(model, train, device)
+    task = progress.add_task(label, total=cfg.epochs * steps_per_epoch, completed=state["epoch"] * steps_per_epoch) if progress else None
+    writer = _tensorboard(out_dir) if cfg.tensorboard else None
+    mixer = build_mixer(cfg, num_classes)
+    images, labels = train.images.to(device), train.labels.to(device)
+    for epoch in range(state["epoch"], cfg.epochs):
+        started = time.perf_counter()
+        train_loss, train_acc = _train_epoch(
+            model, images, labels, cfg, optimizer, scheduler, mixer, batch_size, epoch_seed(seed, epoch), device,
+            advance=(lambda: progress.advance(task)) if progress else None,
+        )
+        val_loss, val_acc = _validate(model, val, device, cfg)
+        state["elapsed"] += time.perf_counter() - started
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+               "val_acc": val_acc, "lr": scheduler.get_last_lr()[0], "elapsed_s": state["elapsed"]}
+        state["history"].append(row)
+        state["epoch"] = epoch + 1
+        _log_epoch(out_dir, state["history"], writer)
+        _save_checkpoint(out_dir / CHECKPOINT, fingerprint, model, optimizer, scheduler, state)
+        if progress:
+            progress.update(task, description=f"{label} ep {epoch + 1}/{cfg.epochs} val {val_acc:.1%}")
+    if writer:
+        writer.close()
+    history = pd.DataFrame(state["history"])
+    plot_training_curves(history, out_dir / "curves.png", title=label)
+    return TrainOutcome(history=history, train_time_s=state["elapsed"])
+
+
+def _train_epoch(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    mixer: Any,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    advance: Any,
+) -> tuple[float, float]:
+    """One pass over the shuffled data (last partial batch dropped); returns mean loss and accuracy."""
+    model.train()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    torch.manual_seed(seed)  # MixUp/CutMix draw from the global generator
+    order = torch.randperm(len(images), generator=generator, device=device)
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    steps = len(images) // batch_size
+    for step in range(steps):
+        index = order[step * batch_size : (step + 1) * batch_size]
+        batch = random_crop_flip(images[index], cfg.crop_pad, generator, flip=cfg.flip)
+        x, y = prepare_batch(batch, device, cfg.channels_last), labels[index]
+        target = mixer(x, y) if mixer else (x, y)
+        x, soft = target
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), soft, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.detach()
+        correct += (logits.argmax(1) == y).sum()
+        if advance:
+            advance()
+    return (total_loss / steps).item(), (correct / (steps * batch_size)).item()
+
+
+def _validate(model: nn.Module, val: Split, device: torch.device, cfg: TrainConfig) -> tuple[float, float]:
+    if len(val) == 0:
+        return float("nan"), float("nan")
+    logits = predict_logits(model, val.images, device)
+    loss = F.cross_entropy(logits, val.labels).item()
+    return loss, (logits.argmax(1) == val.labels).float().mean().item()
+
+
+def _fit_to_data(model: nn.Module, train: Split, device: torch.device) -> None:
+    """Models with a data-initialised layer (FastNet's whitening stem) expose ``fit_to_data``."""
+    fit = getattr(model, "fit_to_data", None)
+    if fit is not None:
+        fit(prepare_batch(train.images[:WHITENING_SAMPLE], device, channels_last=False))
+
+
+def _tensorboard(out_dir: Path) -> Any:
+    from torch.utils.tensorboard import SummaryWriter  # imported lazily: slow import, optional output
+
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+
+def _log_epoch(out_dir: Path, history: list[dict[str, float]], writer: Any) -> None:
+    atomic_write_text(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    if writer:
+        row = history[-1]
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+            writer.add_scalar(key, row[key], row["epoch"])
+        writer.flush()
+
+
+def _save_checkpoint(path: Path, fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: Any, state: dict[str, Any]) -> None:
+    atomic_torch_save(path, {
+        "fingerprint": fingerprint,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        **state,
+    })
+
+
+def _load_checkpoint(path: Path, fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: Any) -> dict[str, Any]:
+    """Restore a matching checkpoint; a stale one (other config or code) is ignored."""
+    fresh = {"epoch": 0, "history": [], "elapsed": 0.0}
+    if not path.exists():
+        return fresh
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # a corrupt checkpoint is as good as none: retrain from scratch
+        return fresh
+    if checkpoint.get("fingerprint") != fingerprint:
+        return fresh
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    return {key: checkpoint[key] for key in fresh}

@@ -28,6 +28,8 @@ from xaiquest.data import (
 from xaiquest.data import cifar10
 from xaiquest.errors import DataError
 
+from synthetic import write_image_folder, write_pickle_release
+
 REAL_JPEG_DATASET = Path("/work/shared/datasets/cifar10-jpeg")
 
 
@@ -44,30 +46,6 @@ def _smooth_split(per_class: int, seed: int) -> Split:
 @pytest.fixture
 def splits() -> tuple[Split, Split]:
     return _smooth_split(2, seed=0), _smooth_split(1, seed=1)
-
-
-def _dump_batch(file: Path, split: Split) -> None:
-    batch = {"data": split.images.reshape(len(split), -1).numpy(), "labels": split.labels.tolist()}
-    file.write_bytes(pickle.dumps(batch))
-
-
-def write_pickle_release(folder: Path, train: Split, test: Split) -> Path:
-    """The official python release layout: five train batches, a test batch and the label names."""
-    folder.mkdir(parents=True)
-    for number, chunk in enumerate(torch.arange(len(train)).chunk(5), start=1):
-        _dump_batch(folder / f"data_batch_{number}", train.subset(chunk))
-    _dump_batch(folder / "test_batch", test)
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(CIFAR10_CLASSES), "num_vis": 3072}))
-    return folder
-
-
-def write_image_folder(root: Path, train: Split, test: Split, suffix: str = ".png") -> Path:
-    for split_name, split in (("train", train), ("test", test)):
-        for index, (image, label) in enumerate(zip(split.images, split.labels.tolist())):
-            file = root / split_name / CIFAR10_CLASSES[label] / f"{index:04d}{suffix}"
-            file.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image.permute(1, 2, 0).numpy()).save(file, quality=95)
-    return root
 
 
 def assert_same_split(actual: Split, expected: Split) -> None:

@@ -78,9 +78,8 @@ def list_models() -> None:
 
     table = Table("name", "params", "description")
     for name, params, description in describe_models():
-        table.add_row(name, f"{params / 1e6:.2f} M", description)
-    Console().print(table)
-    Console().print("Any torchvision classification model: tv:<name>, e.g. tv:resnet50 (stem adapted to 32x32).")
+        table.add_row(name, "" if params is None else f"{params / 1e6:.2f} M", description)
+    Console(width=200).print(table)
 
 
 @list_app.command("profiles")

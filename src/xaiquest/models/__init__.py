@@ -1,0 +1,64 @@
+"""Model zoo: CIFAR-adapted families with shared named depths, plus any torchvision model."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xaiquest.errors import ConfigError, UnknownNameError
+from xaiquest.models import densenet, fastnet, mobilenet, resnet, vgg  # noqa: F401  (registers)
+from xaiquest.models.base import ZooModel, last_depth, named_depths, resolve_layer
+from xaiquest.models.registry import MODELS
+from xaiquest.models.torchvision_adapter import PREFIX as TORCHVISION_PREFIX
+from xaiquest.models.torchvision_adapter import build_torchvision
+
+__all__ = [
+    "MODELS",
+    "TORCHVISION_PREFIX",
+    "ZooModel",
+    "build_model",
+    "describe_models",
+    "last_depth",
+    "model_names",
+    "named_depths",
+    "resolve_layer",
+]
+
+
+def build_model(name: str, num_classes: int = 10, pretrained: bool = False) -> nn.Module:
+    """A registered model, or any torchvision CNN as ``tv:<name>``; unknown names list the options.
+
+    ``pretrained`` loads torchvision's ImageNet weights (needs internet); zoo models have none.
+    """
+    if name.startswith(TORCHVISION_PREFIX):
+        return build_torchvision(name.removeprefix(TORCHVISION_PREFIX), num_classes, pretrained)
+    if pretrained:
+        raise ConfigError(f"{name!r} has no pretrained weights; only {TORCHVISION_PREFIX}<name> models do")
+    try:
+        factory = MODELS.get(name)
+    except UnknownNameError as error:
+        raise UnknownNameError(f"{error}; or any torchvision CNN as {TORCHVISION_PREFIX}<name>") from None
+    return factory(num_classes)
+
+
+def model_names() -> list[str]:
+    """Registered zoo models (torchvision ones are reachable through the ``tv:`` prefix)."""
+    return MODELS.names()
+
+
+def describe_models() -> list[tuple[str, int | None, str]]:
+    """(name, parameters at 10 classes, factory docstring's first line) per model, then ``tv:``."""
+    rows: list[tuple[str, int | None, str]] = [
+        (name, count_parameters(name), (MODELS.get(name).__doc__ or "").strip().splitlines()[0]) for name in MODELS
+    ]
+    rows.append(
+        (f"{TORCHVISION_PREFIX}<name>", None, "Any torchvision CNN (e.g. tv:resnet50), stem adapted to 32x32 inputs.")
+    )
+    return rows
+
+
+def count_parameters(name: str) -> int:
+    """Built on the meta device: counting needs shapes, not memory or initialisation time."""
+    with torch.device("meta"):
+        model = MODELS.get(name)(10)
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,107 @@
+"""The CLI end to end on tiny data: a full smoke audit, skip-on-rerun, and one clear error per bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from synthetic import class_coloured_split, write_image_folder
+from xaiquest.cli import app
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_cifar")
+    return write_image_folder(root, class_coloured_split(30, seed=0), class_coloured_split(6, seed=1))
+
+
+def _config(tmp_path, **extra: str) -> str:
+    lines = {
+        "name": "tiny", "profile": "smoke", "models": "[fastnet, resnet_small]",
+        "data": f"{{val_size: 20, train_subset: null, test_subset: null, cache_dir: {tmp_path / 'cache'}}}",
+        "train": "{epochs: 2, batch_size: 32, lr: 0.2, tensorboard: false}",
+        **extra,
+    }
+    file = tmp_path / "tiny.yaml"
+    file.write_text("".join(f"{key}: {value}\n" for key, value in lines.items()))
+    return str(file)
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, tiny_cifar):
+    runs = tmp_path / "runs"
+    result = _invoke("run", _config(tmp_path), "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    assert result.exit_code == 0, result.output
+    root = runs / "tiny"
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert set(manifest["units"]) == {f"{stage}/{m}__baseline__s0" for stage in ("train", "evaluate")
+                                      for m in ("fastnet", "resnet_small")}
+    for model in ("fastnet", "resnet_small"):
+        folder = root / "models" / f"{model}__baseline__s0"
+        for artifact in ("model.pt", "train.json", "history.csv", "curves.png", "eval/metrics.json",
+                         "eval/confusion.png", "eval/confusion.csv", "eval/per_class.csv", "eval/misclassified.csv"):
+            assert (folder / artifact).exists(), artifact
+        assert not (folder / "checkpoint.pt").exists()
+    table = (root / "tables" / "comparison.csv").read_text()
+    assert "fastnet" in table and "resnet_small" in table
+    first_model = (root / "models" / "fastnet__baseline__s0" / "model.pt").stat().st_mtime_ns
+
+    again = _invoke("run", _config(tmp_path), "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    assert again.exit_code == 0, again.output
+    assert "already trained" in again.output
+    assert (root / "models" / "fastnet__baseline__s0" / "model.pt").stat().st_mtime_ns == first_model
+
+
+def _assert_clean_failure(result, message: str, runs) -> None:
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not runs.exists(), "a failed run must not leave a run directory behind"
+
+
+def test_unknown_model_is_one_clear_error(tmp_path, tiny_cifar):
+    runs = tmp_path / "runs"
+    result = _invoke("run", _config(tmp_path, models="[resnet_nope]"), "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    _assert_clean_failure(result, "unknown model 'resnet_nope'; available:", runs)
+
+
+def test_misspelled_config_key_is_named(tmp_path, tiny_cifar):
+    runs = tmp_path / "runs"
+    result = _invoke("run", _config(tmp_path, trian="{epochs: 1}"), "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    _assert_clean_failure(result, "'trian' is not allowed", runs)
+
+
+def test_nine_class_data_is_rejected_before_anything_is_written(tmp_path):
+    nine = write_image_folder(tmp_path / "nine", class_coloured_split(3, 0, num_classes=9), class_coloured_split(1, 1, num_classes=9))
+    runs = tmp_path / "runs"
+    result = _invoke("run", _config(tmp_path), "--data", str(nine), "--runs-dir", str(runs))
+    _assert_clean_failure(result, "9 classes", runs)
+
+
+def test_corrupt_image_is_named(tmp_path):
+    root = write_image_folder(tmp_path / "data", class_coloured_split(3, 0), class_coloured_split(1, 1))
+    broken = next((root / "train" / "cat").iterdir())
+    broken.write_bytes(b"not an image")
+    runs = tmp_path / "runs"
+    result = _invoke("run", _config(tmp_path), "--data", str(root), "--runs-dir", str(runs))
+    _assert_clean_failure(result, broken.name, runs)
+
+
+def test_missing_data_offline_says_how_to_pass_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("XAIQUEST_DATA", raising=False)
+    runs = tmp_path / "runs"
+    config = _config(tmp_path, data=f"{{download: false, cache_dir: {tmp_path / 'empty'}}}")
+    result = _invoke("run", config, "--runs-dir", str(runs))
+    _assert_clean_failure(result, "--data", runs)
+
+
+def test_list_models_names_every_family():
+    result = _invoke("list", "models")
+    assert result.exit_code == 0
+    for name in ("fastnet", "resnet_small", "vgg_small", "densenet_small", "mobilenetv2_small", "tv:"):
+        assert name in result.output

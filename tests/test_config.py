@@ -1,0 +1,66 @@
+"""Config loading: profiles, layering, and one clear error per bad field."""
+
+from __future__ import annotations
+
+import pytest
+
+from xaiquest.config import PROFILES, load_config
+from xaiquest.errors import ConfigError
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_validates(profile):
+    config = load_config(profile)
+    assert config.name and config.models
+
+
+def test_a_config_file_overrides_its_profile_section_by_section(tmp_path):
+    file = tmp_path / "exp.yaml"
+    file.write_text("name: mine\nprofile: quick\ntrain: {epochs: 7}\nmodels: [fastnet]\n")
+    config = load_config(file)
+    assert config.name == "mine" and config.train.epochs == 7
+    assert config.train.batch_size == load_config("quick").train.batch_size  # inherited
+    assert [m.name for m in config.models] == ["fastnet"]
+
+
+def test_model_and_variant_overrides_layer_on_the_train_section(tmp_path):
+    file = tmp_path / "exp.yaml"
+    file.write_text(
+        "name: v\nmodels: [{name: fastnet, train: {lr: 0.3}}]\ntrain: {epochs: 2, lr: 0.1}\n"
+        "variants: {baseline: {}, mixup: {mixup_alpha: 0.2, lr: 0.05}}\n"
+    )
+    config = load_config(file)
+    model = config.models[0]
+    assert config.train_config(model, "baseline").lr == 0.3
+    mixup = config.train_config(model, "mixup")
+    assert (mixup.lr, mixup.mixup_alpha, mixup.epochs) == (0.05, 0.2, 2)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"train": {"epocs": 3}}, "'train.epocs' is not allowed; allowed fields here: epochs"),
+        ({"trian": {}}, "'trian' is not allowed"),
+        ({"train": {"optimizer": "rmsprop"}}, "'train.optimizer': Input should be 'sgd' or 'adamw'"),
+        ({"models": ["resnet_nope"]}, "unknown model 'resnet_nope'; available: "),
+        ({"variants": {"mx": {"mixup": 1}}}, "variant 'mx': mixup: Extra inputs are not permitted (allowed: epochs"),
+        ({"train": {"epochs": 0}}, "'train.epochs': Input should be greater than or equal to 1"),
+        ({"name": "bad name/"}, "'name'"),
+    ],
+)
+def test_bad_fields_are_named_with_what_is_allowed(override, expected):
+    with pytest.raises(ConfigError) as error:
+        load_config("quick", override)
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_file_and_bad_profile_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="neither a file nor a profile"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="'profile': Input should be 'smoke'"):
+        load_config("quick", {"profile": "fast"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

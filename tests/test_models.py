@@ -1,0 +1,136 @@
+"""Every zoo model (and the torchvision adapter) honours the named-depth contract on 32x32 inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from xaiquest.errors import ConfigError, UnknownNameError
+from xaiquest.models import build_model, describe_models, model_names, named_depths, resolve_layer
+
+STANDARD_SIZES = {"densenet121", "fastnet_wide", "mobilenetv2", "resnet18", "vgg16_bn"}
+"""Slow to run on 2 CPU cores: checked with one eval forward of 2 images only."""
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def images(n: int = 2) -> torch.Tensor:
+    return torch.randn(n, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+
+
+def depth_shapes(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, torch.Size], torch.Tensor]:
+    """Output shape of every named depth (via forward hooks) and the logits."""
+    shapes: dict[str, torch.Size] = {}
+    handles = [
+        module.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, out.shape))
+        for name, module in named_depths(model).items()
+    ]
+    try:
+        logits = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes, logits
+
+
+def assert_depth_contract(shapes: dict[str, torch.Size]) -> None:
+    names = list(shapes)
+    assert names == ["stem"] + [f"stage{i}" for i in range(1, len(names))] and len(names) >= 3
+    assert all(len(shape) == 4 for shape in shapes.values())
+    areas = [shape[-2] * shape[-1] for shape in shapes.values()]
+    assert areas == sorted(areas, reverse=True) and areas[-1] > 1
+
+
+def assert_resolves(model: nn.Module) -> None:
+    """Depth names and dotted module paths resolve; anything else fails listing the depths."""
+    depths = named_depths(model)
+    assert all(resolve_layer(model, name) is module for name, module in depths.items())
+    path, module = list(model.named_modules())[-1]
+    assert "." in path and resolve_layer(model, path) is module
+    with pytest.raises(UnknownNameError, match=", ".join(depths)):
+        resolve_layer(model, "stage99")
+
+
+def test_names_cover_every_family() -> None:
+    expected = {"resnet20", "resnet_small", "resnet18", "vgg_small", "vgg16_bn", "densenet_small"}
+    expected |= {"densenet121", "mobilenetv2_small", "mobilenetv2", "fastnet"}
+    assert expected <= set(model_names())
+
+
+@pytest.mark.parametrize("name", sorted(set(model_names()) - STANDARD_SIZES))
+def test_small_model_contract(name: str) -> None:
+    model = build_model(name).to(memory_format=torch.channels_last)
+    shapes, logits = depth_shapes(model.train(), images())
+    assert logits.shape == (2, 10)
+    assert_depth_contract(shapes)
+    assert_resolves(model)
+    logits.sum().backward()
+    with torch.no_grad():
+        assert model.eval()(images()).shape == (2, 10)
+    assert build_model(name, num_classes=7)(images()).shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", sorted(STANDARD_SIZES))
+def test_standard_model_contract(name: str) -> None:
+    model = build_model(name).eval().to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        shapes, logits = depth_shapes(model, images())
+    assert logits.shape == (2, 10)
+    assert_depth_contract(shapes)
+    assert_resolves(model)
+
+
+def test_resolve_layer() -> None:
+    model = build_model("resnet20")
+    assert resolve_layer(model, "stage2") is model.stages[1]
+    assert resolve_layer(model, "stages.1.0.conv1") is model.stages[1][0].conv1
+    with pytest.raises(UnknownNameError, match="stem, stage1, stage2, stage3"):
+        resolve_layer(model, "stage9")
+
+
+@pytest.mark.parametrize("name", ["tv:resnet18", "tv:mobilenet_v3_small"])
+def test_torchvision_adapter(name: str) -> None:
+    model = build_model(name).eval().to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        shapes, logits = depth_shapes(model, images())
+    assert logits.shape == (2, 10)
+    assert_depth_contract(shapes)
+    assert shapes["stem"][-2:] == (32, 32)  # stride-1 stem, no max-pool
+    assert_resolves(model)
+
+
+def test_torchvision_resnet_depths_are_its_layers() -> None:
+    model = build_model("tv:resnet18", num_classes=7)
+    assert model.depth_paths == {
+        "stem": "maxpool",
+        "stage1": "layer1",
+        "stage2": "layer2",
+        "stage3": "layer3",
+        "stage4": "layer4",
+    }
+    assert resolve_layer(model, "net.layer4.1.conv2") is model.net.layer4[1].conv2
+    with torch.no_grad():
+        assert model.eval()(images()).shape == (2, 7)
+
+
+def test_unknown_names() -> None:
+    with pytest.raises(UnknownNameError, match="resnet20"):
+        build_model("resnet21")
+    with pytest.raises(UnknownNameError, match="tv:resnet50"):
+        build_model("tv:resnet5")
+    with pytest.raises(ConfigError, match="transformer"):
+        build_model("tv:vit_b_16")
+    with pytest.raises(ConfigError, match="pretrained"):
+        build_model("resnet20", pretrained=True)
+
+
+def test_describe_models() -> None:
+    rows = {name: (params, description) for name, params, description in describe_models()}
+    assert set(model_names()) < set(rows) and "tv:<name>" in rows
+    params, description = rows["resnet20"]
+    assert params is not None and 0.25e6 < params < 0.3e6
+    assert description.startswith("ResNet-20")

@@ -1,0 +1,75 @@
+"""Trainer: learning on easy data, LR schedule shape, and bit-exact resume after a kill."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import xaiquest.train.trainer as trainer
+from synthetic import class_coloured_split
+from xaiquest.config import TrainConfig
+from xaiquest.data import validation_split
+from xaiquest.inference import seed_everything
+from xaiquest.models import build_model
+from xaiquest.train.schedule import lr_factor
+
+CPU = torch.device("cpu")
+
+
+def _train(out_dir, cfg, model_name="fastnet", seed=0):
+    data = class_coloured_split(per_class=24, seed=0)
+    train, val = validation_split(data, 40, seed=0)
+    seed_everything(seed)
+    model = build_model(model_name)
+    outcome = trainer.train_model(model, train, val, cfg, seed=seed, device=CPU, out_dir=out_dir,
+                                  fingerprint="fp", num_classes=10)
+    return model, outcome
+
+
+def test_onecycle_warms_up_then_decays_to_zero():
+    factors = [lr_factor(step, 100, 0.25, "onecycle") for step in range(101)]
+    assert factors[0] == pytest.approx(0.1) and factors[25] == pytest.approx(1.0)
+    assert factors[100] == 0.0 and all(a <= b for a, b in zip(factors[:25], factors[1:26]))
+    assert all(a >= b for a, b in zip(factors[25:], factors[26:]))
+    assert lr_factor(60, 100, 0.2, "cosine") == pytest.approx(0.5)
+    assert lr_factor(99, 100, 0.0, "constant") == 1.0
+
+
+def test_training_learns_easy_data_and_writes_logs(tmp_path):
+    cfg = TrainConfig(epochs=4, batch_size=32, lr=0.2, tensorboard=False)
+    _, outcome = _train(tmp_path, cfg)
+    assert outcome.history["val_acc"].iloc[-1] >= 0.8
+    assert list(outcome.history["epoch"]) == [1, 2, 3, 4]
+    assert (tmp_path / "history.csv").exists() and (tmp_path / "curves.png").exists()
+
+
+@pytest.mark.parametrize("variant", [{}, {"mixup_alpha": 0.2, "cutmix_alpha": 1.0}])
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, variant):
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.2, tensorboard=False, **variant)
+    reference, _ = _train(tmp_path / "straight", cfg)
+
+    real_log = trainer._log_epoch
+
+    def killed_during_epoch_2(out_dir, history, writer):
+        real_log(out_dir, history, writer)
+        if len(history) == 2:
+            raise KeyboardInterrupt  # after epoch 2 is logged, before its checkpoint
+
+    monkeypatch.setattr(trainer, "_log_epoch", killed_during_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "killed", cfg)
+    assert torch.load(tmp_path / "killed" / trainer.CHECKPOINT, weights_only=False)["epoch"] == 1
+    monkeypatch.setattr(trainer, "_log_epoch", real_log)
+
+    resumed, outcome = _train(tmp_path / "killed", cfg)
+    assert list(outcome.history["epoch"]) == [1, 2, 3]
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=32, tensorboard=False)
+    _train(tmp_path, cfg)
+    torch.save({"fingerprint": "other", "epoch": 1}, tmp_path / trainer.CHECKPOINT)
+    _, outcome = _train(tmp_path, cfg)  # would fail loading the bogus state if it were trusted
+    assert len(outcome.history) == 1

@@ -53,7 +53,7 @@ def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, sta
 @user_errors
 def run(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
     """Run the whole audit (resumes and skips finished work)."""
-    _run_stages(config, data, runs_dir, ["train", "evaluate", "compare"])
+    _run_stages(config, data, runs_dir, ["train", "evaluate", "calibrate", "compare"])
 
 
 @app.command()
@@ -68,6 +68,13 @@ def train(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, run
 def evaluate(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
     """Stage-1 metrics for trained models, and the comparison table."""
     _run_stages(config, data, runs_dir, ["evaluate", "compare"])
+
+
+@app.command()
+@user_errors
+def calibrate(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+    """Calibration (ECE, MCE, Brier, NLL, reliability diagrams) before and after temperature scaling."""
+    _run_stages(config, data, runs_dir, ["calibrate", "compare"])
 
 
 @list_app.command("models")

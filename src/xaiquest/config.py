@@ -61,6 +61,30 @@ class EvalConfig(Section):
     top_mistakes: int = Field(50, ge=0)
 
 
+class CalibrationConfig(Section):
+    bins: int = Field(15, ge=2, description="equal-width confidence bins (Guo et al. 2017 use 15)")
+
+
+class RobustnessConfig(Section):
+    enabled: bool = True
+    corruptions: list[str] | Literal["all", "benchmark"] = Field(
+        "all", description="'all' = the 19 CIFAR-10-C corruptions, 'benchmark' = the 15 of the mCE benchmark, or a list"
+    )
+    severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
+    test_images: int | None = Field(2000, ge=10, description="stratified test subset per corruption x severity; null = all")
+    baseline: str | None = Field(None, description="model name whose errors normalise mCE; default: the first model")
+    cifar10c: str | None = Field(None, description="folder of real CIFAR-10-C .npy files instead of generating")
+    tta_flip: bool = False
+    seed: int = 0
+
+    @field_validator("severities")
+    @classmethod
+    def _valid_severities(cls, severities: list[int]) -> list[int]:
+        if any(not 1 <= s <= 5 for s in severities):
+            raise ValueError(f"severities must be within 1..5, got {severities}")
+        return sorted(set(severities))
+
+
 class ModelSpec(Section):
     """A model of the zoo, with optional per-model training overrides (e.g. its own lr)."""
 
@@ -110,6 +134,8 @@ class ExperimentConfig(Section):
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
 
     @field_validator("models", mode="before")
     @classmethod

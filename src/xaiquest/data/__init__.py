@@ -9,6 +9,7 @@ from xaiquest.data.cifar10 import (
     Dataset,
     Split,
     load_cifar10,
+    stratified_indices,
     validation_split,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "Split",
     "load_cifar10",
     "random_crop_flip",
+    "stratified_indices",
     "to_float",
     "validation_split",
 ]

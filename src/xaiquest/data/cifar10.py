@@ -132,18 +132,22 @@ def validation_split(split: Split, n_val: int, seed: int) -> tuple[Split, Split]
     """A class-stratified, seed-fixed hold-out ``(rest, val)``, so every run validates on the same images."""
     if not 0 <= n_val < len(split):
         raise DataError(f"validation size must be in [0, {len(split)}), got {n_val}; lower it")
-    labels = split.labels
+    rest_index, val_index = stratified_indices(split.labels, n_val, seed)
+    return split.subset(rest_index), split.subset(val_index)
+
+
+def stratified_indices(labels: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rest, chosen)`` sorted index tensors; ``chosen`` holds ``n`` items in class proportions."""
     generator = torch.Generator().manual_seed(seed)
-    shuffled = torch.randperm(len(split), generator=generator)
+    shuffled = torch.randperm(len(labels), generator=generator)
     by_class = shuffled[torch.sort(labels[shuffled], stable=True).indices]  # random order within each class
     counts = torch.bincount(labels)
-    quota = _stratified_quota(counts, n_val)
+    quota = _stratified_quota(counts, n)
     class_start = torch.cumsum(counts, 0) - counts
     sorted_labels = labels[by_class]
-    rank_in_class = torch.arange(len(split)) - class_start[sorted_labels]
-    is_val = rank_in_class < quota[sorted_labels]
-    val_index, rest_index = by_class[is_val].sort().values, by_class[~is_val].sort().values
-    return split.subset(rest_index), split.subset(val_index)
+    rank_in_class = torch.arange(len(labels)) - class_start[sorted_labels]
+    chosen = rank_in_class < quota[sorted_labels]
+    return by_class[~chosen].sort().values, by_class[chosen].sort().values
 
 
 def _stratified_quota(counts: torch.Tensor, total: int) -> torch.Tensor:

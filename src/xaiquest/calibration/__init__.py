@@ -1,0 +1,1 @@
+"""Stage 2a: calibration before and after temperature scaling."""

@@ -1,0 +1,88 @@
+"""What every stage shares about a run: its data splits, its trained models and their folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from xaiquest.config import ExperimentConfig, ModelSpec
+from xaiquest.data import Dataset, Split, load_cifar10, validation_split
+from xaiquest.errors import XaiquestError
+from xaiquest.models import build_model
+from xaiquest.store import RunStore, fingerprint
+
+
+@dataclass(frozen=True)
+class AuditData:
+    """The splits every stage uses: train (minus validation), validation, test."""
+
+    train: Split
+    val: Split
+    test: Split
+    classes: tuple[str, ...]
+    source: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """One trained model: architecture x training variant x seed."""
+
+    spec: ModelSpec
+    variant: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec.name.replace(':', '-')}__{self.variant}__s{self.seed}"
+
+
+def prepare_data(config: ExperimentConfig) -> AuditData:
+    """Load CIFAR-10, hold out the seeded validation split, apply smoke-size subsets."""
+    cfg = config.data
+    dataset: Dataset = load_cifar10(cfg.source, Path(cfg.cache_dir), download=cfg.download)
+    train, val = validation_split(dataset.train, cfg.val_size, cfg.split_seed)
+    if cfg.train_subset is not None and cfg.train_subset < len(train):
+        train, _ = validation_split(train, len(train) - cfg.train_subset, cfg.split_seed)
+    test = dataset.test
+    if cfg.test_subset is not None and cfg.test_subset < len(test):
+        test, _ = validation_split(test, len(test) - cfg.test_subset, cfg.split_seed)
+    data_fp = fingerprint(dataset.source, len(train), len(val), len(test), cfg.model_dump(exclude={"cache_dir", "download"}))
+    return AuditData(train, val, test, dataset.classes, dataset.source, data_fp)
+
+
+def run_keys(config: ExperimentConfig) -> list[RunKey]:
+    return [RunKey(spec, variant, seed) for spec in config.models for variant in config.variants for seed in config.seeds]
+
+
+def run_dir(store: RunStore, key: RunKey) -> Path:
+    return store.path("models", key.id)
+
+
+def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
+    return fingerprint("train", key.spec.name, key.seed, config.train_config(key.spec, key.variant).model_dump(), data.fingerprint)
+
+
+def evaluate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
+    return fingerprint("evaluate", train_fingerprint(config, data, key), config.eval.model_dump())
+
+
+def load_trained(store: RunStore, key: RunKey, num_classes: int, device: torch.device) -> nn.Module:
+    """A trained model of the run, in eval mode on ``device``."""
+    path = run_dir(store, key) / "model.pt"
+    if not path.exists():
+        raise XaiquestError(f"{key.id} is not trained yet ({path} missing); run `xaiquest train` first")
+    model = build_model(key.spec.name, num_classes)
+    model.load_state_dict(torch.load(path, map_location="cpu"))
+    return model.to(device).eval()
+
+
+def load_logits(store: RunStore, key: RunKey) -> dict[str, torch.Tensor]:
+    """Validation and test logits written by the evaluate stage."""
+    path = run_dir(store, key) / "eval" / "logits.pt"
+    if not path.exists():
+        raise XaiquestError(f"{key.id} has no evaluation yet ({path} missing); run `xaiquest evaluate` first")
+    return torch.load(path, map_location="cpu")

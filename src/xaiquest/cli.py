@@ -53,7 +53,7 @@ def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, sta
 @user_errors
 def run(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
     """Run the whole audit (resumes and skips finished work)."""
-    _run_stages(config, data, runs_dir, ["train", "evaluate", "calibrate", "compare"])
+    _run_stages(config, data, runs_dir, ["train", "evaluate", "calibrate", "explain", "compare"])
 
 
 @app.command()
@@ -75,6 +75,13 @@ def evaluate(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, 
 def calibrate(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
     """Calibration (ECE, MCE, Brier, NLL, reliability diagrams) before and after temperature scaling."""
     _run_stages(config, data, runs_dir, ["calibrate", "compare"])
+
+
+@app.command("explain")
+@user_errors
+def explain_command(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+    """Explanations of every model with every method, their quality metrics, grids and tables."""
+    _run_stages(config, data, runs_dir, ["explain"])
 
 
 @list_app.command("models")

@@ -85,6 +85,34 @@ class RobustnessConfig(Section):
         return sorted(set(severities))
 
 
+DEFAULT_METHODS = [
+    "gradcam", "gradcampp", "eigencam", "layercam", "scorecam", "ablationcam", "fusioncam",
+    "integrated_gradients", "saliency", "smoothgrad", "guided_backprop", "guided_gradcam", "occlusion", "lime",
+]
+
+
+class ExplainConfig(Section):
+    enabled: bool = True
+    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS), min_length=1)
+    layer: str | None = Field(None, description="named depth (stage2) or module path; default: each model's last depth")
+    per_class: int = Field(2, ge=1, description="fixed seeded test images per class, the same for every model")
+    confident_failures: int = Field(4, ge=0, description="each model's most confident mistakes, explained too")
+    deletion_steps: int = Field(16, ge=2)
+    topk_frac: float = Field(0.1, gt=0, lt=1, description="share of top pixels for the agreement IoU")
+    sanity_images: int = Field(8, ge=1, description="images for the cascading-randomisation sanity check")
+    seed: int = 0
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        from xaiquest.explain import EXPLAINERS
+
+        unknown = [name for name in methods if name not in EXPLAINERS]
+        if unknown:
+            raise ValueError(f"unknown explanation method {unknown[0]!r}; available: {', '.join(EXPLAINERS.names())}")
+        return methods
+
+
 class ModelSpec(Section):
     """A model of the zoo, with optional per-model training overrides (e.g. its own lr)."""
 
@@ -136,6 +164,7 @@ class ExperimentConfig(Section):
     eval: EvalConfig = EvalConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     robustness: RobustnessConfig = RobustnessConfig()
+    explain: ExplainConfig = ExplainConfig()
 
     @field_validator("models", mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 """Orders the audit's stages over a run directory; each stage skips work already finished.
 
-Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> compare,
+Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> compare,
 each stage reading only what earlier stages wrote into ``runs/<experiment>/``.
 """
 
@@ -17,6 +17,7 @@ from xaiquest.config import ExperimentConfig
 from xaiquest.console import console
 from xaiquest.errors import XaiquestError
 from xaiquest.evaluate.stage import compare_stage, evaluate_stage
+from xaiquest.explain.stage import explain_stage
 from xaiquest.inference import resolve_device
 from xaiquest.runs import AuditData, prepare_data
 from xaiquest.store import RunStore
@@ -27,6 +28,7 @@ STAGES: dict[str, Stage] = {
     "train": train_stage,
     "evaluate": evaluate_stage,
     "calibrate": calibrate_stage,
+    "explain": explain_stage,
     "compare": compare_stage,
 }
 

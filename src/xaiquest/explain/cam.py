@@ -1,0 +1,167 @@
+"""Class activation maps through pytorch-grad-cam (``pytorch_grad_cam``).
+
+Every CAM here is the library's own output: ReLU'd, bilinearly resized to the input (OpenCV) and
+min-max scaled to [0, 1] per image. The CAM objects hook the target layer; the hooks are released
+in a ``finally`` rather than through the library's context manager, whose ``__exit__`` swallows
+``IndexError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import torch
+from pytorch_grad_cam import (
+    AblationCAM,
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+    ablation_cam,
+    score_cam,
+)
+from pytorch_grad_cam.ablation_layer import AblationLayer
+from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+from xaiquest.explain.registry import Info, register_explainer
+from xaiquest.models import resolve_layer
+
+CPU_BATCH_SIZE = 128
+"""Masked/ablated copies per forward for Score-CAM and Ablation-CAM: one forward per image for a
+128-channel layer. The batch size only groups forwards (eval-mode BN), so results do not change."""
+
+
+def cam_maps(
+    cam_class: type[BaseCAM],
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    layer: str,
+    configure: dict[str, Any] | None = None,
+    **constructor: Any,
+) -> torch.Tensor:
+    """Run ``cam_class`` on the whole batch at ``layer``; ``configure`` sets attributes after init."""
+    cam = cam_class(model=model, target_layers=[resolve_layer(model, layer)], **constructor)
+    try:
+        for name, value in (configure or {}).items():
+            setattr(cam, name, value)
+        # The input requires grad so the hooked activations do even though parameters are frozen.
+        maps = cam(input_tensor=images.requires_grad_(), targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    finally:
+        cam.activations_and_grads.release()
+    return torch.from_numpy(maps)
+
+
+@contextmanager
+def silent_progress() -> Iterator[None]:
+    """Score-CAM and Ablation-CAM draw a tqdm bar per image; an audit of 1,000 images needs none."""
+    quiet = SimpleNamespace(tqdm=lambda iterable, **_: iterable)
+    with mock.patch.object(score_cam, "tqdm", quiet), mock.patch.object(ablation_cam, "tqdm", quiet):
+        yield
+
+
+class ZeroAblation(AblationLayer):
+    """Ablate a channel by zeroing it, as in Desai & Ramaswamy (WACV 2020).
+
+    The library zeroes only when the batch minimum is exactly 0 and otherwise writes
+    ``min - 1e7``; GELU/BN outputs (FastNet, DenseNet) are slightly negative, so that would push
+    the network far off its input distribution instead of removing one channel.
+    """
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.activations
+        for i in range(output.size(0)):
+            output[i, self.indices[i], :] = 0
+        return output
+
+
+@register_explainer("gradcam", "cam", uses_layer=True)
+def gradcam(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
+) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017): activations weighted by their spatially averaged gradients."""
+    return cam_maps(GradCAM, model, images, targets, layer)
+
+
+@register_explainer("gradcampp", "cam", uses_layer=True)
+def gradcampp(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
+) -> torch.Tensor:
+    """Grad-CAM++ (Chattopadhyay et al. 2018): higher-order gradient weights, better for several instances."""
+    return cam_maps(GradCAMPlusPlus, model, images, targets, layer)
+
+
+@register_explainer("xgradcam", "cam", uses_layer=True)
+def xgradcam(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
+) -> torch.Tensor:
+    """XGrad-CAM (Fu et al. 2020): activation-normalised gradient weights chosen to satisfy two axioms."""
+    return cam_maps(XGradCAM, model, images, targets, layer)
+
+
+@register_explainer("layercam", "cam", uses_layer=True)
+def layercam(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
+) -> torch.Tensor:
+    """Layer-CAM (Jiang et al. 2021): per-location positive-gradient weights, usable at shallow layers."""
+    return cam_maps(LayerCAM, model, images, targets, layer)
+
+
+@register_explainer("hirescam", "cam", uses_layer=True)
+def hirescam(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
+) -> torch.Tensor:
+    """HiResCAM (Draelos & Carin 2020): element-wise gradient x activation, faithful for avg-pool heads."""
+    return cam_maps(HiResCAM, model, images, targets, layer)
+
+
+@register_explainer("eigencam", "cam", uses_layer=True)
+def eigencam(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
+) -> torch.Tensor:
+    """Eigen-CAM (Muhammad & Yeasin 2020): first principal component of the activations; class-agnostic."""
+    return cam_maps(EigenCAM, model, images, targets, layer)
+
+
+@register_explainer("scorecam", "cam", uses_layer=True)
+def scorecam(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    layer: str,
+    info: Info,
+    batch_size: int = CPU_BATCH_SIZE,
+) -> torch.Tensor:
+    """Score-CAM (Wang et al. 2020): channel weights = target score of the input masked by each channel."""
+    with silent_progress():
+        # ScoreCAM takes no batch_size argument; it reads the attribute when present (default 16).
+        return cam_maps(ScoreCAM, model, images, targets, layer, configure={"batch_size": batch_size})
+
+
+@register_explainer("ablationcam", "cam", uses_layer=True)
+def ablationcam(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    layer: str,
+    info: Info,
+    batch_size: int = CPU_BATCH_SIZE,
+) -> torch.Tensor:
+    """Ablation-CAM (Desai & Ramaswamy 2020): channel weights = relative score drop when it is zeroed."""
+    target_layer, ablation = resolve_layer(model, layer), ZeroAblation()
+    try:
+        with silent_progress():
+            return cam_maps(AblationCAM, model, images, targets, layer, ablation_layer=ablation, batch_size=batch_size)
+    finally:
+        # The library swaps the layer for the ablation layer and back only on success.
+        replace_layer_recursive(model, ablation, target_layer)

@@ -1,0 +1,126 @@
+"""Gradient attributions through Captum, reduced to one map per image.
+
+Channel reduction: gradients are per colour channel and their sign says which way a small
+change moves the logit, not whether the pixel matters, so maps are the sum of absolute values
+over channels. Integrated Gradients is the exception: it is additive (completeness, the map sums
+to F(x) - F(baseline)), so its map is the signed channel sum, which keeps that property.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from captum.attr import GuidedBackprop, GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
+from torch import nn
+
+from xaiquest.data.augment import CIFAR10_STD
+from xaiquest.explain.registry import Info, register_explainer, seeded
+from xaiquest.models import resolve_layer
+
+PIXEL_RANGE = sum(1 / s for s in CIFAR10_STD) / len(CIFAR10_STD)
+"""Width of the [0, 1] pixel range in normalised units (mean over channels, about 4.0): the
+"input range" SmoothGrad's noise level is a fraction of. A fixed value, not the batch's own
+range, so a map does not depend on which other images share its batch."""
+
+
+def abs_channel_sum(attributions: torch.Tensor) -> torch.Tensor:
+    """``[N,C,H,W]`` -> ``[N,H,W]``: how much each pixel matters, whatever the direction."""
+    return attributions.detach().abs().sum(dim=1)
+
+
+@contextmanager
+def quiet_captum() -> Iterator[None]:
+    """Captum warns on every call that it set ``requires_grad`` on the input and hooks on ReLUs;
+    both are expected here (the input is our copy, the hooks are removed by Captum)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
+        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU activations")
+        yield
+
+
+@register_explainer("saliency", "gradient", uses_layer=False)
+def saliency(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: None, info: Info
+) -> torch.Tensor:
+    """Saliency (Simonyan et al. 2014): absolute input gradient of the target logit."""
+    with quiet_captum():
+        return abs_channel_sum(Saliency(model).attribute(images, target=targets, abs=True))
+
+
+@register_explainer("smoothgrad", "gradient", uses_layer=False)
+def smoothgrad(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    layer: None,
+    info: Info,
+    nt_samples: int = 16,
+    noise_level: float = 0.15,
+    seed: int = 0,
+) -> torch.Tensor:
+    """SmoothGrad (Smilkov et al. 2017): input gradients averaged over Gaussian-noised copies.
+
+    As in the paper, signed gradients are averaged and the absolute value is taken afterwards;
+    the noise std is ``noise_level`` times the pixel range; all noisy copies run in one batch.
+    """
+    tunnel = NoiseTunnel(Saliency(model))
+    with quiet_captum(), seeded(seed):
+        attributions = tunnel.attribute(
+            images, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=noise_level * PIXEL_RANGE,
+            target=targets, abs=False,
+        )
+    return abs_channel_sum(attributions)
+
+
+@register_explainer("integrated_gradients", "gradient", uses_layer=False)
+def integrated_gradients(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    layer: None,
+    info: Info,
+    n_steps: int = 32,
+    internal_batch_size: int = 256,
+) -> torch.Tensor:
+    """Integrated Gradients (Sundararajan et al. 2017) from the mean image; signed channel sum.
+
+    The baseline is zero in normalised space, i.e. the dataset's mean colour, the neutral input
+    the network was trained around. ``info["delta"]`` receives the convergence delta per image,
+    sum(attributions) - (F(x) - F(baseline)): large values mean ``n_steps`` is too small.
+    """
+    with quiet_captum():
+        attributions, delta = IntegratedGradients(model).attribute(
+            images, baselines=torch.zeros_like(images), target=targets, n_steps=n_steps,
+            internal_batch_size=internal_batch_size, return_convergence_delta=True,
+        )
+    info["delta"] = delta.detach().float().cpu()
+    return attributions.detach().sum(dim=1)
+
+
+@register_explainer("guided_backprop", "gradient", uses_layer=False)
+def guided_backprop(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: None, info: Info
+) -> torch.Tensor:
+    """Guided Backpropagation (Springenberg et al. 2015): only positive gradients pass each ReLU.
+
+    Captum modifies ``nn.ReLU`` modules only: through GELU (FastNet) or ReLU6 (MobileNetV2) the
+    gradient passes unmodified, so on FastNet this equals ``saliency``.
+    """
+    with quiet_captum():
+        return abs_channel_sum(GuidedBackprop(model).attribute(images, target=targets))
+
+
+@register_explainer("guided_gradcam", "gradient", uses_layer=True)
+def guided_gradcam(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
+) -> torch.Tensor:
+    """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop times the layer's upsampled Grad-CAM.
+
+    Grad-CAM is upsampled bilinearly like the CAM family (Captum's default is nearest).
+    """
+    explainer = GuidedGradCam(model, resolve_layer(model, layer))
+    with quiet_captum():
+        return abs_channel_sum(explainer.attribute(images, target=targets, interpolate_mode="bilinear"))

@@ -1,0 +1,157 @@
+"""Stage: explain every model on the same images with every method, and score the explanations.
+
+Images: a fixed seeded sample of ``per_class`` test images per class (the same for every model,
+so maps can be compared across models) plus each model's most confident mistakes. Each model
+explains its own prediction. Quality per method: deletion/insertion AUC and ROAD (faithfulness),
+entropy and Gini sparseness (complexity), cost, and the cascading-randomisation sanity check;
+agreement between methods as top-k IoU and Spearman matrices.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import torch
+from torch import nn
+
+from xaiquest.config import ExperimentConfig, ExplainConfig
+from xaiquest.console import console, progress_bar
+from xaiquest.data import stratified_indices
+from xaiquest.explain.figures import agreement_figure, explanation_grid, quality_figure
+from xaiquest.explain.quality import (
+    agreement_matrix,
+    cascading_randomisation,
+    deletion_insertion,
+    entropy,
+    road,
+    sanity_flag,
+    sparseness,
+)
+from xaiquest.explain.registry import explain
+from xaiquest.inference import prepare_batch
+from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_dir, run_keys
+from xaiquest.store import RunStore, atomic_torch_save, atomic_write_text, fingerprint, save_figure
+
+QUALITY_PLOTS = (("deletion_auc", "deletion AUC (lower = better)"), ("insertion_auc", "insertion AUC (higher = better)"),
+                 ("road_gap", "ROAD MoRF-LeRF gap (higher = better)"), ("sanity_ssim", "SSIM after full randomisation (lower = better)"),
+                 ("seconds_per_image", "seconds per image"))
+CROSS_MODEL_IMAGES = 3
+
+
+def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
+    cfg = config.explain
+    if not cfg.enabled:
+        console.print("explain: disabled in the config, skipping")
+        return
+    sample = shared_sample(data.test.labels, cfg)
+    tables = []
+    for key in run_keys(config):
+        unit_fp = fingerprint("explain", evaluate_fingerprint(config, data, key), cfg.model_dump())
+        out = run_dir(store, key) / "explain"
+        if not store.is_complete(f"explain/{key.id}", unit_fp):
+            started = time.perf_counter()
+            model = load_trained(store, key, len(data.classes), device)
+            _explain_one(model, key, store, data, sample, cfg, device)
+            store.mark_complete(f"explain/{key.id}", unit_fp)
+            console.print(f"explain: {key.id} done in {time.perf_counter() - started:.0f} s")
+        tables.append(pd.read_csv(out / "quality.csv").assign(run=key.id))
+    table = pd.concat(tables, ignore_index=True)
+    atomic_write_text(store.path("tables", "explain_quality.csv"), table.to_csv(index=False))
+    atomic_write_text(store.path("tables", "explain_quality.md"), table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    save_figure(quality_figure(table, QUALITY_PLOTS), store.path("figures", "explain_quality.png"))
+    _cross_model_grids(store, config, data, sample)
+
+
+def shared_sample(labels: torch.Tensor, cfg: ExplainConfig) -> torch.Tensor:
+    """``per_class`` seeded test indices per class, identical for every model of the run."""
+    classes = int(labels.max()) + 1
+    _, chosen = stratified_indices(labels, min(cfg.per_class * classes, len(labels) - 1), cfg.seed)
+    return chosen
+
+
+def _explain_one(model: nn.Module, key: RunKey, store: RunStore, data: AuditData, sample: torch.Tensor,
+                 cfg: ExplainConfig, device: torch.device) -> None:
+    out = run_dir(store, key) / "explain"
+    failures = _confident_failures(store, key, cfg.confident_failures)
+    indices = torch.cat([sample, failures])
+    kinds = ["sample"] * len(sample) + ["confident failure"] * len(failures)
+    images = prepare_batch(data.test.images[indices], device, channels_last=False)
+    with torch.no_grad():
+        probs = model(images).softmax(1).cpu()
+    confidence, targets = probs.max(1)
+    maps, rows = {}, []
+    with progress_bar() as progress:
+        task = progress.add_task(f"explain {key.id}", total=len(cfg.methods))
+        for method in cfg.methods:
+            maps[method], row = _explain_and_score(method, model, images, targets.to(device), cfg)
+            rows.append(row)
+            progress.advance(task)
+    iou, rank = agreement_matrix(maps, cfg.topk_frac)
+    selection = pd.DataFrame({"index": indices.tolist(), "kind": kinds, "true": data.test.labels[indices].tolist(),
+                              "predicted": targets.tolist(), "confidence": confidence.tolist()})
+    atomic_torch_save(out / "maps.pt", {"indices": indices, "targets": targets, "maps": maps})
+    atomic_write_text(out / "selection.csv", selection.to_csv(index=False))
+    atomic_write_text(out / "quality.csv", pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(out / "agreement_iou.csv", iou.to_csv())
+    atomic_write_text(out / "agreement_spearman.csv", rank.to_csv())
+    save_figure(agreement_figure(iou, rank, f"{key.id}: agreement between methods"), out / "agreement.png")
+    titles = [_row_title(row, data.classes) for row in selection.itertuples()]
+    save_figure(explanation_grid(data.test.images[indices], maps, titles, f"{key.id}: explanations of the predicted class"),
+                out / "grid.png", dpi=110)
+
+
+def _explain_and_score(method: str, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                       cfg: ExplainConfig) -> tuple[torch.Tensor, dict[str, object]]:
+    """One method's maps and its quality row (faithfulness, complexity, cost, sanity)."""
+    info: dict[str, torch.Tensor] = {}
+    started = time.perf_counter()
+    maps = explain(method, model, images, targets, layer=cfg.layer, info=info)
+    seconds = (time.perf_counter() - started) / len(images)
+    on_device = maps.to(images.device)
+    curves = deletion_insertion(model, images, on_device, targets, steps=cfg.deletion_steps)
+    removal = road(model, images, on_device, targets, seed=cfg.seed)
+    n = min(cfg.sanity_images, len(images))
+    sanity = cascading_randomisation(
+        model, images[:n], targets[:n], lambda m, x, t: explain(method, m, x, t, layer=cfg.layer), seed=cfg.seed
+    )
+    final = sanity.iloc[-1]
+    row = {
+        "method": method,
+        "deletion_auc": curves["deletion_auc"].mean().item(),
+        "insertion_auc": curves["insertion_auc"].mean().item(),
+        "road_gap": removal["road_gap"].mean().item(),
+        "entropy": entropy(maps).mean().item(),
+        "sparseness": sparseness(maps).mean().item(),
+        "seconds_per_image": seconds,
+        "sanity_spearman": float(final["spearman"]),
+        "sanity_ssim": float(final["ssim"]),
+        "sanity_fails": sanity_flag(sanity),
+        "ig_delta_abs": info["delta"].abs().mean().item() if "delta" in info else float("nan"),
+    }
+    return maps, row
+
+
+def _confident_failures(store: RunStore, key: RunKey, count: int) -> torch.Tensor:
+    if count == 0:
+        return torch.empty(0, dtype=torch.long)
+    mistakes = pd.read_csv(run_dir(store, key) / "eval" / "misclassified.csv")
+    return torch.tensor(mistakes["index"].head(count).to_list(), dtype=torch.long)
+
+
+def _row_title(row: object, classes: tuple[str, ...]) -> str:
+    mark = "" if row.true == row.predicted else f" (true {classes[row.true]})"
+    return f"#{row.index} {row.kind}\n{classes[row.predicted]} {row.confidence:.0%}{mark}"
+
+
+def _cross_model_grids(store: RunStore, config: ExperimentConfig, data: AuditData, sample: torch.Tensor) -> None:
+    """For the first sample images: rows = models, columns = methods, the same image throughout."""
+    keys = run_keys(config)
+    saved = {key.id: torch.load(run_dir(store, key) / "explain" / "maps.pt") for key in keys}
+    for position in range(min(CROSS_MODEL_IMAGES, len(sample))):
+        index = int(sample[position])
+        maps = {method: torch.stack([saved[k.id]["maps"][method][position] for k in keys]) for method in config.explain.methods}
+        titles = [f"{k.id}\npred {data.classes[int(saved[k.id]['targets'][position])]}" for k in keys]
+        image = data.test.images[index].expand(len(keys), -1, -1, -1)
+        figure = explanation_grid(image, maps, titles, f"test image #{index} ({data.classes[int(data.test.labels[index])]}) across models")
+        save_figure(figure, store.path("figures", f"explain_image_{index}.png"), dpi=110)

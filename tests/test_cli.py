@@ -39,18 +39,21 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     assert result.exit_code == 0, result.output
     root = runs / "tiny"
     manifest = json.loads((root / "manifest.json").read_text())
-    assert set(manifest["units"]) == {f"{stage}/{m}__baseline__s0" for stage in ("train", "evaluate", "calibrate")
+    assert set(manifest["units"]) == {f"{stage}/{m}__baseline__s0" for stage in ("train", "evaluate", "calibrate", "explain")
                                       for m in ("fastnet", "resnet_small")}
     for model in ("fastnet", "resnet_small"):
         folder = root / "models" / f"{model}__baseline__s0"
         for artifact in ("model.pt", "train.json", "history.csv", "curves.png", "eval/metrics.json",
                          "eval/confusion.png", "eval/confusion.csv", "eval/per_class.csv", "eval/misclassified.csv",
-                         "calibration/calibration.json", "calibration/reliability.png"):
+                         "calibration/calibration.json", "calibration/reliability.png",
+                         "explain/grid.png", "explain/quality.csv", "explain/agreement.png", "explain/maps.pt"):
             assert (folder / artifact).exists(), artifact
         assert not (folder / "checkpoint.pt").exists()
     table = (root / "tables" / "comparison.csv").read_text()
     assert "fastnet" in table and "resnet_small" in table and "ece_after_ts_mean" in table
     assert (root / "figures" / "reliability_overlay.png").exists()
+    quality = (root / "tables" / "explain_quality.csv").read_text()
+    assert all(method in quality for method in ("gradcam", "eigencam", "fusioncam", "integrated_gradients"))
     first_model = (root / "models" / "fastnet__baseline__s0" / "model.pt").stat().st_mtime_ns
 
     again = _invoke("run", _config(tmp_path), "--data", str(tiny_cifar), "--runs-dir", str(runs))

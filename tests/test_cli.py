@@ -40,7 +40,7 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     root = runs / "tiny"
     manifest = json.loads((root / "manifest.json").read_text())
     assert set(manifest["units"]) == {f"{stage}/{m}__baseline__s0" for stage in ("train", "evaluate", "calibrate", "explain")
-                                      for m in ("fastnet", "resnet_small")}
+                                      for m in ("fastnet", "resnet_small")} | {"robustness"}
     for model in ("fastnet", "resnet_small"):
         folder = root / "models" / f"{model}__baseline__s0"
         for artifact in ("model.pt", "train.json", "history.csv", "curves.png", "eval/metrics.json",
@@ -52,6 +52,9 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     table = (root / "tables" / "comparison.csv").read_text()
     assert "fastnet" in table and "resnet_small" in table and "ece_after_ts_mean" in table
     assert (root / "figures" / "reliability_overlay.png").exists()
+    for artifact in ("robustness_summary.csv", "robustness_accuracy.csv", "explain_quality.csv", "final_ranking.csv"):
+        assert (root / "tables" / artifact).exists(), artifact
+    assert (root / "report.html").exists() and (root / "report.md").exists()
     quality = (root / "tables" / "explain_quality.csv").read_text()
     assert all(method in quality for method in ("gradcam", "eigencam", "fusioncam", "integrated_gradients"))
     first_model = (root / "models" / "fastnet__baseline__s0" / "model.pt").stat().st_mtime_ns

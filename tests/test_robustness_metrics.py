@@ -7,8 +7,6 @@ import pytest
 
 from xaiquest.errors import DataError
 from xaiquest.metrics.robustness import (
-    BENCHMARK_CORRUPTIONS,
-    CORRUPTION_FAMILIES,
     corruption_errors,
     mean_corruption_error,
 )
@@ -76,11 +74,6 @@ def test_zero_baseline_error_gives_nan_and_a_note():
     assert math.isnan(ce.loc[("other", "fog"), "relative_ce"])
     assert summary.per_model.loc["other", "mce"] == pytest.approx(1.0)  # snow only
     assert any("'fog'" in note and "CE" in note for note in summary.notes)
-
-
-def test_benchmark_corruptions_are_the_fifteen():
-    assert len(BENCHMARK_CORRUPTIONS) == len(set(BENCHMARK_CORRUPTIONS)) == 15
-    assert set(CORRUPTION_FAMILIES) == {"noise", "blur", "weather", "digital"}
 
 
 def test_inconsistent_tables_raise_data_error():

@@ -22,6 +22,7 @@ err = Console(stderr=True)
 ConfigArg = typer.Argument(None, help=f"YAML config file or profile name ({', '.join(PROFILES)}); default: quick")
 DataOpt = typer.Option(None, "--data", help="CIFAR-10 location: cifar-10-batches-py folder or train/ test/ image folders "
                        "(default: $XAIQUEST_DATA, else download)")
+Cifar10cOpt = typer.Option(None, "--cifar10c", help="folder of real CIFAR-10-C .npy files (default: generate on the fly)")
 RunsOpt = typer.Option(Path("runs"), "--runs-dir", help="where run directories are created")
 
 
@@ -42,18 +43,24 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, stages: list[str]) -> None:
+def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, stages: list[str],
+                cifar10c: Optional[Path] = None) -> None:
     from xaiquest.pipeline import run_pipeline  # heavy imports only once arguments are parsed
 
-    overrides = {"data": {"source": str(data)}} if data is not None else {}
+    overrides: dict[str, Any] = {"data": {"source": str(data)}} if data is not None else {}
+    if cifar10c is not None:
+        overrides["robustness"] = {"cifar10c": str(cifar10c)}
     run_pipeline(load_config(config, overrides), runs_dir, stages)
 
 
 @app.command()
 @user_errors
-def run(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+def run(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt,
+        cifar10c: Optional[Path] = Cifar10cOpt) -> None:
     """Run the whole audit (resumes and skips finished work)."""
-    _run_stages(config, data, runs_dir, ["train", "evaluate", "calibrate", "explain", "compare"])
+    from xaiquest.pipeline import STAGES
+
+    _run_stages(config, data, runs_dir, list(STAGES), cifar10c)
 
 
 @app.command()
@@ -75,6 +82,24 @@ def evaluate(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, 
 def calibrate(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
     """Calibration (ECE, MCE, Brier, NLL, reliability diagrams) before and after temperature scaling."""
     _run_stages(config, data, runs_dir, ["calibrate", "compare"])
+
+
+@app.command()
+@user_errors
+def robustness(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt,
+               cifar10c: Optional[Path] = Cifar10cOpt) -> None:
+    """Accuracy, F1 and ECE under the 19 CIFAR-10-C corruptions x 5 severities; mCE."""
+    _run_stages(config, data, runs_dir, ["robustness", "compare"], cifar10c)
+
+
+@app.command()
+@user_errors
+def report(run_dir: Path = typer.Argument(..., help="a run directory, e.g. runs/quick")) -> None:
+    """Write report.html (self-contained) and report.md into a finished run directory."""
+    from xaiquest.report.stage import write_report
+
+    html, markdown = write_report(run_dir)
+    err.print(f"report: wrote {html} and {markdown}")
 
 
 @app.command("explain")

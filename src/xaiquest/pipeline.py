@@ -1,6 +1,7 @@
 """Orders the audit's stages over a run directory; each stage skips work already finished.
 
-Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> compare,
+Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> compare
+-> report,
 each stage reading only what earlier stages wrote into ``runs/<experiment>/``.
 """
 
@@ -19,6 +20,8 @@ from xaiquest.errors import XaiquestError
 from xaiquest.evaluate.stage import compare_stage, evaluate_stage
 from xaiquest.explain.stage import explain_stage
 from xaiquest.inference import resolve_device
+from xaiquest.report.stage import report_stage
+from xaiquest.robustness.stage import robustness_stage
 from xaiquest.runs import AuditData, prepare_data
 from xaiquest.store import RunStore
 from xaiquest.train.stage import train_stage
@@ -28,8 +31,10 @@ STAGES: dict[str, Stage] = {
     "train": train_stage,
     "evaluate": evaluate_stage,
     "calibrate": calibrate_stage,
+    "robustness": robustness_stage,
     "explain": explain_stage,
     "compare": compare_stage,
+    "report": report_stage,
 }
 
 

@@ -15,17 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from xaiquest.data.corruptions.engine import BENCHMARK_CORRUPTIONS
 from xaiquest.errors import DataError
-
-CORRUPTION_FAMILIES: dict[str, tuple[str, ...]] = {
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
-    "weather": ("snow", "frost", "fog", "brightness"),
-    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
-}
-"""The 15 benchmark corruptions of CIFAR-10-C by family (the 4 extra held-out ones excluded)."""
-
-BENCHMARK_CORRUPTIONS: tuple[str, ...] = tuple(name for names in CORRUPTION_FAMILIES.values() for name in names)
 
 ACCURACY_COLUMNS = ("model", "corruption", "severity", "accuracy")
 

@@ -1,0 +1,295 @@
+"""Weather corruptions: fog, frost, snow and spatter, with their random layers drawn for the whole batch.
+
+The reference builds each random layer per image (a diamond-square heightmap for fog, a crop of a
+frost photograph, a motion-blurred snow layer from ImageMagick, an OpenCV-embossed liquid layer
+for spatter). Here each layer is one ``[N, ...]`` tensor; the frost photographs are replaced by
+a procedural texture (see ``frost_texture``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xaiquest.data.corruptions.blur import (
+    clipped_zoom_matrix,
+    filter_2d,
+    gaussian_filter,
+    imagemagick_8bit,
+    motion_blur_batch,
+    motion_kernel,
+)
+from xaiquest.data.corruptions.engine import (
+    Params,
+    floor_to_uint8,
+    normal,
+    register_corruption,
+    to_unit,
+    uniform,
+)
+
+_SIZE = 32
+_GRAY = (0.299, 0.587, 0.114)  # OpenCV RGB2GRAY weights
+
+
+def plasma_fractal(n: int, decay: float, generator: torch.Generator, size: int = _SIZE) -> torch.Tensor:
+    """``n`` diamond-square heightmaps in [0, 1] (``[n, size, size]``), the reference's ``plasma_fractal``:
+    midpoints get the mean of their neighbours plus wibble * U(-wibble, wibble), with wibble starting
+    at 100 and divided by ``decay`` per octave (a smaller decay keeps more fine detail)."""
+    maps = torch.zeros(n, size, size, device=generator.device)
+    step, wibble = size, 100.0
+
+    def wibbled_mean(total: torch.Tensor) -> torch.Tensor:
+        return total / 4 + wibble * uniform(generator, total.shape, -wibble, wibble)
+
+    while step >= 2:
+        half = step // 2
+        corners = maps[:, ::step, ::step]
+        squares = corners + corners.roll(-1, 1)
+        maps[:, half::step, half::step] = wibbled_mean(squares + squares.roll(-1, 2))
+        centres = maps[:, half::step, half::step]
+        maps[:, ::step, half::step] = wibbled_mean(centres + centres.roll(1, 1) + corners + corners.roll(-1, 2))
+        maps[:, half::step, ::step] = wibbled_mean(centres + centres.roll(1, 2) + corners + corners.roll(-1, 1))
+        step //= 2
+        wibble /= decay
+    maps -= maps.amin((1, 2), keepdim=True)
+    return maps / maps.amax((1, 2), keepdim=True)
+
+
+_FROST_TINT = (0.82, 0.91, 1.0)
+
+
+def frost_texture(n: int, generator: torch.Generator) -> torch.Tensor:
+    """Procedural stand-in for the reference's six frost photographs, ``[n, 3, 32, 32]`` in [0, 1].
+
+    Ice-crystal filaments are the ridges of a rough heightmap (where it crosses its mid level),
+    laid over a soft haze and tinted pale blue, so the texture has the photographs' character:
+    bright, bluish, with thin high-frequency streaks, mean about 0.5.
+    """
+    haze = plasma_fractal(n, 2.0, generator)
+    ridges = (1 - (2 * plasma_fractal(n, 1.5, generator) - 1).abs()) ** 6
+    brightness = (0.3 + 0.35 * haze + 0.6 * ridges).clamp(0, 1).unsqueeze(1)
+    return brightness * torch.tensor(_FROST_TINT, device=generator.device).view(1, 3, 1, 1)
+
+
+def gray(x: torch.Tensor) -> torch.Tensor:
+    """Luma ``[N, 1, H, W]`` of RGB ``[N, 3, H, W]`` (OpenCV ``COLOR_RGB2GRAY``)."""
+    weights = torch.tensor(_GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * weights).sum(1, keepdim=True)
+
+
+# --- spatter's OpenCV pipeline, batched -----------------------------------------------------------
+
+_TAN_22_5 = int(0.4142135623730950488 * (1 << 15) + 0.5)  # OpenCV Canny's fixed-point tan(22.5 deg)
+_SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
+_EMBOSS = np.array([[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
+_BOX_3 = np.full((3, 3), 1 / 9)
+
+
+def _dilate(mask: torch.Tensor) -> torch.Tensor:
+    """3x3 binary dilation of ``[N, H, W]``."""
+    wide = mask.clone()
+    wide[..., 1:] |= mask[..., :-1]
+    wide[..., :-1] |= mask[..., 1:]
+    out = wide.clone()
+    out[:, 1:] |= wide[:, :-1]
+    out[:, :-1] |= wide[:, 1:]
+    return out
+
+
+def canny(image: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """OpenCV ``Canny`` (3x3 Sobel with replicated borders, L1 magnitude, non-maximum suppression
+    in four directions, hysteresis over 8-neighbours) of 8-bit-valued ``[N, H, W]``; bool edges."""
+    padded = F.pad(image.unsqueeze(1), (1, 1, 1, 1), mode="replicate").squeeze(1).int()
+    across = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]  # Sobel: smooth rows ...
+    grad_x = across[..., 2:] - across[..., :-2]  # ... differentiate columns
+    along = padded[..., :-2] + 2 * padded[..., 1:-1] + padded[..., 2:]
+    grad_y = along[:, 2:] - along[:, :-2]
+    magnitude = grad_x.abs() + grad_y.abs()
+    around = F.pad(magnitude, (1, 1, 1, 1))  # neighbours outside the image count as 0
+    height, width = magnitude.shape[-2:]
+
+    def neighbour(dy: int, dx: int) -> torch.Tensor:
+        return around[:, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+
+    tan_x = grad_x.abs() * _TAN_22_5
+    scaled_y = grad_y.abs() << 15
+    horizontal = scaled_y < tan_x
+    vertical = scaled_y > tan_x + (grad_x.abs() << 16)
+    falling = (grad_x < 0) != (grad_y < 0)  # gradient along the anti-diagonal
+    diagonal_a = torch.where(falling, neighbour(-1, 1), neighbour(-1, -1))
+    diagonal_b = torch.where(falling, neighbour(1, -1), neighbour(1, 1))
+    is_peak = torch.where(
+        horizontal,
+        (magnitude > neighbour(0, -1)) & (magnitude >= neighbour(0, 1)),
+        torch.where(
+            vertical,
+            (magnitude > neighbour(-1, 0)) & (magnitude >= neighbour(1, 0)),
+            (magnitude > diagonal_a) & (magnitude > diagonal_b),
+        ),
+    )
+    candidate = is_peak & (magnitude > int(low))
+    edges = candidate & (magnitude > int(high))
+    while True:  # hysteresis: grow strong edges through connected candidates until stable
+        grown = candidate & _dilate(edges)
+        if torch.equal(grown, edges):
+            return edges
+        edges = grown
+
+
+# OpenCV's 5x5 chamfer metric for DIST_L2 (steps 1, 1.4 and 2.1969 px) in its 16-bit fixed point
+_CHAMFER_STEP, _CHAMFER_DIAGONAL, _CHAMFER_KNIGHT = 65536, 91750, 143976
+_CHAMFER_FAR = 1 << 30
+
+
+def chamfer_distance(zero: torch.Tensor) -> torch.Tensor:
+    """OpenCV ``distanceTransform(DIST_L2, 5)``: distance of every pixel of ``[N, H, W]`` to the
+    nearest True pixel of ``zero`` (``2^14`` where there is none), in pixels.
+
+    OpenCV makes a forward and a backward raster pass; within a row each pixel also relaxes from
+    its horizontal neighbour (step 1), a running minimum of ``candidate - x`` that ``cummin``
+    solves, so each pass is one vectorised step per row.
+    """
+    n, height, width = zero.shape
+    step, diagonal, knight = _CHAMFER_STEP, _CHAMFER_DIAGONAL, _CHAMFER_KNIGHT
+    rows = torch.where(zero, 0, _CHAMFER_FAR).int().permute(1, 0, 2)  # [H, N, W]: rows contiguous
+    done = F.pad(rows, (2, 2, 0, 0, 2, 2), value=_CHAMFER_FAR)  # 2 far rows and columns around
+    ramp = torch.arange(width, device=zero.device, dtype=torch.int32) * step
+
+    def relax(y: int, near: int, far: int, backward: bool) -> None:
+        """Update row ``y`` from rows ``near`` (1 away) and ``far`` (2 away), then along the row."""
+        r1, r2 = done[near], done[far]
+        candidate = torch.minimum(done[y, :, 2:-2], r1[:, 2:-2] + step)
+        candidate = torch.minimum(candidate, torch.minimum(r1[:, 1:-3], r1[:, 3:-1]) + diagonal)
+        candidate = torch.minimum(candidate, torch.minimum(r1[:, :-4], r1[:, 4:]) + knight)
+        candidate = torch.minimum(candidate, torch.minimum(r2[:, 1:-3], r2[:, 3:-1]) + knight)
+        if backward:
+            done[y, :, 2:-2] = (candidate + ramp).flip(-1).cummin(-1).values.flip(-1) - ramp
+        else:
+            done[y, :, 2:-2] = (candidate - ramp).cummin(-1).values + ramp
+
+    for y in range(2, height + 2):
+        relax(y, y - 1, y - 2, backward=False)
+    for y in range(height + 1, 1, -1):
+        relax(y, y + 1, y + 2, backward=True)
+    return done[2:-2, :, 2:-2].permute(1, 0, 2).float() / step
+
+
+def equalize_hist(image: torch.Tensor) -> torch.Tensor:
+    """OpenCV ``equalizeHist`` of each 8-bit-valued image in ``[N, 1, H, W]``."""
+    n = image.shape[0]
+    values = image.reshape(n, -1).long()
+    ones = torch.ones_like(values, dtype=torch.float32)
+    hist = torch.zeros(n, 256, device=image.device).scatter_add_(1, values, ones)
+    first = (hist > 0).float().argmax(1, keepdim=True)
+    first_count = hist.gather(1, first)
+    # OpenCV rounds sum * scale computed in float32: emulate both roundings exactly
+    scale = (255 / (values.shape[1] - first_count.double()).clamp_min(1)).float()
+    lut = ((hist.cumsum(1) - first_count).double() * scale.double()).float().round()
+    constant = first_count == values.shape[1]  # OpenCV leaves a one-valued image unchanged
+    lut = torch.where(constant, torch.arange(256, device=image.device, dtype=torch.float32), lut)
+    return lut.gather(1, values).view_as(image)
+
+
+def water_drops(liquid: torch.Tensor, intensity: float) -> torch.Tensor:
+    """Spatter's water layer ``[N, 1, H, W]`` in [0, intensity]: the liquid shaded by an embossed,
+    histogram-equalised distance-to-edge map (OpenCV pipeline of the reference)."""
+    edges = canny(torch.floor(liquid.clamp(0, 1) * 255).squeeze(1), 50, 150)
+    distance = chamfer_distance(edges).clamp_max(20).unsqueeze(1)
+    distance = torch.floor(filter_2d(distance, _BOX_3, "mirror") + 1e-4)
+    distance = equalize_hist(distance)
+    distance = filter_2d(distance, _EMBOSS, "mirror").clamp(0, 255)
+    distance = filter_2d(distance, _BOX_3, "mirror").round()
+    shade = liquid * distance
+    return shade / shade.amax((2, 3), keepdim=True).clamp_min(1e-12) * intensity
+
+
+# --- corruptions ------------------------------------------------------------------------------------
+
+
+@register_corruption(
+    "fog",
+    "weather",
+    [{"thickness": t, "decay": d} for t, d in ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))],
+)
+def fog(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Tensor:
+    """Add a plasma heightmap, then rescale so the image's peak value is kept."""
+    x = to_unit(images)
+    peak = x.amax((1, 2, 3), keepdim=True)
+    fogged = x + p["thickness"] * plasma_fractal(x.shape[0], p["decay"], generator).unsqueeze(1)
+    return floor_to_uint8(fogged * peak / (peak + p["thickness"]))
+
+
+@register_corruption(
+    "frost",
+    "weather",
+    [{"image_weight": a, "frost_weight": b} for a, b in ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))],
+)
+def frost(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Tensor:
+    """Blend the image with a frost texture: image_weight * x + frost_weight * frost."""
+    texture = frost_texture(images.shape[0], generator)
+    return floor_to_uint8(p["image_weight"] * to_unit(images) + p["frost_weight"] * texture)
+
+
+@register_corruption(
+    "snow",
+    "weather",
+    [
+        {"loc": a, "scale": b, "zoom": z, "threshold": t, "blur_radius": r, "blur_sigma": s, "blend": k}
+        for a, b, z, t, r, s, k in (
+            (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+            (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+            (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+            (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+            (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+        )
+    ],
+)
+def snow(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian flakes, zoomed and thresholded, motion-blurred downward (8-bit, as the reference's
+    PNG round trip through ImageMagick), added twice (also rotated by 180 degrees) to the image
+    brightened towards 1.5 * gray + 0.5."""
+    x = to_unit(images)
+    n = x.shape[0]
+    flakes = normal(generator, (n, 1, _SIZE, _SIZE), p["loc"], p["scale"])
+    zoom = torch.as_tensor(clipped_zoom_matrix(_SIZE, p["zoom"]), dtype=x.dtype, device=x.device)
+    flakes = zoom @ flakes @ zoom.T
+    flakes = torch.where(flakes < p["threshold"], 0.0, flakes).clamp(0, 1).mul(255).floor()
+    angles = uniform(generator, (n,), -135.0, -45.0)
+    weights = motion_kernel(p["blur_radius"], p["blur_sigma"])
+    flakes = imagemagick_8bit(motion_blur_batch(flakes, weights, angles)) / 255
+    lifted = torch.maximum(x, gray(x) * 1.5 + 0.5)
+    x = p["blend"] * x + (1 - p["blend"]) * lifted
+    return floor_to_uint8(x + flakes + flakes.flip(2, 3))
+
+
+_WATER = (175 / 255, 238 / 255, 238 / 255)  # pale turquoise
+_MUD = (63 / 255, 42 / 255, 20 / 255)
+
+
+@register_corruption(
+    "spatter",
+    "weather",
+    [
+        {"liquid": "water", "loc": 0.62, "scale": 0.1, "sigma": 0.7, "threshold": 0.7, "intensity": 0.5},
+        {"liquid": "water", "loc": 0.65, "scale": 0.1, "sigma": 0.8, "threshold": 0.7, "intensity": 0.5},
+        {"liquid": "water", "loc": 0.65, "scale": 0.3, "sigma": 1, "threshold": 0.69, "intensity": 0.5},
+        {"liquid": "mud", "loc": 0.65, "scale": 0.1, "sigma": 0.7, "threshold": 0.69, "mud_sigma": 0.6},
+        {"liquid": "mud", "loc": 0.65, "scale": 0.1, "sigma": 0.5, "threshold": 0.68, "mud_sigma": 0.6},
+    ],
+)
+def spatter(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Tensor:
+    """A blurred, thresholded Gaussian liquid layer: shaded turquoise water drops added to the
+    image (severities 1-3) or opaque brown mud splashes pasted over it (4-5)."""
+    x = to_unit(images)
+    liquid = normal(generator, (x.shape[0], 1, _SIZE, _SIZE), p["loc"], p["scale"])
+    liquid = gaussian_filter(liquid, p["sigma"])
+    liquid = torch.where(liquid < p["threshold"], 0.0, liquid)
+    if p["liquid"] == "water":
+        colour = torch.tensor(_WATER, device=x.device).view(1, 3, 1, 1)
+        return floor_to_uint8(x + water_drops(liquid, p["intensity"]) * colour)
+    mud = gaussian_filter((liquid > p["threshold"]).float(), p["mud_sigma"])
+    mud = torch.where(mud < 0.8, 0.0, mud)
+    colour = torch.tensor(_MUD, device=x.device).view(1, 3, 1, 1)
+    return floor_to_uint8(x * (1 - mud) + colour * mud)

@@ -1,0 +1,449 @@
+"""The report's sections: what each measured, its tables and figures, then its findings.
+
+Builders only read the run (through :class:`RunTables`) and describe content; the renderer
+writes the tables and figures the report computes itself and formats everything. A builder
+whose data is absent returns None, so a stage that did not run leaves no empty section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from xaiquest.report.findings import (
+    CALIBRATION,
+    COMPARISON,
+    CRITERIA,
+    EXPLAIN_QUALITY,
+    FINAL_RANKING,
+    LAYERWISE,
+    PATCH_LOCALISATION,
+    PATCH_RELIANCE,
+    ROBUSTNESS_FAMILIES,
+    ROBUSTNESS_SUMMARY,
+    SETUP,
+    XAI_METHODS,
+    Finding,
+    RunTables,
+    as_bool,
+    comparison_labels,
+    critical_reflection,
+    final_ranking,
+    robustness_families,
+    run_rules,
+    setup_table,
+    stress_tables,
+    xai_method_table,
+)
+
+
+@dataclass(frozen=True)
+class TableBlock:
+    """A table as shown (``display``) and the CSV it comes from (``source``, linked).
+
+    ``data`` is set when the report computed the table: the renderer writes it to ``source``.
+    """
+
+    title: str
+    display: pd.DataFrame
+    source: str
+    data: pd.DataFrame | None = None
+    see_also: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FigureBlock:
+    """A PNG under the run directory; ``figure`` is set when the report draws it (saved to ``path``)."""
+
+    path: str
+    caption: str
+    figure: Figure | None = None
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Related figures side by side (one per model, say), ``columns`` to a row."""
+
+    title: str
+    figures: tuple[FigureBlock, ...]
+    columns: int = 2
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class FindingList:
+    title: str
+    intro: str
+    findings: tuple[Finding, ...]
+
+
+Block = TableBlock | FigureBlock | Gallery | Paragraph | FindingList
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    intro: str
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    meta: tuple[str, ...]
+    sections: tuple[Section, ...]
+    findings: tuple[Finding, ...]
+
+
+SectionBuilder = Callable[[RunTables, list[Finding]], Section | None]
+
+
+def build_report(run: RunTables) -> Report:
+    """Run every finding rule, then every section builder, in reading order."""
+    findings = run_rules(run)
+    sections = tuple(s for builder in BUILDERS if (s := builder(run, findings)) is not None)
+    manifest = run.json("manifest.json") or {}
+    meta = tuple(part for part in (
+        f"Run directory: {run.root.name}",
+        f"last updated {manifest['updated']}" if "updated" in manifest else "",
+        f"{len(findings)} findings",
+    ) if part)
+    return Report(f"xaiquest audit report: {manifest.get('experiment', run.root.name)}", meta, sections,
+                  tuple(findings))
+
+
+def _section(key: str, title: str, intro: str, blocks: Iterable[Block | None],
+             findings: list[Finding]) -> Section | None:
+    """The section with its findings appended; None when it has neither content nor findings."""
+    content = [b for b in blocks if b is not None]
+    own = tuple(f for f in findings if f.section == key)
+    if not content and not own:
+        return None
+    if own:
+        content.append(FindingList("Findings", "", own))
+    return Section(key, title, intro, tuple(content))
+
+
+def _display(frame: pd.DataFrame, columns: Mapping[str, str], percent: Iterable[str] = ()) -> pd.DataFrame:
+    """The listed columns that exist, renamed to their headers; ``percent`` columns as 0-100 with 2 decimals."""
+    shown = frame[[c for c in columns if c in frame]].copy()
+    for column in percent:
+        if column in shown:
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{100 * v:.2f}")
+    return shown.rename(columns=dict(columns))
+
+
+def _figure(run: RunTables, path: str, caption: str) -> FigureBlock | None:
+    return FigureBlock(path, caption) if (run.root / path).is_file() else None
+
+
+def _gallery(run: RunTables, title: str, name: str, caption: str, columns: int = 2) -> Gallery | None:
+    """One figure per model (``models/<run>/<name>``), captioned with the model's label."""
+    labels = run.labels(run.runs)
+    figures = tuple(FigureBlock(f"models/{r}/{name}", f"{labels[r]}: {caption}")
+                    for r in run.runs if (run.root / "models" / r / name).is_file())
+    return Gallery(title, figures, columns) if figures else None
+
+
+def _files_gallery(run: RunTables, title: str, pattern: str, columns: int = 1) -> Gallery | None:
+    figures = tuple(FigureBlock(path, path.rsplit("/", 1)[-1].removesuffix(".png").replace("_", " "))
+                    for path in run.files(pattern))
+    return Gallery(title, figures, columns) if figures else None
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def setup_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    manifest = run.json("manifest.json") or {}
+    models = setup_table(run)
+    blocks: list[Block | None] = [_data_paragraph(run, manifest, models)]
+    if models is not None:
+        models = models.assign(params_m=models["params"] / 1e6) if "params" in models else models
+        blocks.append(TableBlock("Models and training recipes", _display(models, {
+            "label": "Model", "variant": "Variant", "seed": "Seed", "params_m": "Params (M)", "epochs": "Epochs",
+            "batch_size": "Batch", "optimizer": "Optimizer", "lr_schedule": "LR schedule",
+            "augmentations": "Augmentations", "train_time_s": "Train time (s)", "device": "Device"}),
+            SETUP, data=models.drop(columns=["label", "params_m"], errors="ignore")))
+    timings = manifest.get("timings_s")
+    if timings:
+        table = pd.DataFrame({"stage": list(timings), "seconds": [float(v) for v in timings.values()]})
+        table = pd.concat([table, pd.DataFrame({"stage": ["total"], "seconds": [table["seconds"].sum()]})])
+        blocks.append(TableBlock("Wall time per stage (latest run of each)", _display(
+            table, {"stage": "Stage", "seconds": "Seconds"}), "tables/stage_timings.csv", data=table))
+    return _section("setup", "Setup", "What was trained, on which data, and what each stage cost.", blocks, findings)
+
+
+def _data_paragraph(run: RunTables, manifest: dict, models: pd.DataFrame | None) -> Paragraph | None:
+    parts = []
+    if "data" in manifest:
+        parts.append(f"Data: {manifest['data']}.")
+    sizes = []
+    if models is not None and "train_images" in models:
+        sizes.append(f"{int(models['train_images'].iloc[0]):,} training")
+    val = manifest.get("config", {}).get("data", {}).get("val_size")
+    if val:
+        sizes.append(f"{int(val):,} validation")
+    metrics = run.per_run_json("eval/metrics.json")
+    tests = {m["num_samples"] for m in metrics.values() if "num_samples" in m}
+    if len(tests) == 1:
+        sizes.append(f"{int(tests.pop()):,} test")
+    if sizes:
+        parts.append("Images: " + ", ".join(sizes) + ".")
+    versions = [f"{name} {manifest[key]}" for key, name in (("xaiquest", "xaiquest"), ("torch", "torch"),
+                                                          ("python", "Python")) if key in manifest]
+    if versions:
+        parts.append("Software: " + ", ".join(versions) + ".")
+    return Paragraph(" ".join(parts)) if parts else None
+
+
+def comparison_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    table = run.csv(COMPARISON)
+    blocks: list[Block | None] = []
+    if table is not None and "accuracy_mean" in table:
+        shown = pd.DataFrame({"Model": comparison_labels(run, table)})
+        if "n_seeds" in table:
+            shown["Seeds"] = table["n_seeds"]
+        for metric, header, percent in (("accuracy", "Accuracy (%)", True), ("macro_f1", "Macro F1 (%)", True),
+                                        ("macro_auc", "Macro AUC", False), ("ece", "ECE", False),
+                                        ("mce", "mCE", False)):
+            if f"{metric}_mean" in table:
+                shown[header] = [_mean_std(m, s, percent) for m, s in
+                                 zip(table[f"{metric}_mean"], table.get(f"{metric}_std", [float("nan")] * len(table)))]
+        blocks.append(TableBlock("Test metrics (mean ± std over seeds)", shown, COMPARISON,
+                                 see_also=tuple(run.files("tables/comparison.md"))))
+    recall = _per_class_recall(run)
+    if recall is not None:
+        blocks.append(TableBlock("Recall per class (%)", recall, "tables/per_class_recall.csv", data=recall))
+    blocks.append(_gallery(run, "Training curves", "curves.png", "loss and accuracy per epoch"))
+    blocks.append(_gallery(run, "Confusion matrices (test)", "eval/confusion.png", "confusion matrix"))
+    return _section("comparison", "Stage 1: accuracy comparison",
+                    "Test-set accuracy, macro F1 and AUC of every model, per-class recall, and how training went.",
+                    blocks, findings)
+
+
+def _mean_std(mean: float, std: float, percent: bool) -> str:
+    scale, digits = (100, 2) if percent else (1, 4)
+    if pd.isna(mean):
+        return ""
+    return f"{scale * mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {scale * std:.{digits}f}")
+
+
+def _per_class_recall(run: RunTables) -> pd.DataFrame | None:
+    tables = run.per_run_csv("eval/per_class.csv")
+    labels = run.labels(tables)
+    columns = {labels[r]: t.set_index("class")["recall"] * 100 for r, t in tables.items() if {"class", "recall"} <= set(t)}
+    return pd.DataFrame(columns).round(2).rename_axis("class").reset_index() if columns else None
+
+
+def calibration_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    table = run.csv(CALIBRATION)
+    blocks: list[Block | None] = []
+    if table is not None and "run" in table:
+        table.insert(0, "label", table["run"].map(run.labels(table["run"])))
+        blocks.append(TableBlock("Calibration before and after temperature scaling (test)", _display(table, {
+            "label": "Model", "temperature": "T", "ece": "ECE", "ece_after_ts": "ECE after TS", "mce": "MCE",
+            "mce_after_ts": "MCE after TS", "adaptive_ece": "Adaptive ECE", "brier": "Brier", "nll": "NLL",
+            "accuracy": "Accuracy (%)", "mean_confidence": "Mean confidence (%)"},
+            percent=("accuracy", "mean_confidence")), CALIBRATION))
+    blocks.append(_figure(run, "figures/reliability_overlay.png", "Reliability of every model (before scaling)"))
+    blocks.append(_gallery(run, "Reliability per model", "calibration/reliability.png",
+                           "before and after temperature scaling"))
+    return _section("calibration", "Calibration",
+                    "Whether confidence matches accuracy: ECE, MCE, Brier score and NLL on the test set, before "
+                    "and after a temperature fitted on the validation split. T > 1 softens the logits "
+                    "(over-confident model), T < 1 sharpens them (under-confident model).", blocks, findings)
+
+
+def robustness_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    blocks: list[Block | None] = []
+    summary = run.csv(ROBUSTNESS_SUMMARY)
+    if summary is not None and "run" in summary:
+        summary.insert(0, "label", summary["run"].map(run.labels(summary["run"])))
+        blocks.append(TableBlock("Corruption robustness summary", _display(summary, {
+            "label": "Model", "clean_accuracy": "Clean accuracy (%)",
+            "mean_corruption_accuracy": "Mean corruption accuracy (%)", "mce": "mCE", "relative_mce": "Relative mCE"},
+            percent=("clean_accuracy", "mean_corruption_accuracy")), ROBUSTNESS_SUMMARY,
+            see_also=tuple(run.files("tables/robustness_ce.csv"))))
+    families = robustness_families(run)
+    if families is not None:
+        shown = families.assign(model=families["model"].map(run.labels(families["model"])))
+        blocks.append(TableBlock("Accuracy per corruption family", _display(shown, {
+            "model": "Model", "family": "Family", "mean_accuracy": "Mean over severities (%)",
+            "clean_accuracy": "Clean (%)", "max_severity": "Max severity",
+            "max_severity_accuracy": "At max severity (%)", "drop": "Drop (pp)"},
+            percent=("mean_accuracy", "clean_accuracy", "max_severity_accuracy", "drop")),
+            ROBUSTNESS_FAMILIES, data=families, see_also=tuple(run.files("tables/robustness_accuracy.csv"))))
+    blocks.append(_figure(run, "figures/robustness_accuracy.png", "Accuracy vs corruption severity"))
+    blocks.append(_figure(run, "figures/robustness_ece.png", "ECE vs corruption severity"))
+    blocks.append(_figure(run, "figures/corruption_gallery.png", "The corruptions at every severity"))
+    return _section("robustness", "Robustness to corruptions",
+                    "Accuracy and calibration under the CIFAR-10-C corruptions at severities 1-5: mean corruption "
+                    "error (mCE, normalised by a baseline model of the zoo), relative mCE (degradation beyond the "
+                    "clean error), accuracy per corruption family and its drop from clean images.", blocks, findings)
+
+
+def explanations_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    quality = run.csv(EXPLAIN_QUALITY)
+    blocks: list[Block | None] = []
+    if quality is not None and "method" in quality:
+        means = quality.groupby("method", sort=False).mean(numeric_only=True)
+        if "sanity_fails" in quality:
+            means["sanity_fails"] = as_bool(quality["sanity_fails"]).groupby(quality["method"]).sum()
+        means = means.reset_index()
+        if "seconds_per_image" in means:
+            means["ms_per_image"] = means["seconds_per_image"] * 1000
+        blocks.append(TableBlock("Explanation quality per method (mean over models)", _display(means, {
+            "method": "Method", "deletion_auc": "Deletion AUC ↓", "insertion_auc": "Insertion AUC ↑",
+            "road_gap": "ROAD gap ↑", "entropy": "Entropy", "sparseness": "Sparseness", "ms_per_image": "ms / image",
+            "sanity_spearman": "Sanity Spearman ↓", "sanity_ssim": "Sanity SSIM ↓", "sanity_fails": "Sanity fails",
+            "ig_delta_abs": "IG completeness error"}), "tables/explain_quality_by_method.csv",
+            data=means.drop(columns="ms_per_image", errors="ignore"), see_also=(EXPLAIN_QUALITY,)))
+    blocks.append(_figure(run, "figures/explain_quality.png", "Quality metrics per method and model"))
+    blocks.append(_files_gallery(run, "The same test images explained on every model", "figures/explain_image_*.png"))
+    blocks.append(_gallery(run, "Explanation grids per model", "explain/grid.png", "explanations of the predicted class",
+                           columns=3))
+    blocks.append(_gallery(run, "Agreement between methods per model", "explain/agreement.png",
+                           "top-k IoU and Spearman between methods"))
+    return _section("explanations", "Explanations",
+                    "Every explanation method on a shared sample of test images: faithfulness (deletion AUC, lower "
+                    "is better; insertion AUC and ROAD gap, higher is better), complexity, cost, the "
+                    "cascading-randomisation sanity check (final Spearman/SSIM to the trained model's maps; a method "
+                    "fails when both stay above 0.5), Integrated Gradients' completeness error, and agreement "
+                    "between methods.", blocks, findings)
+
+
+def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    blocks: list[Block | None] = []
+    for rel, table in stress_tables(run).items():
+        blocks.append(TableBlock(f"Stress probe table {rel.rsplit('/', 1)[-1]}", table, rel))
+    blocks.append(_files_gallery(run, "Stress probe figures", "figures/stress_*.png"))
+    reliance = run.csv(PATCH_RELIANCE)
+    if reliance is not None and "run" in reliance:
+        reliance.insert(0, "label", reliance["run"].map(run.labels(reliance["run"])))
+        blocks.append(TableBlock("Planted patch: reliance", _display(reliance, {
+            "label": "Model", "clean_accuracy": "Clean accuracy (%)", "attack_success": "Attack success (%)",
+            "baseline_attack_success": "Baseline attack success (%)",
+            "target_recall_without_patch": "Target recall without patch (%)"},
+            percent=("clean_accuracy", "attack_success", "baseline_attack_success", "target_recall_without_patch")),
+            PATCH_RELIANCE))
+    localisation = run.csv(PATCH_LOCALISATION)
+    if localisation is not None and "run" in localisation:
+        localisation["run"] = localisation["run"].map(run.labels(localisation["run"]))
+        blocks.append(TableBlock("Planted patch: which explainer finds it", _display(localisation, {
+            "run": "Model", "method": "Method", "tko": "Top-k overlap", "pointing": "Pointing (%)",
+            "mass_inside": "Mass inside (%)", "win_rate": "Win rate (%)"},
+            percent=("pointing", "mass_inside", "win_rate")), PATCH_LOCALISATION))
+    blocks.append(_files_gallery(run, "Planted patch figures", "figures/patch_*.png"))
+    return _section("stress", "Stress tests, bias probes and the planted patch",
+                    "How predictions move under controlled changes of the input (stress and bias probes), and "
+                    "whether models learned a planted shortcut patch (attack success >= 50% and >= 5x the "
+                    "baseline counts as a shortcut) and which explainer locates it.", blocks, findings)
+
+
+def layerwise_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    table = run.csv(LAYERWISE)
+    blocks: list[Block | None] = []
+    if table is not None and "run" in table:
+        table["run"] = table["run"].map(run.labels(table["run"]))
+        blocks.append(TableBlock("Layer-wise measurements", table, LAYERWISE))
+    blocks.append(_files_gallery(run, "Layer-wise figures", "figures/layerwise_*.png"))
+    return _section("layerwise", "Layer-wise analysis",
+                    "What each depth of the network represents on clean and noisy inputs: alignment with image "
+                    "edges, high-frequency energy, and CKA similarity between clean and noisy activations.",
+                    blocks, findings)
+
+
+def final_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    ranking = final_ranking(run)
+    blocks: list[Block | None] = []
+    if ranking is not None:
+        columns = {"model": "Model", "runs": "Runs", "accuracy": "Accuracy (%)", "ece": "ECE", "mce": "mCE",
+                   "interpretability": "Interpretability",
+                   **{f"rank_{c}": f"Rank {c}" for c in CRITERIA}, "mean_rank": "Mean rank"}
+        blocks.append(TableBlock("Ranking on every criterion (1 = best)", _display(ranking, columns, ("accuracy",)),
+                                 FINAL_RANKING, data=ranking))
+        blocks.append(FigureBlock("figures/final_comparison.png", "Every model on every criterion",
+                                  final_comparison_figure(ranking)))
+    return _section("final", "Final comparison",
+                    "All models side by side: accuracy (test accuracy, higher is better), calibration (ECE before "
+                    "temperature scaling, lower is better), robustness (mCE, lower is better) and interpretability, "
+                    "defined as the mean over explanation methods of insertion AUC minus deletion AUC (higher: the "
+                    "model's decisions are explained more faithfully by a typical method). Each criterion is ranked "
+                    "separately; the mean rank averages the criteria the run measured. Seeds are averaged.",
+                    blocks, findings)
+
+
+PANEL_MEASURES = {"accuracy": "test accuracy", "calibration": "ECE", "robustness": "mCE",
+                  "interpretability": "insertion - deletion AUC"}
+
+
+def final_comparison_figure(ranking: pd.DataFrame) -> Figure:
+    """Small multiples: one bar panel per criterion, models in ranking order, the best bar highlighted."""
+    panels = [(criterion, column, lower) for criterion, (column, lower) in CRITERIA.items() if column in ranking]
+    fig = Figure(figsize=(3.0 * len(panels) + 1.2, 0.42 * len(ranking) + 1.5), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    rows = list(range(len(ranking)))
+    for ax, (criterion, column, lower) in zip(axes, panels):
+        values = ranking[column].astype(float)
+        best = values.idxmin() if lower else values.idxmax()
+        ax.barh(rows, values.fillna(0), color=["#2f5d9e" if i == best else "#a9bcd8" for i in ranking.index])
+        for row, value in zip(rows, values):
+            if pd.notna(value):
+                ax.text(value, row, f" {value:.3f}", va="center", fontsize=8)
+        ax.set_xlim(min(0.0, values.min() * 1.3), max(values.max(), 0) * 1.3 or 1.0)
+        ax.set_title(f"{criterion}\n{PANEL_MEASURES[criterion]}, {'lower' if lower else 'higher'} is better", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(rows, list(ranking["model"]))
+    axes[0].invert_yaxis()
+    fig.suptitle("Final comparison (best model per criterion highlighted)", fontsize=10)
+    return fig
+
+
+def xai_methods_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    table = xai_method_table(run)
+    blocks: list[Block | None] = []
+    if table is not None:
+        if "seconds_per_image" in table:
+            table["ms_per_image"] = table["seconds_per_image"] * 1000
+        blocks.append(TableBlock("Profile of every explanation method (means over models)", _display(table, {
+            "method": "Method", "faithfulness_rank": "Faithfulness rank ↓", "deletion_auc": "Deletion AUC ↓",
+            "insertion_auc": "Insertion AUC ↑", "road_gap": "ROAD gap ↑", "sanity_fails": "Sanity fails",
+            "models": "Models", "sanity_ssim": "Sanity SSIM ↓", "agreement_iou": "Agreement IoU",
+            "ms_per_image": "ms / image", "patch_mass_inside": "Patch mass (%)", "patch_tko": "Patch TKO"},
+            percent=("patch_mass_inside",)), XAI_METHODS, data=table.drop(columns="ms_per_image", errors="ignore")))
+    return _section("xai_methods", "XAI methods: strengths and weaknesses",
+                    "Each method against the others on faithfulness (mean rank over models and faithfulness "
+                    "metrics), agreement with the other methods, cost, the sanity check and, when measured, "
+                    "localisation of the planted patch. A criterion is a strength when the method is in the top "
+                    "third of the methods, a weakness in the bottom third.", blocks, findings)
+
+
+def reflection_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    blocks = tuple(FindingList(r.tag.capitalize(), r.summary, r.findings) for r in critical_reflection(findings))
+    return Section("reflection", "Critical reflection",
+                   "The findings above that bear on bias, reliability and generalisation, weaknesses first. Only "
+                   "measured statements appear; a category without measurements says so.", blocks)
+
+
+BUILDERS: tuple[SectionBuilder, ...] = (
+    setup_section,
+    comparison_section,
+    calibration_section,
+    robustness_section,
+    explanations_section,
+    stress_section,
+    layerwise_section,
+    final_section,
+    xai_methods_section,
+    reflection_section,
+)

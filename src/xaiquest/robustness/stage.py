@@ -1,0 +1,145 @@
+"""Stage: every model under every corruption x severity, on one stratified test subset.
+
+Corruptions are generated on the fly by the batched engine (or read from real CIFAR-10-C
+``.npy`` files with ``robustness.cifar10c``), once per corruption x severity and shared by all
+models, so generation never dominates inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+from torchmetrics.functional.classification import multiclass_f1_score
+
+from xaiquest.config import ExperimentConfig, RobustnessConfig
+from xaiquest.console import console, progress_bar
+from xaiquest.data import Split, stratified_indices
+from xaiquest.data.cifar10c import load_cifar10c
+from xaiquest.data.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, FAMILIES, corrupt, gallery_figure
+from xaiquest.errors import ConfigError
+from xaiquest.evaluate.calibration_plots import severity_figure
+from xaiquest.inference import predict_logits
+from xaiquest.metrics.calibration import expected_calibration_error
+from xaiquest.metrics.robustness import mean_corruption_error
+from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_keys
+from xaiquest.store import RunStore, atomic_write_text, fingerprint, save_figure
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model on one (corruption, severity): the long-table row and its per-class F1."""
+
+    row: dict[str, object]
+    per_class_f1: list[float]
+
+
+def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
+    cfg = config.robustness
+    if not cfg.enabled:
+        console.print("robustness: disabled in the config, skipping")
+        return
+    keys = run_keys(config)
+    names = corruption_names(cfg)
+    unit_fp = fingerprint("robustness", [evaluate_fingerprint(config, data, k) for k in keys], cfg.model_dump(), names)
+    if store.is_complete("robustness", unit_fp):
+        console.print("robustness: already measured, skipping")
+        return
+    models = {key.id: load_trained(store, key, len(data.classes), device) for key in keys}
+    clean, subset = _clean_subset(data.test, cfg)
+    real = load_cifar10c(cfg.cifar10c, names) if cfg.cifar10c else None
+    scored = [_score(run, "clean", 0, _predict(model, clean.images, config, device), clean.labels, len(data.classes))
+              for run, model in models.items()]
+    with progress_bar() as progress:
+        task = progress.add_task("robustness", total=len(names) * len(cfg.severities))
+        for name in names:
+            for severity in cfg.severities:
+                images, labels = _corrupted(clean, name, severity, cfg, real, subset)
+                for run, model in models.items():
+                    scored.append(_score(run, name, severity, _predict(model, images, config, device), labels, len(data.classes)))
+                progress.advance(task)
+    _write_outputs(store, scored, data.classes, names, _baseline_run(config, keys), clean.images[0])
+    store.mark_complete("robustness", unit_fp)
+
+
+def corruption_names(cfg: RobustnessConfig) -> list[str]:
+    if cfg.corruptions == "all":
+        return CORRUPTIONS.names()
+    if cfg.corruptions == "benchmark":
+        return list(BENCHMARK_CORRUPTIONS)
+    for name in cfg.corruptions:
+        CORRUPTIONS.get(name)  # raises, listing the known corruptions
+    return list(cfg.corruptions)
+
+
+def _clean_subset(test: Split, cfg: RobustnessConfig) -> tuple[Split, torch.Tensor]:
+    """The stratified test subset (the same images for every corruption) and its indices."""
+    if cfg.test_images is None or cfg.test_images >= len(test):
+        return test, torch.arange(len(test))
+    _, chosen = stratified_indices(test.labels, cfg.test_images, cfg.seed)
+    return test.subset(chosen), chosen
+
+
+def _corrupted(clean: Split, name: str, severity: int, cfg: RobustnessConfig,
+               real: dict[str, torch.Tensor] | None, subset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generated corruption of the clean subset, or the same test indices of real CIFAR-10-C."""
+    if real is None:
+        return corrupt(clean.images, name, severity, seed=cfg.seed), clean.labels
+    return real[name][severity - 1][subset], real["labels"][subset]
+
+
+def _predict(model: nn.Module, images: torch.Tensor, config: ExperimentConfig, device: torch.device) -> torch.Tensor:
+    return predict_logits(model, images, device, config.eval.batch_size, config.robustness.tta_flip)
+
+
+def _score(run: str, corruption: str, severity: int, logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Scored:
+    probs = logits.softmax(1)
+    f1 = multiclass_f1_score(probs, labels, num_classes, average=None)
+    row = {"model": run, "corruption": corruption, "severity": severity,
+           "accuracy": (probs.argmax(1) == labels).float().mean().item(),
+           "macro_f1": f1.mean().item(), "ece": expected_calibration_error(probs, labels)}
+    return Scored(row, f1.tolist())
+
+
+def _baseline_run(config: ExperimentConfig, keys: list[RunKey]) -> str:
+    """The run whose errors normalise mCE: the configured model (else the first), first variant and seed."""
+    wanted = config.robustness.baseline or keys[0].spec.name
+    for key in keys:
+        if key.spec.name == wanted:
+            return key.id
+    raise ConfigError(f"config field 'robustness.baseline': {wanted!r} is not one of the experiment's models "
+                      f"({', '.join(sorted({k.spec.name for k in keys}))})")
+
+
+def _write_outputs(store: RunStore, scored: list[Scored], classes: tuple[str, ...], names: list[str],
+                   baseline: str, example: torch.Tensor) -> None:
+    table = pd.DataFrame([s.row for s in scored])
+    per_class = pd.DataFrame([s.per_class_f1 for s in scored], columns=list(classes))
+    per_class = pd.concat([table[["model", "corruption", "severity"]], per_class], axis=1)
+    corrupted = table[table["severity"] > 0]
+    clean_acc = table[table["severity"] == 0].set_index("model")["accuracy"].to_dict()
+    benchmark = [n for n in BENCHMARK_CORRUPTIONS if n in names] or names
+    summary = mean_corruption_error(corrupted, clean_acc, baseline, corruptions=benchmark)
+    per_model = summary.per_model.reset_index().rename(columns={"model": "run"})
+    tables = {
+        "robustness_accuracy.csv": table.to_csv(index=False),
+        "robustness_per_class_f1.csv": per_class.to_csv(index=False),
+        "robustness_ce.csv": summary.per_corruption.to_csv(index=False),
+        "robustness_summary.csv": per_model.to_csv(index=False),
+        "robustness_summary.md": per_model.to_markdown(index=False, floatfmt=".4f")
+        + f"\n\nmCE normalised by `{baseline}` over {len(benchmark)} corruptions."
+        + "".join(f"\n- {note}" for note in summary.notes) + "\n",
+    }
+    for file, text in tables.items():
+        atomic_write_text(store.path("tables", file), text)
+    families = {family: [n for n in members if n in names] for family, members in FAMILIES.items()}
+    for metric, label in (("accuracy", "accuracy"), ("ece", "ECE")):
+        long = table.rename(columns={metric: "value"})[["model", "corruption", "severity", "value"]]
+        save_figure(severity_figure(long, families, label, title=f"{label} vs corruption severity"),
+                    store.path("figures", f"robustness_{metric}.png"))
+    save_figure(gallery_figure(example), store.path("figures", "corruption_gallery.png"))
+    for row in per_model.itertuples():
+        console.print(f"robustness: {row.run} clean {row.clean_accuracy:.2%}, corrupted {row.mean_corruption_accuracy:.2%}, "
+                      f"mCE {row.mce:.3f}, relative mCE {row.relative_mce:.3f}")

@@ -1,0 +1,396 @@
+"""Report: every findings rule on tiny synthetic tables, and the rendered HTML / Markdown of a synthetic run."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from xaiquest.errors import UnknownNameError, XaiquestError
+from xaiquest.report import RunTables, finding_rule, run_rules, write_report
+from xaiquest.report.findings import RULES, Finding, critical_reflection
+
+RUNS = ("fastnet__baseline__s0", "vgg_small__baseline__s0")
+METHODS = ("gradcam", "saliency", "lime")
+
+
+def _write(root: Path, rel: str, content: pd.DataFrame | dict | str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, pd.DataFrame):
+        content.to_csv(path, index=False)
+    elif isinstance(content, dict):
+        path.write_text(json.dumps(content))
+    else:
+        path.write_text(content)
+
+
+def _png(root: Path, rel: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 6), (200, 30, 30)).save(path)
+
+
+def _findings(root: Path, *rules: str) -> list[Finding]:
+    return run_rules(RunTables(root), rules)
+
+
+def _text(findings: list[Finding]) -> str:
+    return "\n".join(f.text for f in findings)
+
+
+# -- tables ---------------------------------------------------------------------------------
+
+
+def _comparison(stds: tuple[float, float] = (float("nan"), float("nan")), seeds: int = 1) -> pd.DataFrame:
+    return pd.DataFrame({"model": ["fastnet", "vgg_small"], "variant": ["baseline"] * 2, "n_seeds": [seeds] * 2,
+                         "accuracy_mean": [0.8117, 0.7477], "accuracy_std": list(stds),
+                         "macro_f1_mean": [0.81, 0.74], "macro_f1_std": list(stds)})
+
+
+def _calibration() -> pd.DataFrame:
+    return pd.DataFrame({"run": list(RUNS), "temperature": [0.565, 1.8], "ece": [0.1825, 0.05],
+                         "ece_after_ts": [0.0148, 0.02], "accuracy": [0.8117, 0.7477],
+                         "mean_confidence": [0.6292, 0.7977]})
+
+
+def _quality() -> pd.DataFrame:
+    rows = []
+    for run, offset in zip(RUNS, (0.0, 0.05)):
+        for method, deletion, insertion, road, seconds, fails in (
+            ("gradcam", 0.28, 0.52, 0.28, 0.0163, False),
+            ("saliency", 0.34, 0.48, 0.10, 0.0005, False),
+            ("lime", 0.22, 0.63, 0.47, 0.0639, run == RUNS[0]),
+        ):
+            rows.append({"method": method, "deletion_auc": deletion + offset, "insertion_auc": insertion,
+                         "road_gap": road, "entropy": 6.5, "sparseness": 0.4, "seconds_per_image": seconds,
+                         "sanity_spearman": 0.697 if fails else 0.2, "sanity_ssim": 0.640 if fails else 0.1,
+                         "sanity_fails": fails, "ig_delta_abs": float("nan"), "run": run})
+    rows.append({**rows[0], "method": "integrated_gradients", "ig_delta_abs": 0.0126, "seconds_per_image": 0.02})
+    return pd.DataFrame(rows)
+
+
+def _agreement() -> pd.DataFrame:
+    matrix = pd.DataFrame([[1.0, 0.8, 0.2], [0.8, 1.0, 0.1], [0.2, 0.1, 1.0]], index=METHODS, columns=METHODS)
+    return matrix.reset_index(names="")
+
+
+def _robustness_accuracy() -> pd.DataFrame:
+    rows = [("clean", 0, 0.9, 0.03)]
+    rows += [("gaussian_noise", 1, 0.6, 0.1), ("gaussian_noise", 5, 0.2, 0.3), ("fog", 1, 0.85, 0.05),
+             ("fog", 5, 0.7, 0.1)]
+    return pd.DataFrame([{"model": RUNS[0], "corruption": c, "severity": s, "accuracy": a, "macro_f1": a, "ece": e}
+                         for c, s, a, e in rows])
+
+
+def _minimal_run(root: Path) -> Path:
+    """A two-model run directory with every file the report reads from the finished stages."""
+    _write(root, "manifest.json", {"experiment": "tiny", "data": "synthetic", "torch": "2.x", "python": "3.11",
+                                   "xaiquest": "0.1.0", "config": {"data": {"val_size": 50}},
+                                   "timings_s": {"train": 12.5, "evaluate": 1.0}, "units": {}})
+    for run, accuracy in zip(RUNS, (0.8117, 0.7477)):
+        model = run.split("__")[0]
+        _write(root, f"models/{run}/train.json", {"model": model, "variant": "baseline", "seed": 0, "epochs": 4,
+                                                  "params": 295096, "train_time_s": 94.1 if model == "fastnet" else 116.8,
+                                                  "augmentations": ["crop(pad=2)", "hflip"], "device": "cpu",
+                                                  "train_images": 450})
+        _write(root, f"models/{run}/eval/metrics.json", {"accuracy": accuracy, "num_samples": 100})
+        _write(root, f"models/{run}/eval/per_class.csv",
+               pd.DataFrame({"class": ["cat", "ship"], "recall": [0.623, 0.915]}))
+        _write(root, f"models/{run}/explain/agreement_iou.csv", _agreement())
+        for figure in ("curves.png", "eval/confusion.png", "calibration/reliability.png", "explain/grid.png",
+                       "explain/agreement.png"):
+            _png(root, f"models/{run}/{figure}")
+    _write(root, "tables/comparison.csv", _comparison())
+    _write(root, "tables/calibration.csv", _calibration())
+    _write(root, "tables/explain_quality.csv", _quality())
+    for figure in ("reliability_overlay.png", "explain_quality.png", "explain_image_7.png"):
+        _png(root, f"figures/{figure}")
+    return root
+
+
+def _later_stages(root: Path) -> None:
+    """The tables and figures of the robustness, stress, patch and layer-wise stages."""
+    _write(root, "tables/robustness_summary.csv", pd.DataFrame({
+        "run": list(RUNS), "clean_accuracy": [0.9, 0.8], "mean_corruption_accuracy": [0.6, 0.55],
+        "mce": [1.0, 0.85], "relative_mce": [1.0, 1.2]}))
+    _write(root, "tables/robustness_accuracy.csv", _robustness_accuracy())
+    _write(root, "tables/stress_colour.csv", pd.DataFrame({
+        "run": [RUNS[0]] * 2 + [RUNS[1]] * 2, "probe": ["grayscale"] * 4, "condition": ["colour", "gray"] * 2,
+        "accuracy": [0.8, 0.6, 0.75, 0.7]}))
+    _write(root, "tables/patch_reliance.csv", pd.DataFrame({
+        "run": list(RUNS), "clean_accuracy": [0.8, 0.75], "attack_success": [0.92, 0.3],
+        "baseline_attack_success": [0.02, 0.1], "target_recall_without_patch": [0.85, 0.8]}))
+    _write(root, "tables/patch_localisation.csv", pd.DataFrame({
+        "run": [RUNS[0]] * 2, "method": ["gradcam", "lime"], "tko": [0.8, 0.4], "pointing": [0.9, 0.5],
+        "mass_inside": [0.45, 0.2], "win_rate": [0.75, 0.25]}))
+    _write(root, "tables/layerwise.csv", pd.DataFrame({
+        "run": [RUNS[0]] * 3, "depth": [1, 2, 3], "edge_alignment_clean": [0.7, 0.5, 0.3],
+        "edge_alignment_noisy": [0.3, 0.2, 0.1], "hf_energy_clean": [1.0, 1.0, 1.0],
+        "hf_energy_noisy": [3.2, 1.5, 1.1], "cka_clean_vs_noisy": [0.9, 0.6, 0.5]}))
+    for figure in ("robustness_accuracy.png", "robustness_ece.png", "corruption_gallery.png", "stress_colour.png",
+                   "layerwise_cka.png"):
+        _png(root, f"figures/{figure}")
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_every_rule_is_silent_without_its_tables(tmp_path: Path, name: str) -> None:
+    assert _findings(tmp_path, name) == []
+
+
+def test_unknown_rule_name_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(UnknownNameError, match="no_such_rule"):
+        _findings(tmp_path, "no_such_rule")
+
+
+def test_a_new_rule_is_one_decorated_function(tmp_path: Path) -> None:
+    @finding_rule("test_only_rule", tags=("bias",))
+    def rule(run: RunTables) -> list[Finding]:
+        return [Finding("setup", f"{len(run.runs)} runs", {"runs": 0.0}, "manifest.json")]
+
+    try:
+        (finding,) = _findings(tmp_path, "test_only_rule")
+        assert (finding.rule, finding.tags, finding.text) == ("test_only_rule", ("bias",), "0 runs")
+        with pytest.raises(ValueError, match="twice"):
+            finding_rule("test_only_rule")(rule)
+    finally:
+        RULES.pop("test_only_rule")
+    with pytest.raises(ValueError, match="unknown finding tags"):
+        finding_rule("bad_tags", tags=("fairness",))
+
+
+def test_labels_drop_the_parts_every_run_shares(tmp_path: Path) -> None:
+    run = RunTables(tmp_path)
+    assert run.labels(RUNS) == {RUNS[0]: "fastnet", RUNS[1]: "vgg_small"}
+    assert run.labels(["a__v__s0", "a__v__s1"]) == {"a__v__s0": "a (s0)", "a__v__s1": "a (s1)"}
+
+
+def test_accuracy_ranking_and_single_seed_note(tmp_path: Path) -> None:
+    _write(tmp_path, "tables/comparison.csv", _comparison())
+    text = _text(_findings(tmp_path, "accuracy_ranking", "accuracy_noise"))
+    assert "fastnet has the highest test accuracy (81.17%)" in text
+    assert "vgg_small the lowest (74.77%)" in text and "6.40 pp across 2 models" in text
+    assert "single seed" in text
+
+
+def test_accuracy_within_seed_noise(tmp_path: Path) -> None:
+    _write(tmp_path, "tables/comparison.csv", _comparison(stds=(0.05, 0.05), seeds=3))
+    (finding,) = _findings(tmp_path, "accuracy_noise")
+    assert "fastnet and vgg_small are within seed noise: 81.17% ± 5.00 pp vs 74.77% ± 5.00 pp" in finding.text
+    assert "the difference, 6.40 pp, is below their combined std of 7.07 pp" in finding.text
+    _write(tmp_path, "tables/comparison.csv", _comparison(stds=(0.01, 0.01), seeds=3))
+    (finding,) = _findings(tmp_path, "accuracy_noise")
+    assert "differ by more than their combined seed std" in finding.text and "6.40 pp > 1.41 pp" in finding.text
+
+
+def test_hardest_class_and_training_cost(tmp_path: Path) -> None:
+    _minimal_run(tmp_path)
+    text = _text(_findings(tmp_path, "hardest_class", "training_cost"))
+    assert "fastnet recognises cat worst (recall 62.30%) and ship best (91.50%)" in text
+    assert "fastnet trains fastest (94.1 s, 0.30 M parameters)" in text and "1.24x longer" in text
+
+
+def test_calibration_rules(tmp_path: Path) -> None:
+    _write(tmp_path, "tables/calibration.csv", _calibration())
+    findings = _findings(tmp_path, "calibration_extremes", "confidence_direction", "temperature_scaling")
+    text = _text(findings)
+    assert "vgg_small is the best calibrated model before temperature scaling (ECE 0.0500)" in text
+    assert "fastnet is the worst calibrated" in text and "ECE 0.1825, 3.65x the best" in text
+    assert "fastnet is under-confident: mean confidence 62.92% against 81.17% accuracy (gap -18.25 pp)" in text
+    assert "vgg_small is over-confident" in text and "(gap 5.00 pp)" in text
+    assert "T = 0.565 < 1: logits sharpened, the model was under-confident" in text
+    assert "ECE from 0.1825 to 0.0148 (-91.9%)" in text
+    assert "T = 1.800 > 1: logits softened, the model was over-confident" in text
+    assert {f.kind for f in findings} == {"strength", "weakness"}
+    assert all("reliability" in f.tags for f in findings)
+
+
+def test_robustness_rules(tmp_path: Path) -> None:
+    _later_stages(tmp_path)
+    text = _text(_findings(tmp_path, "robustness_ranking"))
+    assert "vgg_small is the most robust model to corruptions (mCE 0.850, relative mCE 1.200" in text
+    assert "55.00% mean corruption accuracy vs 80.00% clean" in text
+    assert "By relative mCE" in text and "fastnet (1.000)" in text
+    text = _text(_findings(tmp_path, "worst_corruption_family", "severity_drop", "corruption_calibration"))
+    assert "fastnet is weakest on noise corruptions (40.00% mean accuracy over severities 1-5)" in text
+    assert "strongest on weather (77.50%)" in text
+    assert "From clean images (90.00%) to severity 5" in text
+    assert "loses most on noise (-70.00 pp, to 20.00%) and least on weather (-20.00 pp, to 70.00%)" in text
+    assert "ECE rises from 0.0300 on clean images to 0.2000 at severity 5 (mean over corruptions, 6.7x)" in text
+
+
+def test_explanation_rules(tmp_path: Path) -> None:
+    _minimal_run(tmp_path)
+    text = _text(_findings(tmp_path, "faithfulness_per_model", "faithfulness_overall", "method_cost",
+                           "ig_completeness", "method_agreement"))
+    assert "On fastnet the most faithful method is lime by deletion AUC (0.2200, lower is better)" in text
+    assert "lime by insertion AUC (0.6300) and lime by ROAD gap (0.4700)" in text
+    assert "lime has the best mean rank (1.00 of 4 methods)" in text
+    assert "saliency is the cheapest method (0.50 ms per image" in text and "lime the most expensive (63.90 ms" in text
+    assert "0.0126 on fastnet" in text
+    assert "gradcam and saliency agree most (top-k IoU 0.800) and saliency and lime least (0.100)" in text
+
+
+def test_sanity_rule_names_failures_and_passes(tmp_path: Path) -> None:
+    _write(tmp_path, "tables/explain_quality.csv", _quality())
+    (finding,) = _findings(tmp_path, "sanity_failures")
+    assert finding.kind == "weakness" and "lime fails the cascading-randomisation sanity check on fastnet" in finding.text
+    assert "final SSIM 0.640, Spearman 0.697" in finding.text
+    _write(tmp_path, "tables/explain_quality.csv", _quality().assign(sanity_fails=False))
+    (finding,) = _findings(tmp_path, "sanity_failures")
+    assert finding.kind == "strength" and "All 4 methods pass" in finding.text and "on all 2 models" in finding.text
+
+
+def test_xai_method_profiles(tmp_path: Path) -> None:
+    _minimal_run(tmp_path)
+    text = _text(_findings(tmp_path, "xai_method_profiles"))
+    assert "Strengths of lime: faithfulness (mean rank 1.00, 1st of 4)" in text
+    assert "Weaknesses of lime:" in text and "cost (63.90 ms per image, 4th of 4)" in text
+    assert "fails the sanity check on 1 of 2 models" in text
+    assert "Strengths of saliency: cost (0.50 ms per image, 1st of 4)" in text
+
+
+def test_patch_rules(tmp_path: Path) -> None:
+    _later_stages(tmp_path)
+    findings = _findings(tmp_path, "patch_shortcut", "patch_localisation")
+    text = _text(findings)
+    assert "Shortcut detected on fastnet: the planted patch sends 92.00% of images to the target class, 46.0x the " \
+           "baseline's 2.00%" in text
+    assert "No shortcut detected on vgg_small: attack success 30.00%, 3.0x the baseline's 10.00%" in text
+    assert "gradcam puts the most attribution mass on the patch (45.00%)" in text
+    assert "gradcam has the highest top-k overlap with it (0.800)" in text
+    assert "gradcam localises the planted patch best (mean win rate 75.00%" in text
+    assert all("bias" in f.tags for f in findings)
+
+
+def test_stress_probe_rule(tmp_path: Path) -> None:
+    _later_stages(tmp_path)
+    (finding,) = _findings(tmp_path, "stress_probe_sensitivity")
+    assert finding.source == "tables/stress_colour.csv" and finding.kind == "weakness"
+    assert ("Probe grayscale: accuracy moves most for fastnet, from 80.00% (condition colour) to 60.00% "
+            "(condition gray), a 20.00 pp gap; least for vgg_small (5.00 pp)") in finding.text
+
+
+def test_layerwise_rules(tmp_path: Path) -> None:
+    _later_stages(tmp_path)
+    text = _text(_findings(tmp_path, "layerwise_cka", "layerwise_edges"))
+    assert "CKA drops most between depth 1 and 2 (0.900 -> 0.600, -0.300); it is lowest at depth 3 (0.500)" in text
+    assert "edge alignment peaks at depth 1 (0.700 clean, 0.300 noisy)" in text
+    assert "high-frequency energy most at depth 1 (3.20x clean)" in text
+
+
+def test_overall_ranking_reports_ties_and_trade_offs(tmp_path: Path) -> None:
+    _minimal_run(tmp_path)
+    text = _text(_findings(tmp_path, "overall_ranking"))
+    # fastnet: best accuracy and interpretability, worst ECE; vgg_small the opposite.
+    assert "fastnet has the best mean rank (1.33) over accuracy, calibration and interpretability" in text
+    assert "Trade-off: fastnet ranks first on accuracy and interpretability but last of 2 on calibration" in text
+
+
+def test_critical_reflection_says_what_was_not_measured(tmp_path: Path) -> None:
+    _write(tmp_path, "tables/calibration.csv", _calibration())
+    reflections = {r.tag: r for r in critical_reflection(run_rules(RunTables(tmp_path)))}
+    assert reflections["bias"].findings == () and "did not measure bias" in reflections["bias"].summary
+    reliability = reflections["reliability"]
+    assert reliability.findings and reliability.findings[0].kind == "weakness"
+    assert "measured findings on reliability" in reliability.summary
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class _Balance(HTMLParser):
+    """Checks that every opened tag is closed in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.attributes: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.attributes += [(tag, name, value or "") for name, value in attrs]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.attributes += [(tag, name, value or "") for name, value in attrs]
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+def _check_html(path: Path) -> _Balance:
+    text = path.read_text(encoding="utf-8")
+    ET.fromstring(text.split("\n", 1)[1])  # well-formed XML after the doctype line
+    parser = _Balance()
+    parser.feed(text)
+    assert parser.errors == [] and parser.stack == []
+    assert "http://" not in text and "https://" not in text
+    for _, name, value in parser.attributes:
+        if name == "href":  # relative paths inside the run directory or anchors, never a scheme or host
+            assert not value.startswith("//") and not re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", value)
+        if name == "src":
+            assert value.startswith("data:image/png;base64,")
+    return parser
+
+
+def _markdown_links(path: Path) -> list[str]:
+    return [link for link in re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8")) if not link.startswith("#")]
+
+
+def test_write_report_on_a_minimal_run(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    html_path, md_path = write_report(root)
+    parser = _check_html(html_path)
+    section_ids = {value for tag, name, value in parser.attributes if tag == "section" and name == "id"}
+    assert {"setup", "comparison", "calibration", "explanations", "final", "xai_methods", "reflection"} <= section_ids
+    assert section_ids.isdisjoint({"robustness", "stress", "layerwise"})  # no data, no section
+    images = [v for tag, name, v in parser.attributes if tag == "img" and name == "src"]
+    assert len(images) >= 13  # 5 per-model figures x 2 models, 3 run figures, the final comparison
+    links = _markdown_links(md_path)
+    assert links and all((root / link).is_file() for link in links)
+    for created in ("findings", "final_ranking", "xai_methods", "setup", "explain_quality_by_method"):
+        assert (root / "tables" / f"{created}.csv").is_file()
+    assert (root / "figures" / "final_comparison.png").is_file()
+    findings = pd.read_csv(root / "tables" / "findings.csv")
+    assert {"section", "rule", "kind", "tags", "text", "source", "numbers"} <= set(findings.columns)
+    markdown = md_path.read_text(encoding="utf-8")
+    assert "## 1. Setup" in markdown and "[tables/calibration.csv](tables/calibration.csv)" in markdown
+    assert "This run did not measure bias" in markdown
+
+
+def test_later_stage_sections_light_up_when_their_tables_exist(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _later_stages(root)
+    _write(root, "tables/stress_sweep.csv", pd.DataFrame({"run": RUNS[0], "probe": "blur", "intensity": range(30),
+                                                          "accuracy": [0.9 - 0.01 * i for i in range(30)]}))
+    html_path, md_path = write_report(root)
+    parser = _check_html(html_path)
+    section_ids = {value for tag, name, value in parser.attributes if tag == "section" and name == "id"}
+    assert {"robustness", "stress", "layerwise"} <= section_ids
+    links = _markdown_links(md_path)
+    assert "figures/robustness_accuracy.png" in links and "tables/robustness_families.csv" in links
+    assert all((root / link).is_file() for link in links)
+    markdown = md_path.read_text(encoding="utf-8")
+    assert "Shortcut detected on fastnet" in markdown
+    assert "Showing 25 of 30 rows. CSV: [tables/stress_sweep.csv]" in markdown  # long tables are cut, CSV linked
+    assert "from 90.00% (intensity 0) to 61.00% (intensity 29)" in markdown
+
+
+def test_write_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(XaiquestError, match="not a run directory"):
+        write_report(tmp_path)

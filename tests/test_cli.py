@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -113,3 +114,24 @@ def test_list_models_names_every_family():
     assert result.exit_code == 0
     for name in ("fastnet", "resnet_small", "vgg_small", "densenet_small", "mobilenetv2_small", "tv:"):
         assert name in result.output
+
+
+def test_a_planted_patch_variant_is_trained_then_probed_for_reliance_and_localisation(tmp_path, tiny_cifar):
+    runs = tmp_path / "runs"
+    config = _config(
+        tmp_path, models="[fastnet]", variants="{baseline: {}, patch: {patch: {target_class: 0, fraction: 1.0}}}",
+        robustness="{enabled: false}", explain="{enabled: false, methods: [gradcam, saliency]}",
+    )
+    result = _invoke("run", config, "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    assert result.exit_code == 0, result.output
+    tables = runs / "tiny" / "tables"
+    reliance = pd.read_csv(tables / "patch_reliance.csv").set_index("run")
+    assert set(reliance.index) == {"fastnet__baseline__s0", "fastnet__patch__s0"}
+    assert reliance.loc["fastnet__patch__s0", "trained_with_patch"]
+    assert reliance.loc["fastnet__patch__s0", "baseline_attack_success"] == reliance.loc["fastnet__baseline__s0", "attack_success"]
+    localisation = pd.read_csv(tables / "patch_localisation.csv")
+    assert set(localisation["method"]) == {"gradcam", "saliency"}
+    assert localisation["tko"].between(0, 1).all() and localisation["win_rate"].sum() == pytest.approx(1.0)
+    probes = pd.read_csv(tables / "stress_probes.csv")
+    assert {"occlusion_centre", "channel_permutation", "noise", "background_swap", "clean"} <= set(probes["probe"])
+    assert (tables / "layerwise.csv").exists() and (tables / "stress_focus.csv").exists()

@@ -109,6 +109,13 @@ def explain_command(config: Optional[str] = ConfigArg, data: Optional[Path] = Da
     _run_stages(config, data, runs_dir, ["explain"])
 
 
+@app.command()
+@user_errors
+def stress(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+    """Stress tests and bias probes (occlusion, channels, background, noise/blur, planted patch), layer-wise view."""
+    _run_stages(config, data, runs_dir, ["stress", "compare"])
+
+
 @list_app.command("models")
 @user_errors
 def list_models() -> None:

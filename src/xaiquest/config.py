@@ -35,6 +35,16 @@ class DataConfig(Section):
     test_subset: int | None = Field(None, ge=10)
 
 
+class PatchConfig(Section):
+    """A planted spurious patch on a share of one class's training images (a training variant)."""
+
+    target_class: int = Field(0, ge=0)
+    fraction: float = Field(1.0, ge=0, le=1, description="share of the target class's training images stamped")
+    colour: tuple[int, int, int] = (255, 0, 255)
+    size: int = Field(3, ge=1)
+    position: Literal["fixed", "random"] = "fixed"
+
+
 class TrainConfig(Section):
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(512, ge=1)
@@ -53,6 +63,7 @@ class TrainConfig(Section):
     channels_last: bool = True
     amp: bool = Field(True, description="bfloat16 autocast, used on CUDA only")
     tensorboard: bool = True
+    patch: PatchConfig | None = Field(None, description="train on data with a planted spurious patch")
 
 
 class EvalConfig(Section):
@@ -105,12 +116,48 @@ class ExplainConfig(Section):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, methods: list[str]) -> list[str]:
-        from xaiquest.explain import EXPLAINERS
+        return _check_methods(methods)
 
-        unknown = [name for name in methods if name not in EXPLAINERS]
+
+def _check_methods(methods: list[str]) -> list[str]:
+    from xaiquest.explain import EXPLAINERS
+
+    unknown = [name for name in methods if name not in EXPLAINERS]
+    if unknown:
+        raise ValueError(f"unknown explanation method {unknown[0]!r}; available: {', '.join(EXPLAINERS.names())}")
+    return methods
+
+
+DEFAULT_PROBES = [
+    "occlusion_centre", "occlusion_border", "channel_drop", "channel_permutation", "grayscale",
+    "noise", "blur", "object_only", "background_only", "background_swap",
+]
+
+
+class StressConfig(Section):
+    enabled: bool = True
+    probes: list[str] = Field(default_factory=lambda: list(DEFAULT_PROBES))
+    test_images: int = Field(500, ge=10, description="stratified test subset every probe is applied to")
+    focus_methods: list[str] = Field(default_factory=lambda: ["gradcam", "integrated_gradients", "fusioncam"])
+    focus_images: int = Field(32, ge=1, description="images whose explanations are compared before/after")
+    layerwise_images: int = Field(256, ge=8)
+    layerwise_noise: int = Field(3, ge=1, le=5, description="gaussian_noise severity for the clean-vs-noisy view")
+    seed: int = 0
+
+    @field_validator("probes")
+    @classmethod
+    def _known_probes(cls, probes: list[str]) -> list[str]:
+        from xaiquest.stress import PROBES
+
+        unknown = [name for name in probes if name not in PROBES]
         if unknown:
-            raise ValueError(f"unknown explanation method {unknown[0]!r}; available: {', '.join(EXPLAINERS.names())}")
-        return methods
+            raise ValueError(f"unknown probe {unknown[0]!r}; available: {', '.join(PROBES.names())}")
+        return probes
+
+    @field_validator("focus_methods")
+    @classmethod
+    def _known_focus_methods(cls, methods: list[str]) -> list[str]:
+        return _check_methods(methods)
 
 
 class ModelSpec(Section):
@@ -165,6 +212,7 @@ class ExperimentConfig(Section):
     calibration: CalibrationConfig = CalibrationConfig()
     robustness: RobustnessConfig = RobustnessConfig()
     explain: ExplainConfig = ExplainConfig()
+    stress: StressConfig = StressConfig()
 
     @field_validator("models", mode="before")
     @classmethod
@@ -185,7 +233,7 @@ class ExperimentConfig(Section):
 
     def train_config(self, model: ModelSpec, variant: str) -> TrainConfig:
         """Profile training settings, then the model's overrides, then the variant's."""
-        return self.train.model_copy(update={**model.train, **self.variants[variant]})
+        return TrainConfig(**{**self.train.model_dump(), **model.train, **self.variants[variant]})
 
 
 def load_config(source: str | Path | None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

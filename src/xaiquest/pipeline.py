@@ -1,6 +1,6 @@
 """Orders the audit's stages over a run directory; each stage skips work already finished.
 
-Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> compare
+Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> stress -> compare
 -> report,
 each stage reading only what earlier stages wrote into ``runs/<experiment>/``.
 """
@@ -22,6 +22,7 @@ from xaiquest.explain.stage import explain_stage
 from xaiquest.inference import resolve_device
 from xaiquest.report.stage import report_stage
 from xaiquest.robustness.stage import robustness_stage
+from xaiquest.stress.stage import stress_stage
 from xaiquest.runs import AuditData, prepare_data
 from xaiquest.store import RunStore
 from xaiquest.train.stage import train_stage
@@ -33,6 +34,7 @@ STAGES: dict[str, Stage] = {
     "calibrate": calibrate_stage,
     "robustness": robustness_stage,
     "explain": explain_stage,
+    "stress": stress_stage,
     "compare": compare_stage,
     "report": report_stage,
 }

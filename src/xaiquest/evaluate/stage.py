@@ -60,7 +60,7 @@ def _comparison_row(store: RunStore, key: RunKey) -> dict[str, Any]:
         raise XaiquestError(f"{key.id} has no evaluation yet; run `xaiquest evaluate` first")
     setup = json.loads((folder / "train.json").read_text(encoding="utf-8"))
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-    row = {**{k: v for k, v in setup.items() if k not in ("device", "train_images")}, **{k: metrics[k] for k in STAGE1_METRICS}}
+    row = {**{k: v for k, v in setup.items() if k not in ("device", "train_images", "patch")}, **{k: metrics[k] for k in STAGE1_METRICS}}
     return {**row, **_calibration_columns(folder), **_robustness_columns(store, key)}
 
 

@@ -33,7 +33,7 @@ from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from xaiquest.explain.registry import Info, register_explainer
+from xaiquest.explain.registry import ExplainFn, Info, register_explainer
 from xaiquest.models import resolve_layer
 
 CPU_BATCH_SIZE = 128
@@ -85,52 +85,27 @@ class ZeroAblation(AblationLayer):
         return output
 
 
-@register_explainer("gradcam", "cam", uses_layer=True)
-def gradcam(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
-) -> torch.Tensor:
-    """Grad-CAM (Selvaraju et al. 2017): activations weighted by their spatially averaged gradients."""
-    return cam_maps(GradCAM, model, images, targets, layer)
+LIBRARY_CAMS: dict[str, tuple[type[BaseCAM], str]] = {
+    "gradcam": (GradCAM, "Grad-CAM (Selvaraju et al. 2017): activations weighted by their spatially averaged gradients."),
+    "gradcampp": (GradCAMPlusPlus, "Grad-CAM++ (Chattopadhyay et al. 2018): higher-order gradient weights, better for several instances."),
+    "xgradcam": (XGradCAM, "XGrad-CAM (Fu et al. 2020): activation-normalised gradient weights chosen to satisfy two axioms."),
+    "layercam": (LayerCAM, "Layer-CAM (Jiang et al. 2021): per-location positive-gradient weights, usable at shallow layers."),
+    "hirescam": (HiResCAM, "HiResCAM (Draelos & Carin 2020): element-wise gradient x activation, faithful for avg-pool heads."),
+    "eigencam": (EigenCAM, "Eigen-CAM (Muhammad & Yeasin 2020): first principal component of the activations; class-agnostic."),
+}
+"""CAMs used exactly as the library ships them: name -> (class, description)."""
 
 
-@register_explainer("gradcampp", "cam", uses_layer=True)
-def gradcampp(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
-) -> torch.Tensor:
-    """Grad-CAM++ (Chattopadhyay et al. 2018): higher-order gradient weights, better for several instances."""
-    return cam_maps(GradCAMPlusPlus, model, images, targets, layer)
+def _library_cam(cam_class: type[BaseCAM], description: str) -> ExplainFn:
+    def compute(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info) -> torch.Tensor:
+        return cam_maps(cam_class, model, images, targets, layer)
+
+    compute.__doc__ = description
+    return compute
 
 
-@register_explainer("xgradcam", "cam", uses_layer=True)
-def xgradcam(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
-) -> torch.Tensor:
-    """XGrad-CAM (Fu et al. 2020): activation-normalised gradient weights chosen to satisfy two axioms."""
-    return cam_maps(XGradCAM, model, images, targets, layer)
-
-
-@register_explainer("layercam", "cam", uses_layer=True)
-def layercam(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
-) -> torch.Tensor:
-    """Layer-CAM (Jiang et al. 2021): per-location positive-gradient weights, usable at shallow layers."""
-    return cam_maps(LayerCAM, model, images, targets, layer)
-
-
-@register_explainer("hirescam", "cam", uses_layer=True)
-def hirescam(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
-) -> torch.Tensor:
-    """HiResCAM (Draelos & Carin 2020): element-wise gradient x activation, faithful for avg-pool heads."""
-    return cam_maps(HiResCAM, model, images, targets, layer)
-
-
-@register_explainer("eigencam", "cam", uses_layer=True)
-def eigencam(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info
-) -> torch.Tensor:
-    """Eigen-CAM (Muhammad & Yeasin 2020): first principal component of the activations; class-agnostic."""
-    return cam_maps(EigenCAM, model, images, targets, layer)
+for _name, (_cam_class, _description) in LIBRARY_CAMS.items():
+    register_explainer(_name, "cam", uses_layer=True)(_library_cam(_cam_class, _description))
 
 
 @register_explainer("scorecam", "cam", uses_layer=True)

@@ -1,0 +1,199 @@
+"""Stage: stress tests and bias probes on every model, with how its explanations move.
+
+For each model: accuracy, macro F1 and ECE under every probe x intensity on one stratified test
+subset (the same images for every model); the focus shift of a few explainers (rank
+correlation, centre-of-mass displacement, share of attribution on the changed region); the
+layer-wise view (edge alignment, high-frequency energy, clean-vs-noisy CKA per named depth).
+When a training variant planted a patch: reliance on it (attack success against the same
+architecture's unpatched run) and which explainers put their top pixels on it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+from torchmetrics.functional.classification import multiclass_f1_score
+
+from xaiquest.config import ExperimentConfig, StressConfig
+from xaiquest.console import console, progress_bar
+from xaiquest.data import Split, stratified_indices
+from xaiquest.data.corruptions import corrupt
+from xaiquest.explain.quality import mass_inside, pointing_game, top_k_overlap, win_rates
+from xaiquest.explain.registry import explain
+from xaiquest.inference import predict_logits, prepare_batch
+from xaiquest.metrics.calibration import expected_calibration_error
+from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_dir, run_keys
+from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint, save_figure
+from xaiquest.stress.background import foreground_masks, mask_gallery_figure
+from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
+from xaiquest.stress.focus import focus_shift_table
+from xaiquest.stress.layerwise import depth_metric_figure, first_layer_filters_figure, layerwise_table
+from xaiquest.stress.patch import PatchSpec, reliance_metrics, stamp
+from xaiquest.stress.probes import PROBES, apply_probe
+from xaiquest.train.stage import patch_spec
+
+BEFORE_AFTER_PROBES = ("noise", "occlusion_centre", "background_swap")
+
+
+@dataclass(frozen=True)
+class StressInputs:
+    """What every model is probed on: the test subset, its foreground masks, the experiment's patch."""
+
+    clean: Split
+    foreground: torch.Tensor
+    patch: PatchSpec | None
+
+
+def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
+    cfg = config.stress
+    if not cfg.enabled:
+        console.print("stress: disabled in the config, skipping")
+        return
+    inputs = _inputs(config, data)
+    save_figure(mask_gallery_figure(inputs.clean.images[:16], inputs.foreground[:16]), store.path("figures", "stress_masks.png"))
+    for key in run_keys(config):
+        unit_fp = fingerprint("stress", evaluate_fingerprint(config, data, key), cfg.model_dump(), config.explain.methods,
+                              None if inputs.patch is None else inputs.patch.__dict__)
+        if not store.is_complete(f"stress/{key.id}", unit_fp):
+            model = load_trained(store, key, len(data.classes), device)
+            _stress_one(model, key, store, inputs, config, device, trained_with_patch=config.train_config(key.spec, key.variant).patch is not None)
+            store.mark_complete(f"stress/{key.id}", unit_fp)
+    _aggregate(store, config)
+
+
+def _inputs(config: ExperimentConfig, data: AuditData) -> StressInputs:
+    cfg = config.stress
+    n = min(cfg.test_images, len(data.test) - 1)
+    _, chosen = stratified_indices(data.test.labels, n, cfg.seed)
+    clean = data.test.subset(chosen)
+    patches = [config.train_config(key.spec, key.variant).patch for key in run_keys(config)]
+    planted = next((p for p in patches if p is not None), None)
+    return StressInputs(clean, foreground_masks(clean.images), patch_spec(planted) if planted else None)
+
+
+def _stress_one(model: nn.Module, key: RunKey, store: RunStore, inputs: StressInputs, config: ExperimentConfig,
+                device: torch.device, trained_with_patch: bool) -> None:
+    cfg, out = config.stress, run_dir(store, key) / "stress"
+    clean = inputs.clean
+    clean_logits = _predict(model, clean.images, device)
+    rows = [_probe_row("clean", "none", clean_logits, clean.labels)]
+    focus = clean.subset(torch.arange(min(cfg.focus_images, len(clean))))
+    focus_x = prepare_batch(focus.images, device, channels_last=False)
+    focus_targets = clean_logits[: len(focus)].argmax(1).to(device)
+    clean_maps = {m: explain(m, model, focus_x, focus_targets) for m in cfg.focus_methods}
+    stressed_maps, changed, examples = {}, {}, {}
+    generator_seed = cfg.seed
+    with progress_bar() as progress:
+        task = progress.add_task(f"stress {key.id}", total=sum(len(PROBES.get(p).intensities) for p in cfg.probes))
+        for probe in cfg.probes:
+            for intensity in PROBES.get(probe).intensities:
+                generator = torch.Generator().manual_seed(generator_seed)
+                images, mask = apply_probe(probe, clean.images, intensity, generator, foreground=inputs.foreground, labels=clean.labels)
+                rows.append(_probe_row(probe, intensity, _predict(model, images, device), clean.labels))
+                stressed_x = prepare_batch(images[: len(focus)], device, channels_last=False)
+                stressed_maps[(probe, intensity)] = {m: explain(m, model, stressed_x, focus_targets) for m in cfg.focus_methods}
+                changed[(probe, intensity)] = mask[: len(focus)]
+                examples.setdefault(probe, (intensity, images[: len(focus)]))
+                progress.advance(task)
+    atomic_write_text(out / "probes.csv", pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(out / "focus.csv", focus_shift_table(clean_maps, stressed_maps, changed).to_csv(index=False))
+    for probe in BEFORE_AFTER_PROBES:
+        if probe in examples:
+            intensity, images = examples[probe]
+            shown = min(6, len(focus))
+            figure = before_after_figure(focus.images[:shown], images[:shown], {m: v[:shown] for m, v in clean_maps.items()},
+                                         {m: v[:shown] for m, v in stressed_maps[(probe, intensity)].items()},
+                                         [f"test #{i}" for i in range(shown)],
+                                         f"{key.id}: {probe} ({intensity}), explanations before / after")
+            save_figure(figure, out / f"before_after_{probe}.png", dpi=110)
+    noisy = corrupt(clean.images[: cfg.layerwise_images], "gaussian_noise", cfg.layerwise_noise, seed=cfg.seed)
+    layers = layerwise_table(model, prepare_batch(clean.images[: cfg.layerwise_images], device, channels_last=False),
+                             prepare_batch(noisy, device, channels_last=False))
+    atomic_write_text(out / "layerwise.csv", layers.to_csv(index=False))
+    save_figure(first_layer_filters_figure(model, f"{key.id}: first-layer filters"), out / "first_layer_filters.png")
+    if inputs.patch is not None:
+        _patch_probe(model, key, out, inputs, config, device, clean_logits, trained_with_patch)
+
+
+def _predict(model: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return predict_logits(model, images, device, batch_size=1000)
+
+
+def _probe_row(probe: str, intensity: object, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, object]:
+    probs = logits.softmax(1)
+    return {"probe": probe, "intensity": str(intensity), "accuracy": (probs.argmax(1) == labels).float().mean().item(),
+            "macro_f1": multiclass_f1_score(probs, labels, probs.shape[1]).item(),
+            "ece": expected_calibration_error(probs, labels)}
+
+
+def _patch_probe(model: nn.Module, key: RunKey, out: object, inputs: StressInputs, config: ExperimentConfig,
+                 device: torch.device, clean_logits: torch.Tensor, trained_with_patch: bool) -> None:
+    """Reliance on the experiment's patch, and (for models trained with it) explainer localisation on it."""
+    spec, clean = inputs.patch, inputs.clean
+    stamped, masks = stamp(clean.images, spec, torch.Generator().manual_seed(config.stress.seed))
+    stamped_logits = _predict(model, stamped, device)
+    reliance = reliance_metrics(clean_logits, stamped_logits, clean.labels, spec.target_class)
+    reliance["ece_stamped"] = expected_calibration_error(stamped_logits.softmax(1), clean.labels)
+    reliance["trained_with_patch"] = trained_with_patch
+    atomic_write_json(out / "patch.json", reliance)
+    if not trained_with_patch:
+        return
+    others = (clean.labels != spec.target_class).nonzero().squeeze(1)[: config.stress.focus_images]
+    x = prepare_batch(stamped[others], device, channels_last=False)
+    targets = stamped_logits[others].argmax(1).to(device)
+    rows, maps = [], {}
+    for method in config.explain.methods:
+        maps[method] = explain(method, model, x, targets)
+        region = masks[others]
+        for image, (tko, hit, mass) in enumerate(zip(top_k_overlap(maps[method], region), pointing_game(maps[method], region),
+                                                     mass_inside(maps[method], region, mode="absolute"))):
+            rows.append({"image": image, "method": method, "tko": tko.item(), "pointing": float(hit), "mass_inside": mass.item()})
+    scores = pd.DataFrame(rows)
+    wins = win_rates(scores.rename(columns={"tko": "score"})[["image", "method", "score"]]).set_index("method")["win_rate"]
+    table = scores.groupby("method", sort=False)[["tko", "pointing", "mass_inside"]].mean().assign(win_rate=wins).reset_index()
+    atomic_write_text(out / "patch_localisation.csv", table.to_csv(index=False))
+    save_figure(patch_figure(stamped[others[0]], {m: v[0] for m, v in maps.items()}, f"{key.id}: patched image", masks[others[0]]),
+                out / "patch_maps.png", dpi=110)
+
+
+def _aggregate(store: RunStore, config: ExperimentConfig) -> None:
+    """Run-level tables and figures from every model's stress folder."""
+    keys = run_keys(config)
+    frames = {name: [] for name in ("probes", "focus", "layerwise", "patch_localisation")}
+    reliance = []
+    for key in keys:
+        folder = run_dir(store, key) / "stress"
+        for name in frames:
+            if (folder / f"{name}.csv").exists():
+                frames[name].append(pd.read_csv(folder / f"{name}.csv").assign(run=key.id))
+        if (folder / "patch.json").exists():
+            reliance.append({"run": key.id, "model": key.spec.name, "seed": key.seed,
+                             **{k: v for k, v in json.loads((folder / "patch.json").read_text()).items() if not k.startswith("f1_")}})
+    tables = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items() if parts}
+    for name, table in tables.items():
+        file = {"probes": "stress_probes", "focus": "stress_focus"}.get(name, name)
+        atomic_write_text(store.path("tables", f"{file}.csv"), table.to_csv(index=False))
+    if "probes" in tables:
+        probes = tables["probes"]
+        for probe in config.stress.probes:
+            rows = probes[probes["probe"] == probe]
+            save_figure(probe_curve_figure(rows, "intensity", "accuracy", "run", title=f"accuracy under {probe}"),
+                        store.path("figures", f"stress_{probe}.png"))
+    if "layerwise" in tables:
+        for metric in ("edge_alignment", "hf_energy", "cka_clean_vs_noisy"):
+            columns = [c for c in tables["layerwise"].columns if c.startswith(metric)]
+            save_figure(depth_metric_figure(tables["layerwise"], columns, title=metric.replace("_", " ")),
+                        store.path("figures", f"layerwise_{metric}.png"))
+    if reliance:
+        atomic_write_text(store.path("tables", "patch_reliance.csv"), _with_baseline(pd.DataFrame(reliance)).to_csv(index=False))
+
+
+def _with_baseline(reliance: pd.DataFrame) -> pd.DataFrame:
+    """Each run's attack success next to that of the same architecture and seed trained without the patch."""
+    baseline = reliance[~reliance["trained_with_patch"]].set_index(["model", "seed"])["attack_success"]
+    keys = list(zip(reliance["model"], reliance["seed"]))
+    return reliance.assign(baseline_attack_success=[baseline.get(k, float("nan")) for k in keys])

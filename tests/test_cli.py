@@ -40,7 +40,7 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     assert result.exit_code == 0, result.output
     root = runs / "tiny"
     manifest = json.loads((root / "manifest.json").read_text())
-    assert set(manifest["units"]) == {f"{stage}/{m}__baseline__s0" for stage in ("train", "evaluate", "calibrate", "explain")
+    assert set(manifest["units"]) == {f"{stage}/{m}__baseline__s0" for stage in ("train", "evaluate", "calibrate", "explain", "stress")
                                       for m in ("fastnet", "resnet_small")} | {"robustness"}
     for model in ("fastnet", "resnet_small"):
         folder = root / "models" / f"{model}__baseline__s0"

@@ -394,3 +394,14 @@ def test_later_stage_sections_light_up_when_their_tables_exist(tmp_path: Path) -
 def test_write_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(XaiquestError, match="not a run directory"):
         write_report(tmp_path)
+
+
+def test_layerwise_rules_follow_network_depth_not_the_alphabet(tmp_path: Path) -> None:
+    """'stem' sorts after 'stage3' alphabetically; the rules must walk stem -> stage1 -> ... instead."""
+    _write(tmp_path, "tables/layerwise.csv", pd.DataFrame({
+        "run": [RUNS[0]] * 4, "depth": ["stem", "stage1", "stage2", "stage3"], "depth_index": [0, 1, 2, 3],
+        "edge_alignment_clean": [0.1, 0.2, 0.3, 0.4], "edge_alignment_noisy": [0.1, 0.2, 0.3, 0.4],
+        "hf_energy_clean": [1.0, 1.0, 1.0, 1.0], "hf_energy_noisy": [1.0, 1.0, 1.0, 1.0],
+        "cka_clean_vs_noisy": [0.66, 0.90, 0.92, 0.80]}))
+    text = _text(_findings(tmp_path, "layerwise_cka"))
+    assert "CKA drops most between depth stage2 and stage3 (0.920 -> 0.800, -0.120); it is lowest at depth stem (0.660)" in text

@@ -784,7 +784,8 @@ def _layerwise(run: RunTables, *columns: str) -> list[tuple[str, pd.DataFrame, s
     if not _has(table, "run", "depth", *columns):
         return []
     names = run.labels(table["run"])
-    return [(run_id, rows.sort_values("depth").dropna(subset=list(columns)), names[run_id])
+    order = next(column for column in ("depth_index", "relative_depth", "depth") if column in table)  # shallow -> deep
+    return [(run_id, rows.sort_values(order).dropna(subset=list(columns)), names[run_id])
             for run_id, rows in table.groupby("run", sort=False)]
 
 

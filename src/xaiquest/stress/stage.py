@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torchmetrics.functional.classification import multiclass_f1_score
 
-from xaiquest.config import ExperimentConfig, StressConfig
+from xaiquest.config import ExperimentConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.data import Split, stratified_indices
 from xaiquest.data.corruptions import corrupt

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -86,12 +87,11 @@ def _stress_one(model: nn.Module, key: RunKey, store: RunStore, inputs: StressIn
     focus_targets = clean_logits[: len(focus)].argmax(1).to(device)
     clean_maps = {m: explain(m, model, focus_x, focus_targets) for m in cfg.focus_methods}
     stressed_maps, changed, examples = {}, {}, {}
-    generator_seed = cfg.seed
     with progress_bar() as progress:
         task = progress.add_task(f"stress {key.id}", total=sum(len(PROBES.get(p).intensities) for p in cfg.probes))
         for probe in cfg.probes:
             for intensity in PROBES.get(probe).intensities:
-                generator = torch.Generator().manual_seed(generator_seed)
+                generator = torch.Generator().manual_seed(cfg.seed)
                 images, mask = apply_probe(probe, clean.images, intensity, generator, foreground=inputs.foreground, labels=clean.labels)
                 rows.append(_probe_row(probe, intensity, _predict(model, images, device), clean.labels))
                 stressed_x = prepare_batch(images[: len(focus)], device, channels_last=False)
@@ -130,7 +130,7 @@ def _probe_row(probe: str, intensity: object, logits: torch.Tensor, labels: torc
             "ece": expected_calibration_error(probs, labels)}
 
 
-def _patch_probe(model: nn.Module, key: RunKey, out: object, inputs: StressInputs, config: ExperimentConfig,
+def _patch_probe(model: nn.Module, key: RunKey, out: Path, inputs: StressInputs, config: ExperimentConfig,
                  device: torch.device, clean_logits: torch.Tensor, trained_with_patch: bool) -> None:
     """Reliance on the experiment's patch, and (for models trained with it) explainer localisation on it."""
     spec, clean = inputs.patch, inputs.clean
@@ -145,10 +145,9 @@ def _patch_probe(model: nn.Module, key: RunKey, out: object, inputs: StressInput
     others = (clean.labels != spec.target_class).nonzero().squeeze(1)[: config.stress.focus_images]
     x = prepare_batch(stamped[others], device, channels_last=False)
     targets = stamped_logits[others].argmax(1).to(device)
-    rows, maps = [], {}
+    rows, maps, region = [], {}, masks[others]
     for method in config.explain.methods:
         maps[method] = explain(method, model, x, targets)
-        region = masks[others]
         for image, (tko, hit, mass) in enumerate(zip(top_k_overlap(maps[method], region), pointing_game(maps[method], region),
                                                      mass_inside(maps[method], region, mode="absolute"))):
             rows.append({"image": image, "method": method, "tko": tko.item(), "pointing": float(hit), "mass_inside": mass.item()})

@@ -74,6 +74,17 @@ def test_small_model_contract(name: str) -> None:
     assert build_model(name, num_classes=7)(images()).shape == (2, 7)
 
 
+@pytest.mark.parametrize("name", ["fastnet", "fastnet_m"])
+def test_fastnet_grid_covers_the_whole_image(name: str) -> None:
+    """32 -> 16 -> 8 -> 4 exactly, and the last stage sees the bottom-right pixel (CAMs need both)."""
+    model = build_model(name).eval()
+    x = images(1).requires_grad_(True)
+    shapes, _ = depth_shapes(model, x)
+    assert [shape[-1] for shape in shapes.values()] == [32, 16, 8, 4]
+    named_depths(model)["stage3"](model.stages[1](model.stages[0](model.stem(x)))).sum().backward()
+    assert x.grad[0, :, -1, -1].abs().sum() > 0
+
+
 @pytest.mark.parametrize("name", sorted(STANDARD_SIZES))
 def test_standard_model_contract(name: str) -> None:
     model = build_model(name).eval().to(memory_format=torch.channels_last)

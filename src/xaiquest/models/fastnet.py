@@ -3,7 +3,8 @@
 Why a custom net: on a 2-core CPU the default audit must train several models in minutes.
 FastNet reaches usable accuracy in a few epochs because (a) its first layer is a fixed 2x2
 patch-whitening convolution initialised from the data, which decorrelates pixels so SGD
-converges fast; (b) each stage downsamples early (conv -> max-pool -> BN -> GELU -> conv), so
+converges fast (padded on the bottom/right so the map stays 32 px and every later stage still covers
+the whole image, which CAM-style explanations rely on); (b) each stage downsamples early (conv -> max-pool -> BN -> GELU -> conv), so
 most compute runs at low resolution; (c) the head max-pools and scales logits down, which
 keeps early training stable at high learning rates.
 """
@@ -18,17 +19,23 @@ from xaiquest.models.registry import MODELS
 
 
 class WhiteningStem(nn.Module):
-    """2x2 convolution whose filters are the data's patch-covariance eigenvectors (± each)."""
+    """2x2 convolution whose filters are the data's patch-covariance eigenvectors (± each).
+
+    One zero row/column (the data mean, after normalisation) is added on the bottom/right: an
+    unpadded 2x2 conv gives 31 px, and floor-pooling 31 -> 15 -> 7 -> 3 would drop the last
+    row/column at every stage, leaving the bottom-right corner invisible to the deep features.
+    """
 
     def __init__(self, patch: int = 2, eps: float = 5e-4) -> None:
         super().__init__()
         width = 2 * 3 * patch * patch
+        self.pad = nn.ZeroPad2d((0, patch - 1, 0, patch - 1))
         self.conv = nn.Conv2d(3, width, patch, padding=0, bias=True)
         self.act = nn.GELU()
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv(x))
+        return self.act(self.conv(self.pad(x)))
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> None:

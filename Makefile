@@ -11,7 +11,7 @@ PROFILE ?= quick
 
 $(BIN)/xaiquest: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,dashboard]'
 	touch $@
 
 install: $(BIN)/xaiquest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +25,8 @@ DataOpt = typer.Option(None, "--data", help="CIFAR-10 location: cifar-10-batches
                        "(default: $XAIQUEST_DATA, else download)")
 Cifar10cOpt = typer.Option(None, "--cifar10c", help="folder of real CIFAR-10-C .npy files (default: generate on the fly)")
 RunsOpt = typer.Option(Path("runs"), "--runs-dir", help="where run directories are created")
+RunDirArg = typer.Argument(..., help="a run directory, e.g. runs/quick")
+PortOpt = typer.Option(7860, "--port", help="localhost port to serve on")
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,6 +117,20 @@ def explain_command(config: Optional[str] = ConfigArg, data: Optional[Path] = Da
 def stress(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
     """Stress tests and bias probes (occlusion, channels, background, noise/blur, planted patch), layer-wise view."""
     _run_stages(config, data, runs_dir, ["stress", "compare"])
+
+
+@app.command()
+@user_errors
+def dashboard(run_dir: Path = RunDirArg, port: int = PortOpt, data: Path | None = DataOpt) -> None:
+    """Interactive explorer of a run in the browser (Gradio on localhost): predictions, heatmaps, stress."""
+    if importlib.util.find_spec("gradio") is None:
+        raise XaiquestError("the dashboard needs gradio: run make install, or pip install gradio")
+    from xaiquest.dashboard.app import serve
+    from xaiquest.dashboard.session import Dashboard, open_run
+
+    session = Dashboard(open_run(run_dir, data))
+    err.print(f"dashboard: http://127.0.0.1:{port} (Ctrl-C stops it)")
+    serve(session, port)
 
 
 @list_app.command("models")

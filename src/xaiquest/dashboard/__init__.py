@@ -1,0 +1,11 @@
+"""Interactive explorer of a run: ``xaiquest dashboard RUN_DIR`` (Gradio, localhost only).
+
+``session`` holds the logic (run loading, image selection, stress, cached explanations and their
+quality), ``views`` the pictures and tables, ``app`` the Gradio page, ``browser`` a headless
+Chromium driver for the end-to-end test and the docs screenshot. Gradio's usage analytics are
+switched off before Gradio is imported: the dashboard must work offline and report nothing.
+"""
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"

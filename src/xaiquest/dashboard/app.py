@@ -1,0 +1,159 @@
+"""The Gradio page: widgets wired to :class:`~xaiquest.dashboard.session.Dashboard`; no logic of its own.
+
+Element ids (``#model-a``, ``#image``, ``#methods``, ``#explain``, ``#heatmaps``, ...) are what the
+browser test drives, so they are part of the page's contract.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from xaiquest.dashboard.session import (
+    DEFAULT_LAYER,
+    FILTERS,
+    LEVELS,
+    NO_STRESS,
+    Dashboard,
+    Stress,
+    report_figures,
+    report_tables,
+    stress_choices,
+)
+from xaiquest.dashboard.views import caption, enlarged, overlay, quality_table
+from xaiquest.explain import explainer_names
+
+NO_MODEL = "(none)"
+DEFAULT_METHODS = ("gradcam", "layercam")
+THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+"""System fonts: the default theme would fetch Google Fonts, and the dashboard must work offline."""
+
+
+def build_app(dashboard: Dashboard) -> gr.Blocks:
+    """The page: an Explore tab (models, image, explainers, layer, stress -> predictions and heatmaps) and a Report tab."""
+    models = dashboard.model_ids()
+    with gr.Blocks(title=f"xaiquest · {dashboard.run.root.name}", analytics_enabled=False) as page:
+        gr.Markdown(f"## xaiquest dashboard · run `{dashboard.run.root.name}`")
+        message = gr.Markdown(elem_id="message")
+        with gr.Tab("Explore"):
+            with gr.Row():
+                model_a = gr.Dropdown(models, value=models[0], label="model", elem_id="model-a")
+                model_b = gr.Dropdown([NO_MODEL, *models], value=NO_MODEL, label="side by side with", elem_id="model-b")
+                layer = gr.Dropdown(dashboard.layers([models[0]]), value=DEFAULT_LAYER, label="layer", elem_id="layer")
+            with gr.Row():
+                class_name = gr.Dropdown(["all", *dashboard.classes], value="all", label="class", elem_id="class")
+                which = gr.Radio(list(FILTERS), value="all", label="test images", elem_id="filter")
+                image = gr.Dropdown(label="image", elem_id="image", scale=2)
+                upload = gr.File(label="…or upload an image", type="filepath", elem_id="upload", height=110)
+            methods = gr.CheckboxGroup(explainer_names(), value=list(DEFAULT_METHODS), label="explainers", elem_id="methods")
+            with gr.Row():
+                stress = gr.Dropdown(stress_choices(), value=NO_STRESS, label="stress", elem_id="stress")
+                level = gr.Slider(LEVELS[0], LEVELS[-1], value=LEVELS[0], step=1, label="stress level", elem_id="level")
+                button = gr.Button("Explain", variant="primary", elem_id="explain")
+            with gr.Row():
+                shown = gr.Image(label="input (after stress)", elem_id="input-image", height=220, interactive=False)
+                prediction_a = gr.Label(num_top_classes=5, label="prediction", elem_id="prediction-a")
+                prediction_b = gr.Label(num_top_classes=5, label="prediction (side by side)", elem_id="prediction-b")
+            heatmaps = gr.Gallery(label="heatmaps", columns=4, height="auto", elem_id="heatmaps", allow_preview=False)
+            quality = gr.Dataframe(label="quality of each map", elem_id="quality", interactive=False)
+        with gr.Tab("Report", elem_id="report-tab"):
+            _report_tab(dashboard)
+
+        def list_images(model: str, wanted_class: str, wanted: str) -> dict[str, Any]:
+            return _image_choices(dashboard, model, wanted_class, wanted)
+
+        def explain_all(model: str, other: str, image_id: str, chosen: list[str], depth: str, kind: str, strength: float):
+            return _explain_all(dashboard, [model, *([other] if other not in (NO_MODEL, model) else [])],
+                                image_id, chosen, depth, Stress(kind, int(strength)))
+
+        def add_upload(path: str | None, model: str, wanted_class: str, wanted: str):
+            return _add_upload(dashboard, path, model, wanted_class, wanted)
+
+        def choose_layers(model: str, other: str, current: str) -> dict[str, Any]:
+            choices = dashboard.layers([model, *([other] if other not in (NO_MODEL, model) else [])])
+            return gr.update(choices=choices, value=current if current in choices else DEFAULT_LAYER)
+
+        filters = [model_a, class_name, which]
+        inputs = [model_a, model_b, image, methods, layer, stress, level]
+        outputs = [shown, prediction_a, prediction_b, heatmaps, quality, message]
+        page.load(list_images, filters, image)
+        for widget in filters:
+            widget.change(list_images, filters, image)
+        for widget in (model_a, model_b):
+            widget.change(choose_layers, [model_a, model_b, layer], layer)
+        upload.upload(add_upload, [upload, *filters], [image, message, upload])
+        button.click(explain_all, inputs, outputs)
+        level.release(explain_all, inputs, outputs)
+    return page
+
+
+def _report_tab(dashboard: Dashboard) -> None:
+    """The run's tables (pick one) and its figures."""
+    tables = report_tables(dashboard.run.root)
+    if not tables:
+        gr.Markdown("This run has no report tables yet (`xaiquest evaluate` / `xaiquest run` write them).")
+        return
+    first = next(iter(tables))
+    chosen = gr.Dropdown(list(tables), value=first, label="table", elem_id="report-table")
+    view = gr.Dataframe(pd.read_csv(tables[first]), interactive=False, elem_id="report-view")
+    chosen.change(lambda name: pd.read_csv(tables[name]), chosen, view)
+    figures = report_figures(dashboard.run.root)
+    gr.Gallery([(str(path), path.stem) for path in figures], label="figures", columns=2, height="auto")
+
+
+def _image_choices(dashboard: Dashboard, model: str, wanted_class: str, wanted: str) -> dict[str, Any]:
+    listed, matches = dashboard.list_images(model, wanted_class, wanted)
+    choices = [*dashboard.uploads(), *listed]
+    shown = f"showing {len(listed)} of {matches}" if matches > len(listed) else f"{matches} match"
+    return gr.update(choices=choices, value=choices[0][1] if choices else None, label=f"image ({shown})")
+
+
+def _add_upload(dashboard: Dashboard, path: str | None, model: str, wanted_class: str, wanted: str):
+    """Add an upload and select it; a bad file only produces a message. The file box is emptied for the next one."""
+    if path is None:
+        return gr.update(), "", None
+    try:
+        label, image_id = dashboard.add_upload(Path(path))
+    except Exception as error:  # noqa: BLE001  (the page reports any failure; the server keeps serving)
+        return gr.update(), _error(error), None
+    choices = _image_choices(dashboard, model, wanted_class, wanted)
+    return gr.update(choices=choices["choices"], value=image_id, label=choices["label"]), f"added {label} to the image list", None
+
+
+def _explain_all(dashboard: Dashboard, models: list[str], image_id: str | None, methods: list[str], layer: str,
+                 stress: Stress) -> tuple[Any, ...]:
+    """Predictions of each model and one heatmap per model and method (a row per model), with the quality table."""
+    unchanged = (gr.update(),) * 5
+    if not image_id:
+        return *unchanged, "pick an image first (or upload one)"
+    if not methods:
+        return *unchanged, "tick at least one explainer"
+    try:
+        image, _ = dashboard.stressed(image_id, stress)
+        predictions = [dashboard.predict(model, image_id, stress) for model in models]
+        explanations = [dashboard.explain(model, image_id, stress, method, layer) for model in models for method in methods]
+    except Exception as error:  # noqa: BLE001  (the page reports any failure; the server keeps serving)
+        return *unchanged, _error(error)
+    gallery = [(overlay(image, e.heatmap), caption(e)) for e in explanations]
+    second = predictions[1].probabilities if len(predictions) > 1 else None
+    truth = dashboard.true_label(image_id)
+    note = f"true class: **{truth}**" if truth else "uploaded image (no true class)"
+    return (enlarged(image), predictions[0].probabilities, second, gr.update(value=gallery, columns=max(2, len(methods))),
+            quality_table(explanations, dashboard.classes), note)
+
+
+def _error(error: Exception) -> str:
+    return f"**error:** {error}"
+
+
+def serve(dashboard: Dashboard, port: int, block: bool = True) -> gr.Blocks:
+    """Serve on 127.0.0.1:``port``; ``block=False`` returns once the server answers (tests, screenshots)."""
+    page = build_app(dashboard)
+    page.queue(default_concurrency_limit=1)
+    page.launch(server_name="127.0.0.1", server_port=port, share=False, ssr_mode=False, prevent_thread_lock=not block,
+                allowed_paths=[str(dashboard.run.root / "figures")], theme=THEME, quiet=not block,
+                footer_links=[], max_file_size="40mb")
+    return page

@@ -1,0 +1,158 @@
+"""The dashboard's logic without a browser: reopening a run, image filters, stresses, cached explanations, uploads."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from synthetic import class_coloured_split, write_image_folder
+from typer.testing import CliRunner
+
+from xaiquest.cli import app
+from xaiquest.config import load_config
+from xaiquest.dashboard.session import (
+    DEFAULT_LAYER,
+    FILTERS,
+    MAX_UPLOAD_BYTES,
+    NO_STRESS,
+    PATCH,
+    Dashboard,
+    Stress,
+    UploadError,
+    load_upload,
+    open_run,
+    stress_choices,
+)
+from xaiquest.dashboard.views import overlay, quality_table
+from xaiquest.errors import XaiquestError
+from xaiquest.pipeline import run_pipeline
+
+MODELS = ("fastnet__baseline__s0", "resnet_small__baseline__s0")
+
+
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained and evaluated two-model run on tiny synthetic data, built once per test session."""
+    root = tmp_path_factory.getbasetemp() / "dashboard_run"
+    run = root / "runs" / "tiny"
+    if not (run / "tables" / "comparison.csv").exists():
+        data = write_image_folder(root / "data", class_coloured_split(30, seed=0), class_coloured_split(6, seed=1))
+        config = load_config("smoke", {
+            "name": "tiny", "models": ["fastnet", "resnet_small"],
+            "data": {"source": str(data), "val_size": 20, "train_subset": None, "test_subset": None,
+                     "cache_dir": str(root / "cache")},
+            "train": {"epochs": 1, "batch_size": 32, "tensorboard": False},
+        })
+        run_pipeline(config, root / "runs", ["train", "evaluate", "compare"])
+    return run
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory) -> Dashboard:
+    return Dashboard(open_run(smoke_run(tmp_path_factory)))
+
+
+def test_a_run_is_reopened_with_its_trained_models_and_test_split(dashboard):
+    assert dashboard.model_ids() == list(MODELS)
+    assert len(dashboard.run.data.test) == 60
+    assert dashboard.layers(list(MODELS))[0] == DEFAULT_LAYER
+    assert "stage1" in dashboard.layers(list(MODELS))
+
+
+def test_a_missing_run_directory_is_one_clear_error(tmp_path):
+    with pytest.raises(XaiquestError, match="not a run directory"):
+        open_run(tmp_path / "nowhere")
+    result = CliRunner().invoke(app, ["dashboard", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "not a run directory" in result.output
+
+
+def test_without_gradio_the_command_says_how_to_install_it(tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
+    result = CliRunner().invoke(app, ["dashboard", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "needs gradio" in result.output and "pip install gradio" in result.output
+
+
+def test_filters_split_the_test_set_by_the_models_predictions(dashboard):
+    counts = {which: dashboard.list_images(MODELS[1], "all", which)[1] for which in FILTERS}
+    assert counts["correct"] + counts["misclassified"] == counts["all"] == 60
+    failures, _ = dashboard.list_images(MODELS[1], "all", "confident failure")
+    mistakes = {image_id for _, image_id in dashboard.list_images(MODELS[1], "all", "misclassified")[0]}
+    assert {image_id for _, image_id in failures} <= mistakes
+    cats, matches = dashboard.list_images(MODELS[1], "cat", "all")
+    assert matches == 6 and all(" cat → " in label for label, _ in cats)
+
+
+@pytest.mark.parametrize("kind", stress_choices())
+def test_every_stress_yields_a_uint8_image_and_only_the_patch_a_mask(dashboard, kind):
+    image, mask = dashboard.stressed("test:0", Stress(kind, 3))
+    assert image.dtype == torch.uint8 and image.shape == (3, 32, 32)
+    if kind == PATCH:
+        assert mask is not None and int(mask.sum()) == 9  # level = the patch's side in pixels
+    else:
+        assert mask is None
+    if kind == NO_STRESS:
+        assert torch.equal(image, dashboard.image("test:0"))
+
+
+def test_explanations_carry_quality_numbers_and_are_cached(dashboard):
+    clean = dashboard.explain(MODELS[0], "test:1", Stress(), "gradcam")
+    assert clean.heatmap.shape == (32, 32) and clean.layer == "stage3" and clean.tko is None
+    assert 0 <= clean.deletion_auc <= 1 and 0 <= clean.insertion_auc <= 1
+    hits = dashboard.cache_hits()
+    assert dashboard.explain(MODELS[0], "test:1", Stress(), "gradcam", "stage3") is clean  # default layer = last depth
+    assert dashboard.cache_hits() == hits + 1
+    patched = dashboard.explain(MODELS[0], "test:1", Stress(PATCH, 4), "eigencam", "stage1")
+    assert patched.layer == "stage1" and 0 <= patched.tko <= 1
+    saliency = dashboard.explain(MODELS[0], "test:1", Stress(), "saliency", "stage1")
+    assert saliency.layer is None  # input attributions ignore the layer, so it is not part of their cache key
+    table = quality_table([clean, patched, saliency], dashboard.classes)
+    assert list(table["method"]) == ["gradcam", "eigencam", "saliency"]
+    assert overlay(dashboard.image("test:1"), clean.heatmap).shape == (192, 192, 3)
+
+
+def test_predictions_are_probabilities_over_the_runs_classes(dashboard):
+    prediction = dashboard.predict(MODELS[1], "test:2", Stress("fog", 5))
+    assert set(prediction.probabilities) == set(dashboard.classes)
+    assert sum(prediction.probabilities.values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_an_accepted_upload_is_explained_like_a_test_image(dashboard, tmp_path):
+    picture = tmp_path / "grey.png"
+    Image.new("LA", (100, 60), (90, 255)).save(picture)
+    label, image_id = dashboard.add_upload(picture)
+    assert (label, image_id) in dashboard.uploads()
+    assert dashboard.image(image_id).shape == (3, 32, 32)
+    assert dashboard.true_label(image_id) is None
+    assert dashboard.explain(MODELS[0], image_id, Stress("contrast", 2), "layercam").heatmap.shape == (32, 32)
+
+
+def test_bad_uploads_are_refused_with_the_reason(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(UploadError, match="not an image"):
+        load_upload(text)
+    huge = tmp_path / "huge.png"
+    Image.new("L", (4100, 4100)).save(huge)
+    with pytest.raises(UploadError, match="4100x4100 pixels"):
+        load_upload(huge)
+    deep = tmp_path / "deep.png"
+    Image.new("I;16", (32, 32)).save(deep)
+    with pytest.raises(UploadError, match="mode I"):
+        load_upload(deep)
+    heavy = tmp_path / "heavy.jpg"
+    with heavy.open("wb") as handle:
+        handle.truncate(MAX_UPLOAD_BYTES + 1)
+    with pytest.raises(UploadError, match="MB"):
+        load_upload(heavy)
+
+
+def test_unknown_images_and_models_are_named(dashboard):
+    with pytest.raises(XaiquestError, match="unknown image"):
+        dashboard.image("test:99999")
+    with pytest.raises(XaiquestError, match="unknown model"):
+        dashboard.model("vgg_small__baseline__s0")

@@ -135,3 +135,41 @@ def test_a_planted_patch_variant_is_trained_then_probed_for_reliance_and_localis
     probes = pd.read_csv(tables / "stress_probes.csv")
     assert {"occlusion_centre", "channel_permutation", "noise", "background_swap", "clean"} <= set(probes["probe"])
     assert (tables / "layerwise.csv").exists() and (tables / "stress_focus.csv").exists()
+
+
+def test_variants_are_selected_per_model_and_stage_and_re_examined_on_the_baselines_mistakes(tmp_path, tiny_cifar):
+    runs = tmp_path / "runs"
+    config = _config(
+        tmp_path, models="[fastnet, {name: resnet_small, variants: [baseline]}]",
+        variants="{baseline: {}, label_smoothing: {label_smoothing: 0.1}, patch: {patch: {target_class: 0, fraction: 1.0}}}",
+        robustness="{variants: [baseline, label_smoothing]}",
+        explain="{methods: [gradcam, saliency], variants: [baseline], reexamine: 2}",
+        stress="{variants: [baseline, label_smoothing], probes: [noise]}",
+    )
+    result = _invoke("run", config, "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    assert result.exit_code == 0, result.output
+    root = runs / "tiny"
+    units = set(json.loads((root / "manifest.json").read_text())["units"])
+    fast = [f"fastnet__{v}__s0" for v in ("baseline", "label_smoothing", "patch")]
+    assert {u for u in units if u.startswith("train/")} == {f"train/{k}" for k in [*fast, "resnet_small__baseline__s0"]}
+    assert {u for u in units if u.startswith("explain/")} == {
+        "explain/fastnet__baseline__s0", "explain/resnet_small__baseline__s0", "explain/reexamine/fastnet__label_smoothing__s0"}
+    assert set(pd.read_csv(root / "tables" / "robustness_accuracy.csv")["model"]) == {
+        "fastnet__baseline__s0", "fastnet__label_smoothing__s0", "resnet_small__baseline__s0"}
+    stress = {k: root / "models" / k / "stress" for k in fast}
+    assert (stress["fastnet__patch__s0"] / "patch.json").exists() and not (stress["fastnet__patch__s0"] / "probes.csv").exists()
+    assert (stress["fastnet__label_smoothing__s0"] / "probes.csv").exists()
+    assert not (stress["fastnet__label_smoothing__s0"] / "patch.json").exists()
+    mistakes = pd.read_csv(root / "models" / "fastnet__baseline__s0" / "eval" / "misclassified.csv")
+    assert len(mistakes) > 0
+    per_image = pd.read_csv(root / "models" / "fastnet__label_smoothing__s0" / "explain" / "reexamine.csv")
+    assert per_image["index"].tolist() == mistakes["index"].tolist()
+    assert (per_image["baseline_predicted"] == mistakes["predicted"]).all()
+    assert (root / "models" / "fastnet__label_smoothing__s0" / "explain" / "reexamine.png").exists()
+    summary = pd.read_csv(root / "tables" / "reexamine.csv")
+    assert summary[["model", "variant"]].values.tolist() == [["fastnet", "label_smoothing"]]
+    assert summary.loc[0, "mistakes"] == len(mistakes)
+    assert summary.loc[0, "variant_correct"] == pytest.approx((per_image["variant_predicted"] == per_image["true"]).mean())
+    report = (root / "report.md").read_text()
+    assert "Training variants" in report and "fastnet with label_smoothing instead of the baseline" in report
+    assert "most confident baseline mistakes" in report

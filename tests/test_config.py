@@ -6,6 +6,7 @@ import pytest
 
 from xaiquest.config import PROFILES, load_config
 from xaiquest.errors import ConfigError
+from xaiquest.runs import run_keys
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -46,6 +47,8 @@ def test_model_and_variant_overrides_layer_on_the_train_section(tmp_path):
         ({"variants": {"mx": {"mixup": 1}}}, "variant 'mx': mixup: Extra inputs are not permitted (allowed: epochs"),
         ({"train": {"epochs": 0}}, "'train.epochs': Input should be greater than or equal to 1"),
         ({"name": "bad name/"}, "'name'"),
+        ({"stress": {"variants": ["mixupp"]}}, "stress.variants: unknown variant 'mixupp'; defined variants: baseline"),
+        ({"models": [{"name": "fastnet", "variants": ["nope"]}]}, "models.fastnet.variants: unknown variant 'nope'"),
     ],
 )
 def test_bad_fields_are_named_with_what_is_allowed(override, expected):
@@ -53,6 +56,19 @@ def test_bad_fields_are_named_with_what_is_allowed(override, expected):
         load_config("quick", override)
     assert expected in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_models_and_stages_select_variants(tmp_path):
+    file = tmp_path / "exp.yaml"
+    file.write_text(
+        "name: v\nprofile: quick\nvariants: {baseline: {}, mixup: {mixup_alpha: 0.2}}\n"
+        "models: [fastnet, {name: vgg_small, variants: [baseline]}]\nrobustness: {variants: [mixup]}\n"
+    )
+    config = load_config(file)
+    assert [k.id for k in run_keys(config)] == ["fastnet__baseline__s0", "fastnet__mixup__s0", "vgg_small__baseline__s0"]
+    assert [k.id for k in run_keys(config, config.robustness.variants)] == ["fastnet__mixup__s0"]
+    assert config.stress.variants is None  # the quick profile's selection named its own variants, so it is dropped
+    assert load_config("quick").stress.variants is not None
 
 
 def test_missing_file_and_bad_profile_and_bad_yaml(tmp_path):

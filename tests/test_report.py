@@ -272,6 +272,38 @@ def test_patch_rules(tmp_path: Path) -> None:
     assert all("bias" in f.tags for f in findings)
 
 
+def _variants_run(root: Path) -> None:
+    """fastnet baseline + label smoothing + a planted-patch variant (which must stay out of the comparison)."""
+    runs = ["fastnet__baseline__s0", "fastnet__label_smoothing__s0", "fastnet__patch__s0"]
+    _write(root, "tables/comparison.csv", pd.DataFrame({
+        "model": ["fastnet"] * 3, "variant": ["baseline", "label_smoothing", "patch"], "accuracy_mean": [0.80, 0.81, 0.74],
+        "ece_mean": [0.05, 0.02, 0.30], "mce_mean": [1.0, 0.95, float("nan")]}))
+    for run, patch in zip(runs, [None, None, {"target_class": 0}]):
+        _write(root, f"models/{run}/train.json", {"model": "fastnet", "variant": run.split("__")[1], "patch": patch})
+    _write(root, "tables/stress_probes.csv", pd.DataFrame({
+        "probe": ["clean", "noise", "noise", "clean", "noise", "noise"], "intensity": ["none", 1, 5] * 2,
+        "accuracy": [0.8, 0.6, 0.4, 0.81, 0.7, 0.5], "run": [runs[0]] * 3 + [runs[1]] * 3}))
+    _write(root, "tables/reexamine.csv", pd.DataFrame({
+        "model": ["fastnet"], "seed": [0], "variant": ["label_smoothing"], "mistakes": [50], "variant_correct": [0.2],
+        "same_wrong_class": [0.7], "baseline_confidence": [0.95], "variant_prob_baseline_class": [0.6],
+        "variant_prob_true": [0.2], "gradcam_spearman": [0.81]}))
+
+
+def test_variant_rules_compare_each_variant_with_its_baseline(tmp_path: Path) -> None:
+    _variants_run(tmp_path)
+    findings = _findings(tmp_path, "variant_effects", "reexamination")
+    text = _text(findings)
+    assert ("fastnet with label_smoothing instead of the baseline: accuracy 80.00% -> 81.00%, ECE 0.050 -> 0.020, "
+            "mCE 1.000 -> 0.950 and mean accuracy under the stress probes 50.00% -> 60.00% (+1.00 pp accuracy).") in text
+    assert "patch" not in text
+    assert ("On fastnet's 50 most confident baseline mistakes (mean confidence 95.00%), label_smoothing predicts the "
+            "true class for 20.00%, repeats the baseline's wrong class for 70.00% and gives that class 60.00% on "
+            "average; its Grad-CAM rank-correlates 0.81 with the baseline's.") in text
+    assert all(f.section == "variants" for f in findings)
+    report = write_report(tmp_path)[1].read_text()
+    assert "Training variants" in report and "Now correct (%)" in report
+
+
 def test_stress_probe_rule(tmp_path: Path) -> None:
     _later_stages(tmp_path)
     (finding,) = _findings(tmp_path, "stress_probe_sensitivity")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from xaiquest.errors import ConfigError
 
@@ -23,6 +23,13 @@ class Section(BaseModel):
     """Unknown keys are errors, so a typo never silently falls back to a default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+BASELINE = "baseline"
+"""The variant others are compared against (patch reliance, seed 003's re-examination)."""
+VARIANTS_FIELD_HELP = "training variants this stage audits; null = every variant"
+VARIANT_STAGES = ("robustness", "explain", "stress")
+"""Sections with a ``variants`` selection."""
 
 
 class DataConfig(Section):
@@ -86,6 +93,7 @@ class RobustnessConfig(Section):
     baseline: str | None = Field(None, description="model name whose errors normalise mCE; default: the first model")
     cifar10c: str | None = Field(None, description="folder of real CIFAR-10-C .npy files instead of generating")
     tta_flip: bool = False
+    variants: list[str] | None = Field(None, description=VARIANTS_FIELD_HELP)
     seed: int = 0
 
     @field_validator("severities")
@@ -111,6 +119,10 @@ class ExplainConfig(Section):
     deletion_steps: int = Field(16, ge=2)
     topk_frac: float = Field(0.1, gt=0, lt=1, description="share of top pixels for the agreement IoU")
     sanity_images: int = Field(8, ge=1, description="images for the cascading-randomisation sanity check")
+    reexamine: int = Field(
+        4, ge=0, description="the baseline's most confident mistakes shown again with each other variant's Grad-CAM"
+    )
+    variants: list[str] | None = Field(None, description=VARIANTS_FIELD_HELP)
     seed: int = 0
 
     @field_validator("methods")
@@ -142,6 +154,9 @@ class StressConfig(Section):
     focus_images: int = Field(32, ge=1, description="images whose explanations are compared before/after")
     layerwise_images: int = Field(256, ge=8)
     layerwise_noise: int = Field(3, ge=1, le=5, description="gaussian_noise severity for the clean-vs-noisy view")
+    variants: list[str] | None = Field(
+        None, description="training variants the probe battery runs on; null = every variant (the patch probe runs on all)"
+    )
     seed: int = 0
 
     @field_validator("probes")
@@ -165,6 +180,7 @@ class ModelSpec(Section):
 
     name: str
     train: dict[str, Any] = Field(default_factory=dict)
+    variants: list[str] | None = Field(None, description="the experiment's variants trained for this model; null = all")
 
     @field_validator("name")
     @classmethod
@@ -203,7 +219,7 @@ class ExperimentConfig(Section):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     models: list[ModelSpec] = Field(..., min_length=1)
     variants: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {"baseline": {}},
+        default_factory=lambda: {BASELINE: {}},
         description="training variants: name -> train overrides (e.g. mixup: {mixup_alpha: 0.2})",
     )
     data: DataConfig = DataConfig()
@@ -231,6 +247,17 @@ class ExperimentConfig(Section):
                 raise ValueError(f"variant {name!r}: {error}") from None
         return variants
 
+    @model_validator(mode="after")
+    def _known_variant_names(self) -> ExperimentConfig:
+        """Every list of variant names (per model, per stage) names variants the experiment defines."""
+        lists = {f"models.{m.name}.variants": m.variants for m in self.models}
+        lists |= {f"{stage}.variants": getattr(self, stage).variants for stage in VARIANT_STAGES}
+        for where, names in lists.items():
+            unknown = [name for name in names or [] if name not in self.variants]
+            if unknown:
+                raise ValueError(f"{where}: unknown variant {unknown[0]!r}; defined variants: {', '.join(self.variants)}")
+        return self
+
     def train_config(self, model: ModelSpec, variant: str) -> TrainConfig:
         """Profile training settings, then the model's overrides, then the variant's."""
         return TrainConfig(**{**self.train.model_dump(), **model.train, **self.variants[variant]})
@@ -243,7 +270,7 @@ def load_config(source: str | Path | None, overrides: dict[str, Any] | None = No
     if profile is not None:
         if profile not in PROFILES:
             raise ConfigError(f"config field 'profile': unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
-        raw = _merge(_read_profile(profile), raw)
+        raw = _merge(_without_variant_selections(_read_profile(profile)) if "variants" in raw else _read_profile(profile), raw)
     raw = _merge(raw, overrides or {})
     try:
         return ExperimentConfig(**raw)
@@ -273,6 +300,13 @@ def _parse_yaml(text: str, origin: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin} must be a YAML mapping of config fields")
     return raw
+
+
+def _without_variant_selections(profile: dict[str, Any]) -> dict[str, Any]:
+    """A profile's stage-level ``variants`` lists name the profile's own variants: a config that
+    defines its own variants starts every stage from "all of them" unless it selects again."""
+    return {key: {k: v for k, v in value.items() if k != "variants"} if key in VARIANT_STAGES and isinstance(value, dict)
+            else value for key, value in profile.items()}
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -54,8 +54,16 @@ def prepare_data(config: ExperimentConfig) -> AuditData:
     return AuditData(train, val, test, dataset.classes, dataset.source, data_fp)
 
 
-def run_keys(config: ExperimentConfig) -> list[RunKey]:
-    return [RunKey(spec, variant, seed) for spec in config.models for variant in config.variants for seed in config.seeds]
+def run_keys(config: ExperimentConfig, variants: list[str] | None = None) -> list[RunKey]:
+    """Every model x variant x seed the experiment trains (a model may restrict its variants),
+    optionally only those of ``variants`` (a stage's own selection; ``None`` = all)."""
+    return [
+        RunKey(spec, variant, seed)
+        for spec in config.models
+        for variant in config.variants
+        if (spec.variants is None or variant in spec.variants) and (variants is None or variant in variants)
+        for seed in config.seeds
+    ]
 
 
 def run_dir(store: RunStore, key: RunKey) -> Path:

@@ -4,7 +4,9 @@ Images: a fixed seeded sample of ``per_class`` test images per class (the same f
 so maps can be compared across models) plus each model's most confident mistakes. Each model
 explains its own prediction. Quality per method: deletion/insertion AUC and ROAD (faithfulness),
 entropy and Gini sparseness (complexity), cost, and the cascading-randomisation sanity check;
-agreement between methods as top-k IoU and Spearman matrices.
+agreement between methods as top-k IoU and Spearman matrices. ``explain.variants`` selects the
+training variants explained; every other variant is re-examined on its baseline's most
+confident mistakes (``reexamine``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from xaiquest.explain.quality import (
     sanity_flag,
     sparseness,
 )
+from xaiquest.explain.reexamine import reexamine_variants
 from xaiquest.explain.registry import explain
 from xaiquest.inference import prepare_batch
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_dir, run_keys
@@ -46,7 +49,7 @@ def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, de
         return
     sample = shared_sample(data.test.labels, cfg)
     tables = []
-    for key in run_keys(config):
+    for key in run_keys(config, cfg.variants):
         unit_fp = fingerprint("explain", evaluate_fingerprint(config, data, key), cfg.model_dump())
         out = run_dir(store, key) / "explain"
         if not store.is_complete(f"explain/{key.id}", unit_fp):
@@ -61,6 +64,7 @@ def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, de
     atomic_write_text(store.path("tables", "explain_quality.md"), table.to_markdown(index=False, floatfmt=".4f") + "\n")
     save_figure(quality_figure(table, QUALITY_PLOTS), store.path("figures", "explain_quality.png"))
     _cross_model_grids(store, config, data, sample)
+    reexamine_variants(config, store, data, device)
 
 
 def shared_sample(labels: torch.Tensor, cfg: ExplainConfig) -> torch.Tensor:
@@ -146,7 +150,7 @@ def _row_title(row: object, classes: tuple[str, ...]) -> str:
 
 def _cross_model_grids(store: RunStore, config: ExperimentConfig, data: AuditData, sample: torch.Tensor) -> None:
     """For the first sample images: rows = models, columns = methods, the same image throughout."""
-    keys = run_keys(config)
+    keys = run_keys(config, config.explain.variants)
     saved = {key.id: torch.load(run_dir(store, key) / "explain" / "maps.pt") for key in keys}
     for position in range(min(CROSS_MODEL_IMAGES, len(sample))):
         index = int(sample[position])

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import pandas as pd
 from pandas.api.types import is_float_dtype
 
+from xaiquest.config import BASELINE
 from xaiquest.errors import UnknownNameError
 from xaiquest.data.corruptions import FAMILIES
 
@@ -36,6 +37,8 @@ ROBUSTNESS_ACCURACY = "tables/robustness_accuracy.csv"
 PATCH_RELIANCE = "tables/patch_reliance.csv"
 PATCH_LOCALISATION = "tables/patch_localisation.csv"
 LAYERWISE = "tables/layerwise.csv"
+STRESS_PROBES = "tables/stress_probes.csv"
+REEXAMINE = "tables/reexamine.csv"
 # Tables the report itself computes (written by the renderer next to the stage tables).
 SETUP = "tables/setup.csv"
 ROBUSTNESS_FAMILIES = "tables/robustness_families.csv"
@@ -718,6 +721,74 @@ def stress_probe_sensitivity(run: RunTables) -> list[Finding]:
 
 def _condition(row: pd.Series, columns: list[str]) -> str:
     return ", ".join(f"{c} {row[c]}" for c in columns) or f"row {row.name}"
+
+
+def variant_table(run: RunTables) -> pd.DataFrame | None:
+    """Each model's training variants (planted-patch ones aside) next to its baseline: accuracy,
+    calibration, corruption robustness, and mean accuracy over the stress probes."""
+    table, setup = run.csv(COMPARISON), setup_table(run)
+    if not _has(table, "model", "variant", "accuracy_mean"):
+        return None
+    planted = set(setup.loc[setup["patch"].notna(), "variant"]) if _has(setup, "patch") else set()
+    rows = table[~table["variant"].isin(planted)]
+    rows = rows[rows.groupby("model")["variant"].transform("nunique").gt(1)
+                & rows.groupby("model")["variant"].transform(lambda v: (v == BASELINE).any())]
+    if rows.empty:
+        return None
+    groups = rows["model"].astype(str) + "__" + rows["variant"].astype(str)
+    probes = run.csv(STRESS_PROBES)
+    stressed = probes[probes["probe"] != "clean"] if _has(probes, "run", "probe", "accuracy") else None
+    stress = stressed.groupby(stressed["run"].map(group_of))["accuracy"].mean() if stressed is not None else pd.Series()
+    return pd.DataFrame({
+        "model": rows["model"], "variant": rows["variant"], "augmentations": rows.get("augmentations"),
+        "accuracy": rows["accuracy_mean"], "ece": rows.get("ece_mean"), "ece_after_ts": rows.get("ece_after_ts_mean"),
+        "mce": rows.get("mce_mean"), "stress_accuracy": groups.map(stress),
+    }).reset_index(drop=True)
+
+
+VARIANT_METRICS = (("accuracy", "accuracy", pct), ("ece", "ECE", lambda v: num(v, 3)),
+                   ("mce", "mCE", lambda v: num(v, 3)), ("stress_accuracy", "mean accuracy under the stress probes", pct))
+
+
+@finding_rule("variant_effects", tags=("generalisation", "reliability"))
+def variant_effects(run: RunTables) -> list[Finding]:
+    """One sentence per variant: each metric of its baseline -> the variant's."""
+    table = variant_table(run)
+    if table is None:
+        return []
+    findings = []
+    for model, rows in table.groupby("model", sort=False):
+        base = rows[rows["variant"] == BASELINE].iloc[0]
+        for row in rows[rows["variant"] != BASELINE].itertuples():
+            parts = [f"{label} {fmt(base[column])} -> {fmt(getattr(row, column))}"
+                     for column, label, fmt in VARIANT_METRICS if pd.notna(base[column]) and pd.notna(getattr(row, column))]
+            if not parts:
+                continue
+            gain = row.accuracy - base["accuracy"]
+            text = f"{model} with {row.variant} instead of the baseline: {_join(parts)} ({'+' if gain >= 0 else ''}{pp(gain)} accuracy)."
+            findings.append(Finding("variants", text, {"accuracy_gain": gain}, COMPARISON))
+    return findings
+
+
+@finding_rule("reexamination", tags=("reliability",))
+def reexamination(run: RunTables) -> list[Finding]:
+    """Seed 003: what each variant makes of the baseline's most confident mistakes."""
+    table = run.csv(REEXAMINE)
+    if not _has(table, "model", "variant", "mistakes", "variant_correct", "baseline_confidence", "variant_prob_baseline_class"):
+        return []
+    findings = []
+    for row in table.itertuples():
+        text = (f"On {row.model}'s {row.mistakes} most confident baseline mistakes (mean confidence "
+                f"{pct(row.baseline_confidence)}), {row.variant} predicts the true class for {pct(row.variant_correct)}, "
+                f"repeats the baseline's wrong class for {pct(row.same_wrong_class)} and gives that class "
+                f"{pct(row.variant_prob_baseline_class)} on average")
+        if pd.notna(getattr(row, "gradcam_spearman", math.nan)):
+            text += f"; its Grad-CAM rank-correlates {num(row.gradcam_spearman, 2)} with the baseline's"
+        less_sure = row.variant_prob_baseline_class < row.baseline_confidence
+        findings.append(Finding("variants", text + ".", {"variant_correct": row.variant_correct,
+                                                         "variant_prob_baseline_class": row.variant_prob_baseline_class},
+                                REEXAMINE, kind="strength" if less_sure and row.variant_correct > 0 else "note"))
+    return findings
 
 
 @finding_rule("patch_shortcut", tags=("bias",))

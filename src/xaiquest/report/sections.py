@@ -22,6 +22,7 @@ from xaiquest.report.findings import (
     LAYERWISE,
     PATCH_LOCALISATION,
     PATCH_RELIANCE,
+    REEXAMINE,
     ROBUSTNESS_FAMILIES,
     ROBUSTNESS_SUMMARY,
     SETUP,
@@ -36,6 +37,7 @@ from xaiquest.report.findings import (
     run_rules,
     setup_table,
     stress_tables,
+    variant_table,
     xai_method_table,
 )
 
@@ -349,6 +351,32 @@ def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
                     "baseline counts as a shortcut) and which explainer locates it.", blocks, findings)
 
 
+def variants_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    blocks: list[Block | None] = []
+    table = variant_table(run)
+    if table is not None:
+        blocks.append(TableBlock("Variants against their baseline", _display(table, {
+            "model": "Model", "variant": "Variant", "augmentations": "Recipe", "accuracy": "Accuracy (%)",
+            "ece": "ECE", "ece_after_ts": "ECE after TS", "mce": "mCE", "stress_accuracy": "Mean stress-probe accuracy (%)"},
+            percent=("accuracy", "stress_accuracy")), COMPARISON))
+    reexamined = run.csv(REEXAMINE)
+    if reexamined is not None and "variant" in reexamined:
+        blocks.append(TableBlock("The baseline's most confident mistakes, re-examined", _display(reexamined, {
+            "model": "Model", "variant": "Variant", "mistakes": "Mistakes", "variant_correct": "Now correct (%)",
+            "same_wrong_class": "Same wrong class (%)", "baseline_confidence": "Baseline confidence (%)",
+            "variant_prob_baseline_class": "Variant's prob. of that class (%)", "variant_prob_true": "Variant's prob. of the true class (%)",
+            "gradcam_spearman": "Grad-CAM rank corr."},
+            percent=("variant_correct", "same_wrong_class", "baseline_confidence", "variant_prob_baseline_class",
+                     "variant_prob_true")), REEXAMINE))
+    blocks.append(_gallery(run, "Confident mistakes, Grad-CAM before / after", "explain/reexamine.png",
+                           "the baseline's most confident mistakes, baseline vs variant Grad-CAM", columns=1))
+    return _section("variants", "Training variants: label smoothing, Mixup, CutMix",
+                    "Each variant changes one thing in its baseline's recipe. Its accuracy, calibration, corruption "
+                    "robustness and stress-probe accuracy are set against the baseline's, and (as in seed 003) it is "
+                    "re-examined on the images the baseline got most confidently wrong, with both models' Grad-CAM.",
+                    blocks, findings)
+
+
 def layerwise_section(run: RunTables, findings: list[Finding]) -> Section | None:
     table = run.csv(LAYERWISE)
     blocks: list[Block | None] = []
@@ -442,6 +470,7 @@ BUILDERS: tuple[SectionBuilder, ...] = (
     robustness_section,
     explanations_section,
     stress_section,
+    variants_section,
     layerwise_section,
     final_section,
     xai_methods_section,

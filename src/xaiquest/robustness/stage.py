@@ -41,7 +41,7 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
     if not cfg.enabled:
         console.print("robustness: disabled in the config, skipping")
         return
-    keys = run_keys(config)
+    keys = run_keys(config, cfg.variants)
     names = corruption_names(cfg)
     unit_fp = fingerprint("robustness", [evaluate_fingerprint(config, data, k) for k in keys], cfg.model_dump(), names)
     if store.is_complete("robustness", unit_fp):

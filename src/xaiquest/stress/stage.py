@@ -5,7 +5,9 @@ subset (the same images for every model); the focus shift of a few explainers (r
 correlation, centre-of-mass displacement, share of attribution on the changed region); the
 layer-wise view (edge alignment, high-frequency energy, clean-vs-noisy CKA per named depth).
 When a training variant planted a patch: reliance on it (attack success against the same
-architecture's unpatched run) and which explainers put their top pixels on it.
+architecture's baseline variant) and which explainers put their top pixels on it. The probe
+battery runs on the variants ``stress.variants`` selects; the patch probe on every planted model
+and its baseline.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 from torch import nn
 from torchmetrics.functional.classification import multiclass_f1_score
 
-from xaiquest.config import ExperimentConfig
+from xaiquest.config import BASELINE, ExperimentConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.data import Split, stratified_indices
 from xaiquest.data.corruptions import corrupt
@@ -56,12 +58,22 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         return
     inputs = _inputs(config, data)
     save_figure(mask_gallery_figure(inputs.clean.images[:16], inputs.foreground[:16]), store.path("figures", "stress_masks.png"))
+    battery = {key.id for key in run_keys(config, cfg.variants)}
     for key in run_keys(config):
+        planted = config.train_config(key.spec, key.variant).patch is not None
+        probe_patch = inputs.patch is not None and (planted or key.variant == BASELINE)
+        if key.id not in battery and not probe_patch:
+            continue
         unit_fp = fingerprint("stress", evaluate_fingerprint(config, data, key), cfg.model_dump(), config.explain.methods,
                               None if inputs.patch is None else inputs.patch.__dict__)
         if not store.is_complete(f"stress/{key.id}", unit_fp):
             model = load_trained(store, key, len(data.classes), device)
-            _stress_one(model, key, store, inputs, config, device, trained_with_patch=config.train_config(key.spec, key.variant).patch is not None)
+            out = run_dir(store, key) / "stress"
+            clean_logits = _predict(model, inputs.clean.images, device)
+            if key.id in battery:
+                _probe_battery(model, key, out, inputs, config, device, clean_logits)
+            if probe_patch:
+                _patch_probe(model, key, out, inputs, config, device, clean_logits, planted)
             store.mark_complete(f"stress/{key.id}", unit_fp)
     _aggregate(store, config)
 
@@ -76,11 +88,10 @@ def _inputs(config: ExperimentConfig, data: AuditData) -> StressInputs:
     return StressInputs(clean, foreground_masks(clean.images), patch_spec(planted) if planted else None)
 
 
-def _stress_one(model: nn.Module, key: RunKey, store: RunStore, inputs: StressInputs, config: ExperimentConfig,
-                device: torch.device, trained_with_patch: bool) -> None:
-    cfg, out = config.stress, run_dir(store, key) / "stress"
-    clean = inputs.clean
-    clean_logits = _predict(model, clean.images, device)
+def _probe_battery(model: nn.Module, key: RunKey, out: Path, inputs: StressInputs, config: ExperimentConfig,
+                   device: torch.device, clean_logits: torch.Tensor) -> None:
+    """Every probe x intensity: scores, focus shift, before/after figures; then the layer-wise view."""
+    cfg, clean = config.stress, inputs.clean
     rows = [_probe_row("clean", "none", clean_logits, clean.labels)]
     focus = clean.subset(torch.arange(min(cfg.focus_images, len(clean))))
     focus_x = prepare_batch(focus.images, device, channels_last=False)
@@ -115,8 +126,6 @@ def _stress_one(model: nn.Module, key: RunKey, store: RunStore, inputs: StressIn
                              prepare_batch(noisy, device, channels_last=False))
     atomic_write_text(out / "layerwise.csv", layers.to_csv(index=False))
     save_figure(first_layer_filters_figure(model, f"{key.id}: first-layer filters"), out / "first_layer_filters.png")
-    if inputs.patch is not None:
-        _patch_probe(model, key, out, inputs, config, device, clean_logits, trained_with_patch)
 
 
 def _predict(model: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -170,7 +179,7 @@ def _aggregate(store: RunStore, config: ExperimentConfig) -> None:
             if (folder / f"{name}.csv").exists():
                 frames[name].append(pd.read_csv(folder / f"{name}.csv").assign(run=key.id))
         if (folder / "patch.json").exists():
-            reliance.append({"run": key.id, "model": key.spec.name, "seed": key.seed,
+            reliance.append({"run": key.id, "model": key.spec.name, "variant": key.variant, "seed": key.seed,
                              **{k: v for k, v in json.loads((folder / "patch.json").read_text()).items() if not k.startswith("f1_")}})
     tables = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items() if parts}
     for name, table in tables.items():
@@ -192,7 +201,7 @@ def _aggregate(store: RunStore, config: ExperimentConfig) -> None:
 
 
 def _with_baseline(reliance: pd.DataFrame) -> pd.DataFrame:
-    """Each run's attack success next to that of the same architecture and seed trained without the patch."""
-    baseline = reliance[~reliance["trained_with_patch"]].set_index(["model", "seed"])["attack_success"]
+    """Each run's attack success next to that of the same architecture and seed's baseline variant."""
+    baseline = reliance[reliance["variant"] == BASELINE].set_index(["model", "seed"])["attack_success"]
     keys = list(zip(reliance["model"], reliance["seed"]))
     return reliance.assign(baseline_attack_success=[baseline.get(k, float("nan")) for k in keys])

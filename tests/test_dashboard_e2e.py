@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,13 @@ from xaiquest.dashboard.browser import (
     browser_page,
     chromium_executable,
     explore,
+    free_port,
     screenshot,
     upload,
     wait_until_serving,
 )
 
 pytestmark = pytest.mark.skipif(chromium_executable() is None, reason="no chromium on PATH (.ci/run installs Debian's)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +52,8 @@ def test_two_models_and_two_methods_show_four_heatmaps_and_a_screenshot_is_saved
         assert page.locator("#prediction-a").inner_text().strip()
         assert "eigencam" in page.locator("#quality").inner_text()
     print(f"screenshot: {shot} (browser session {time.perf_counter() - started:.1f} s)")
-    assert [c.split(" · ")[0] for c in captions] == [MODELS[0]] * 2 + [MODELS[1]] * 2
+    assert [c.split(" · ")[0] for c in captions] == ["gradcam", "eigencam"] * 2
+    assert [c.split(" · ")[1].split(":")[0] for c in captions] == [MODELS[0]] * 2 + [MODELS[1]] * 2
     assert all("TKO" in c for c in captions)  # a patch stress adds the patch's top-K overlap
     assert shot.stat().st_size > 20_000
     with Image.open(shot) as picture:

@@ -6,17 +6,20 @@ browser test drives, so they are part of the page's contract.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
+import torch
 
 from xaiquest.dashboard.session import (
     DEFAULT_LAYER,
     FILTERS,
     LEVELS,
     NO_STRESS,
+    SERVING_THREADS,
     Dashboard,
     Stress,
     report_figures,
@@ -28,6 +31,8 @@ from xaiquest.explain import explainer_names
 
 NO_MODEL = "(none)"
 DEFAULT_METHODS = ("gradcam", "layercam")
+COLUMNS, ROW_HEIGHT = 6, 210
+"""Heatmap gallery layout: six maps a row (about 190 px each at the page's width), grown to fit every row."""
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 """System fonts: the default theme would fetch Google Fonts, and the dashboard must work offline."""
 
@@ -57,7 +62,7 @@ def build_app(dashboard: Dashboard) -> gr.Blocks:
                 shown = gr.Image(label="input (after stress)", elem_id="input-image", height=220, interactive=False)
                 prediction_a = gr.Label(num_top_classes=5, label="prediction", elem_id="prediction-a")
                 prediction_b = gr.Label(num_top_classes=5, label="prediction (side by side)", elem_id="prediction-b")
-            heatmaps = gr.Gallery(label="heatmaps", columns=4, height="auto", elem_id="heatmaps", allow_preview=False)
+            heatmaps = gr.Gallery(label="heatmaps", columns=COLUMNS, height=ROW_HEIGHT, elem_id="heatmaps", allow_preview=False)
             quality = gr.Dataframe(label="quality of each map", elem_id="quality", interactive=False)
         with gr.Tab("Report", elem_id="report-tab"):
             _report_tab(dashboard)
@@ -125,7 +130,7 @@ def _add_upload(dashboard: Dashboard, path: str | None, model: str, wanted_class
 
 def _explain_all(dashboard: Dashboard, models: list[str], image_id: str | None, methods: list[str], layer: str,
                  stress: Stress) -> tuple[Any, ...]:
-    """Predictions of each model and one heatmap per model and method (a row per model), with the quality table."""
+    """Predictions of each model and one heatmap per model and method, with the quality table."""
     unchanged = (gr.update(),) * 5
     if not image_id:
         return *unchanged, "pick an image first (or upload one)"
@@ -141,7 +146,7 @@ def _explain_all(dashboard: Dashboard, models: list[str], image_id: str | None, 
     second = predictions[1].probabilities if len(predictions) > 1 else None
     truth = dashboard.true_label(image_id)
     note = f"true class: **{truth}**" if truth else "uploaded image (no true class)"
-    return (enlarged(image), predictions[0].probabilities, second, gr.update(value=gallery, columns=max(2, len(methods))),
+    return (enlarged(image), predictions[0].probabilities, second, gr.update(value=gallery, height=ROW_HEIGHT * math.ceil(len(gallery) / COLUMNS) + 40),
             quality_table(explanations, dashboard.classes), note)
 
 
@@ -151,6 +156,7 @@ def _error(error: Exception) -> str:
 
 def serve(dashboard: Dashboard, port: int, block: bool = True) -> gr.Blocks:
     """Serve on 127.0.0.1:``port``; ``block=False`` returns once the server answers (tests, screenshots)."""
+    torch.set_num_threads(SERVING_THREADS)
     page = build_app(dashboard)
     page.queue(default_concurrency_limit=1)
     page.launch(server_name="127.0.0.1", server_port=port, share=False, ssr_mode=False, prevent_thread_lock=not block,

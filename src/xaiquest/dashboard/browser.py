@@ -7,6 +7,7 @@ Playwright's own browser download needs the internet, so the system's Chromium (
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +24,13 @@ EXPLAIN_TIMEOUT_MS = 120_000
 
 def chromium_executable() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    """A localhost port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_until_serving(url: str, timeout_s: float = 120.0) -> None:

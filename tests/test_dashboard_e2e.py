@@ -18,6 +18,7 @@ from xaiquest.dashboard.browser import (
     chromium_executable,
     explore,
     free_port,
+    report_table,
     screenshot,
     upload,
     wait_until_serving,
@@ -51,6 +52,7 @@ def test_two_models_and_two_methods_show_four_heatmaps_and_a_screenshot_is_saved
         shot = screenshot(page, tmp_path / "dashboard.png")
         assert page.locator("#prediction-a").inner_text().strip()
         assert "eigencam" in page.locator("#quality").inner_text()
+        assert "resnet_small" in report_table(page, "fastnet")  # the run's comparison table
     print(f"screenshot: {shot} (browser session {time.perf_counter() - started:.1f} s)")
     assert [c.split(" · ")[0] for c in captions] == ["gradcam", "eigencam"] * 2
     assert [c.split(" · ")[1].split(":")[0] for c in captions] == [MODELS[0]] * 2 + [MODELS[1]] * 2

@@ -6,6 +6,7 @@ Playwright's own browser download needs the internet, so the system's Chromium (
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import time
@@ -81,11 +82,15 @@ def tick_only(page: Page, group: str, names: Sequence[str]) -> None:
 
 
 def explore(page: Page, models: Sequence[str], methods: Sequence[str], image: int = 0,
-            stress: tuple[str, int] | None = None) -> list[str]:
-    """Select models (one, or two side by side), an image, explainers and a stress; explain; return the captions."""
+            stress: tuple[str, int] | None = None, image_class: str | None = None) -> list[str]:
+    """Select models (one, or two side by side), an image (the n-th listed, of a class), explainers
+    and a stress; explain; return the captions."""
     choose(page, "#model-a", models[0])
     if len(models) > 1:
         choose(page, "#model-b", models[1])
+    if image_class is not None:
+        choose(page, "#class", image_class)
+        expect(page.locator("#image input")).to_have_value(re.compile(f" {image_class} → "), timeout=EXPLAIN_TIMEOUT_MS)
     choose(page, "#image", image)
     tick_only(page, "#methods", methods)
     if stress is not None:
@@ -103,6 +108,14 @@ def upload(page: Page, file: Path) -> str:
     message = page.locator("#message")
     expect(message).to_contain_text(file.name, timeout=EXPLAIN_TIMEOUT_MS)
     return message.inner_text()
+
+
+def report_table(page: Page, expected: str) -> str:
+    """Open the Report tab and return the shown table's text once it contains ``expected``."""
+    page.get_by_role("tab", name="Report").click()
+    view = page.locator("#report-view")
+    expect(view).to_contain_text(expected, timeout=EXPLAIN_TIMEOUT_MS)
+    return view.inner_text()
 
 
 def screenshot(page: Page, path: Path) -> Path:

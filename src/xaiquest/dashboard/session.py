@@ -58,9 +58,9 @@ UPLOAD_MODES = ("RGB", "RGBA", "L", "LA", "P")
 """8-bit modes with an unambiguous RGB conversion; 16-bit, float, CMYK and 1-bit images are refused."""
 CACHE_SIZE = 1024
 SERVING_THREADS = 1
-"""Torch threads of a serving process: an interaction runs batches of 1-34 tiny images, where thread
-synchronisation costs more than it saves; on a busy 2-core machine a single-image forward pass
-measured 80 ms with 2 threads and 1 ms with 1."""
+"""Torch threads of a serving process: an interaction runs batches of 1-34 tiny images, where a
+second thread gains little, and with another job on the cores it ruins latency (a single-image
+forward pass on 2 busy cores: 80 ms with 2 threads, 1 ms with 1; docs/dashboard.md)."""
 
 
 class UploadError(XaiquestError):

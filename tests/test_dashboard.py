@@ -69,6 +69,13 @@ def test_a_missing_run_directory_is_one_clear_error(tmp_path):
     assert "not a run directory" in result.output
 
 
+def test_data_that_moved_is_passed_with_data_and_a_wrong_path_is_named(tmp_path_factory, tmp_path):
+    run = smoke_run(tmp_path_factory)
+    with pytest.raises(XaiquestError, match="does not exist"):
+        open_run(run, data=tmp_path / "moved")
+    assert len(open_run(run, data=run.parents[1] / "data").data.test) == 60
+
+
 def test_without_gradio_the_command_says_how_to_install_it(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))

@@ -27,6 +27,7 @@ Cifar10cOpt = typer.Option(None, "--cifar10c", help="folder of real CIFAR-10-C .
 RunsOpt = typer.Option(Path("runs"), "--runs-dir", help="where run directories are created")
 RunDirArg = typer.Argument(..., help="a run directory, e.g. runs/quick")
 PortOpt = typer.Option(7860, "--port", help="localhost port to serve on")
+RunDataOpt = typer.Option(None, "--data", help="CIFAR-10 location, if it moved since the run (default: the run's own)")
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -121,7 +122,7 @@ def stress(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, ru
 
 @app.command()
 @user_errors
-def dashboard(run_dir: Path = RunDirArg, port: int = PortOpt, data: Path | None = DataOpt) -> None:
+def dashboard(run_dir: Path = RunDirArg, port: int = PortOpt, data: Path | None = RunDataOpt) -> None:
     """Interactive explorer of a run in the browser (Gradio on localhost): predictions, heatmaps, stress."""
     if importlib.util.find_spec("gradio") is None:
         raise XaiquestError("the dashboard needs gradio: run make install, or pip install gradio")

@@ -71,14 +71,13 @@ def build_app(dashboard: Dashboard) -> gr.Blocks:
             return _image_choices(dashboard, model, wanted_class, wanted)
 
         def explain_all(model: str, other: str, image_id: str, chosen: list[str], depth: str, kind: str, strength: float):
-            return _explain_all(dashboard, [model, *([other] if other not in (NO_MODEL, model) else [])],
-                                image_id, chosen, depth, Stress(kind, int(strength)))
+            return _explain_all(dashboard, _selected(model, other), image_id, chosen, depth, Stress(kind, int(strength)))
 
         def add_upload(path: str | None, model: str, wanted_class: str, wanted: str):
             return _add_upload(dashboard, path, model, wanted_class, wanted)
 
         def choose_layers(model: str, other: str, current: str) -> dict[str, Any]:
-            choices = dashboard.layers([model, *([other] if other not in (NO_MODEL, model) else [])])
+            choices = dashboard.layers(_selected(model, other))
             return gr.update(choices=choices, value=current if current in choices else DEFAULT_LAYER)
 
         filters = [model_a, class_name, which]
@@ -93,6 +92,11 @@ def build_app(dashboard: Dashboard) -> gr.Blocks:
         button.click(explain_all, inputs, outputs)
         level.release(explain_all, inputs, outputs)
     return page
+
+
+def _selected(model: str, other: str) -> list[str]:
+    """The first model, plus the side-by-side one when it is set and different."""
+    return [model, *([other] if other not in (NO_MODEL, model) else [])]
 
 
 def _report_tab(dashboard: Dashboard) -> None:

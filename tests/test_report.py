@@ -300,6 +300,9 @@ def test_variant_rules_compare_each_variant_with_its_baseline(tmp_path: Path) ->
             "true class for 20.00%, repeats the baseline's wrong class for 70.00% and gives that class 60.00% on "
             "average; its Grad-CAM rank-correlates 0.81 with the baseline's.") in text
     assert all(f.section == "variants" for f in findings)
+    (accuracy,) = _findings(tmp_path, "accuracy_ranking")
+    assert "fastnet (label_smoothing) has the highest test accuracy (81.00%)" in accuracy.text
+    assert "(patch)" not in accuracy.text and "across 2 models" in accuracy.text
     report = write_report(tmp_path)[1].read_text()
     assert "Training variants" in report and "Now correct (%)" in report
 

@@ -69,7 +69,7 @@ def _reexamine_pair(baseline: RunKey, variant: RunKey, store: RunStore, data: Au
     maps = {}
     for key in (baseline, variant):
         model = load_trained(store, key, len(data.classes), device)
-        maps[f"{key.variant} {METHOD}"] = explain(METHOD, model, images, predicted[key.variant].to(device),
+        maps[key.variant] = explain(METHOD, model, images, predicted[key.variant].to(device),
                                                    layer=config.explain.layer).cpu()
     before, after = maps.values()
     labels = data.test.labels[indices]
@@ -86,7 +86,7 @@ def _reexamine_pair(baseline: RunKey, variant: RunKey, store: RunStore, data: Au
     shown = min(config.explain.reexamine, len(table))
     titles = [_title(row, data.classes, variant.variant) for row in table.head(shown).itertuples()]
     figure = explanation_grid(data.test.images[indices[:shown]], {name: m[:shown] for name, m in maps.items()}, titles,
-                              f"{baseline.id}'s most confident mistakes, re-examined by {variant.variant}")
+                              f"Grad-CAM on {baseline.id}'s most confident mistakes: baseline vs {variant.variant}")
     save_figure(figure, run_dir(store, variant) / "explain" / "reexamine.png", dpi=110)
     return table
 

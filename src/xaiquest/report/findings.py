@@ -241,6 +241,11 @@ def setup_table(run: RunTables) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+def planted_runs(run: RunTables) -> set[str]:
+    """Runs trained with a planted patch: instruments for the shortcut test, not candidates to rank."""
+    return {run_id for run_id, record in run.per_run_json("train.json").items() if record.get("patch")}
+
+
 def _cell(value: Any) -> Any:
     return ", ".join(map(str, value)) if isinstance(value, list | tuple) else value
 
@@ -266,7 +271,11 @@ def accuracy_ranking(run: RunTables) -> list[Finding]:
     table = run.csv(COMPARISON)
     if not _has(table, "model", "variant", "accuracy_mean"):
         return []
-    table = table.dropna(subset=["accuracy_mean"]).reset_index(drop=True)
+    planted = {group_of(run_id) for run_id in planted_runs(run)}
+    table = table.dropna(subset=["accuracy_mean"])
+    table = table[~(table["model"].astype(str) + "__" + table["variant"].astype(str)).isin(planted)].reset_index(drop=True)
+    if table.empty:
+        return []
     names = comparison_labels(run, table)
     best, worst = table["accuracy_mean"].idxmax(), table["accuracy_mean"].idxmin()
     top, low = table.at[best, "accuracy_mean"], table.at[worst, "accuracy_mean"]
@@ -726,11 +735,11 @@ def _condition(row: pd.Series, columns: list[str]) -> str:
 def variant_table(run: RunTables) -> pd.DataFrame | None:
     """Each model's training variants (planted-patch ones aside) next to its baseline: accuracy,
     calibration, corruption robustness, and mean accuracy over the stress probes."""
-    table, setup = run.csv(COMPARISON), setup_table(run)
+    table = run.csv(COMPARISON)
     if not _has(table, "model", "variant", "accuracy_mean"):
         return None
-    planted = set(setup.loc[setup["patch"].notna(), "variant"]) if _has(setup, "patch") else set()
-    rows = table[~table["variant"].isin(planted)]
+    planted = {group_of(run_id) for run_id in planted_runs(run)}
+    rows = table[~(table["model"].astype(str) + "__" + table["variant"].astype(str)).isin(planted)]
     rows = rows[rows.groupby("model")["variant"].transform("nunique").gt(1)
                 & rows.groupby("model")["variant"].transform(lambda v: (v == BASELINE).any())]
     if rows.empty:
@@ -1003,7 +1012,8 @@ def _per_run(table: pd.DataFrame | None, column: str) -> pd.Series:
 
 
 def final_ranking(run: RunTables) -> pd.DataFrame | None:
-    """Per model (x variant, averaged over seeds): each criterion's value, its rank and the mean rank."""
+    """Per model (x variant, averaged over seeds; planted-patch runs aside): each criterion's value,
+    its rank and the mean rank."""
     quality = run.csv(EXPLAIN_QUALITY)
     if _has(quality, "insertion_auc", "deletion_auc"):
         quality = quality.assign(interpretability=quality["insertion_auc"] - quality["deletion_auc"])
@@ -1014,6 +1024,7 @@ def final_ranking(run: RunTables) -> pd.DataFrame | None:
         "mce": _per_run(run.csv(ROBUSTNESS_SUMMARY), "mce"),
         "interpretability": _per_run(quality, "interpretability"),
     }).dropna(axis=1, how="all")
+    values = values.drop(index=list(planted_runs(run) & set(values.index)))
     if values.empty:
         return None
     groups = values.index.map(group_of)

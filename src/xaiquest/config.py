@@ -155,7 +155,8 @@ class StressConfig(Section):
     layerwise_images: int = Field(256, ge=8)
     layerwise_noise: int = Field(3, ge=1, le=5, description="gaussian_noise severity for the clean-vs-noisy view")
     variants: list[str] | None = Field(
-        None, description="training variants the probe battery runs on; null = every variant (the patch probe runs on all)"
+        None, description="training variants the probe battery runs on; null = every variant "
+        "(the patch probe always runs on every patch-trained model and its baseline)"
     )
     seed: int = 0
 

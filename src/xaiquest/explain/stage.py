@@ -5,8 +5,8 @@ so maps can be compared across models) plus each model's most confident mistakes
 explains its own prediction. Quality per method: deletion/insertion AUC and ROAD (faithfulness),
 entropy and Gini sparseness (complexity), cost, and the cascading-randomisation sanity check;
 agreement between methods as top-k IoU and Spearman matrices. ``explain.variants`` selects the
-training variants explained; every other variant is re-examined on its baseline's most
-confident mistakes (``reexamine``).
+training variants explained this way; every variant other than the baseline (planted-patch ones
+aside) is also re-examined on its baseline's most confident mistakes (``reexamine.py``).
 """
 
 from __future__ import annotations

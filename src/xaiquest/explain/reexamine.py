@@ -69,8 +69,8 @@ def _reexamine_pair(baseline: RunKey, variant: RunKey, store: RunStore, data: Au
     maps = {}
     for key in (baseline, variant):
         model = load_trained(store, key, len(data.classes), device)
-        maps[key.variant] = explain(METHOD, model, images, predicted[key.variant].to(device),
-                                                   layer=config.explain.layer).cpu()
+        targets = predicted[key.variant].to(device)
+        maps[key.variant] = explain(METHOD, model, images, targets, layer=config.explain.layer).cpu()
     before, after = maps.values()
     labels = data.test.labels[indices]
     table = pd.DataFrame({

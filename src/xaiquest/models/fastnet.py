@@ -3,9 +3,9 @@
 Why a custom net: on a 2-core CPU the default audit must train several models in minutes.
 FastNet reaches usable accuracy in a few epochs because (a) its first layer is a fixed 2x2
 patch-whitening convolution initialised from the data, which decorrelates pixels so SGD
-converges fast (padded on the bottom/right so the map stays 32 px and every later stage still covers
-the whole image, which CAM-style explanations rely on); (b) each stage downsamples early (conv -> max-pool -> BN -> GELU -> conv), so
-most compute runs at low resolution; (c) the head max-pools and scales logits down, which
+converges fast (padded on the bottom/right so the map stays 32 px and every later stage still
+covers the whole image, which CAM-style explanations rely on); (b) each stage downsamples early
+(conv -> max-pool -> BN -> GELU -> conv), so most compute runs at low resolution; (c) the head max-pools and scales logits down, which
 keeps early training stable at high learning rates.
 """
 

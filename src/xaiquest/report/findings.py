@@ -246,6 +246,13 @@ def planted_runs(run: RunTables) -> set[str]:
     return {run_id for run_id, record in run.per_run_json("train.json").items() if record.get("patch")}
 
 
+def without_planted(run: RunTables, table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a per-(model, variant) table whose runs were not trained with a planted patch."""
+    planted = {group_of(run_id) for run_id in planted_runs(run)}
+    groups = table["model"].astype(str) + "__" + table["variant"].astype(str)
+    return table[~groups.isin(planted)].reset_index(drop=True)
+
+
 def _cell(value: Any) -> Any:
     return ", ".join(map(str, value)) if isinstance(value, list | tuple) else value
 
@@ -271,9 +278,7 @@ def accuracy_ranking(run: RunTables) -> list[Finding]:
     table = run.csv(COMPARISON)
     if not _has(table, "model", "variant", "accuracy_mean"):
         return []
-    planted = {group_of(run_id) for run_id in planted_runs(run)}
-    table = table.dropna(subset=["accuracy_mean"])
-    table = table[~(table["model"].astype(str) + "__" + table["variant"].astype(str)).isin(planted)].reset_index(drop=True)
+    table = without_planted(run, table.dropna(subset=["accuracy_mean"]))
     if table.empty:
         return []
     names = comparison_labels(run, table)
@@ -738,8 +743,7 @@ def variant_table(run: RunTables) -> pd.DataFrame | None:
     table = run.csv(COMPARISON)
     if not _has(table, "model", "variant", "accuracy_mean"):
         return None
-    planted = {group_of(run_id) for run_id in planted_runs(run)}
-    rows = table[~(table["model"].astype(str) + "__" + table["variant"].astype(str)).isin(planted)]
+    rows = without_planted(run, table)
     rows = rows[rows.groupby("model")["variant"].transform("nunique").gt(1)
                 & rows.groupby("model")["variant"].transform(lambda v: (v == BASELINE).any())]
     if rows.empty:
@@ -747,7 +751,7 @@ def variant_table(run: RunTables) -> pd.DataFrame | None:
     groups = rows["model"].astype(str) + "__" + rows["variant"].astype(str)
     probes = run.csv(STRESS_PROBES)
     stressed = probes[probes["probe"] != "clean"] if _has(probes, "run", "probe", "accuracy") else None
-    stress = stressed.groupby(stressed["run"].map(group_of))["accuracy"].mean() if stressed is not None else pd.Series()
+    stress = stressed.groupby(stressed["run"].map(group_of))["accuracy"].mean() if stressed is not None else pd.Series(dtype=float)
     return pd.DataFrame({
         "model": rows["model"], "variant": rows["variant"], "augmentations": rows.get("augmentations"),
         "accuracy": rows["accuracy_mean"], "ece": rows.get("ece_mean"), "ece_after_ts": rows.get("ece_after_ts_mean"),

@@ -370,7 +370,7 @@ def variants_section(run: RunTables, findings: list[Finding]) -> Section | None:
                      "variant_prob_true")), REEXAMINE))
     blocks.append(_gallery(run, "Confident mistakes, Grad-CAM before / after", "explain/reexamine.png",
                            "the baseline's most confident mistakes, baseline vs variant Grad-CAM", columns=1))
-    return _section("variants", "Training variants: label smoothing, Mixup, CutMix",
+    return _section("variants", "Training variants against their baseline",
                     "Each variant changes one thing in its baseline's recipe. Its accuracy, calibration, corruption "
                     "robustness and stress-probe accuracy are set against the baseline's, and (as in seed 003) it is "
                     "re-examined on the images the baseline got most confidently wrong, with both models' Grad-CAM.",

@@ -752,11 +752,17 @@ def variant_table(run: RunTables) -> pd.DataFrame | None:
     probes = run.csv(STRESS_PROBES)
     stressed = probes[probes["probe"] != "clean"] if _has(probes, "run", "probe", "accuracy") else None
     stress = stressed.groupby(stressed["run"].map(group_of))["accuracy"].mean() if stressed is not None else pd.Series(dtype=float)
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "model": rows["model"], "variant": rows["variant"], "augmentations": rows.get("augmentations"),
         "accuracy": rows["accuracy_mean"], "ece": rows.get("ece_mean"), "ece_after_ts": rows.get("ece_after_ts_mean"),
         "mce": rows.get("mce_mean"), "stress_accuracy": groups.map(stress),
-    }).reset_index(drop=True)
+    })
+    first_seen = {model: i for i, model in enumerate(dict.fromkeys(table["model"]))}
+
+    def models_in_order_baseline_first(column: pd.Series) -> pd.Series:
+        return column.map(first_seen) if column.name == "model" else column != BASELINE
+
+    return table.sort_values(["model", "variant"], key=models_in_order_baseline_first, kind="stable").reset_index(drop=True)
 
 
 VARIANT_METRICS = (("accuracy", "accuracy", pct), ("ece", "ECE", lambda v: num(v, 3)),

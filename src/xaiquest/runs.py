@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 
-from xaiquest.config import ExperimentConfig, ModelSpec
+from xaiquest.config import ExperimentConfig, ModelSpec, PatchConfig
 from xaiquest.data import Dataset, Split, load_cifar10, validation_split
 from xaiquest.errors import XaiquestError
 from xaiquest.models import build_model
@@ -86,6 +87,20 @@ def load_trained(store: RunStore, key: RunKey, num_classes: int, device: torch.d
     model = build_model(key.spec.name, num_classes)
     model.load_state_dict(torch.load(path, map_location="cpu"))
     return model.to(device).eval()
+
+
+def planted_patch(config: ExperimentConfig) -> PatchConfig | None:
+    """The patch a training variant of the experiment plants (the first one), if any."""
+    patches = (config.train_config(key.spec, key.variant).patch for key in run_keys(config))
+    return next((patch for patch in patches if patch is not None), None)
+
+
+def confident_mistakes(store: RunStore, key: RunKey) -> torch.Tensor:
+    """Test indices of the evaluate stage's most confident mistakes, most confident first."""
+    path = run_dir(store, key) / "eval" / "misclassified.csv"
+    if not path.exists():
+        raise XaiquestError(f"{key.id} has no evaluation yet ({path} missing); run `xaiquest evaluate` first")
+    return torch.tensor(pd.read_csv(path)["index"].to_list(), dtype=torch.long)
 
 
 def load_logits(store: RunStore, key: RunKey) -> dict[str, torch.Tensor]:

@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import ValidationError
@@ -34,7 +33,9 @@ from xaiquest.runs import (
     AuditData,
     RunKey,
     load_logits,
+    confident_mistakes,
     load_trained,
+    planted_patch,
     prepare_data,
     run_dir,
     run_keys,
@@ -136,8 +137,7 @@ def stress_choices() -> list[str]:
 
 def run_patch(config: ExperimentConfig) -> PatchSpec:
     """The patch a training variant of the run planted, else the default magenta square."""
-    planted = [config.train_config(key.spec, key.variant).patch for key in run_keys(config)]
-    patch = next((p for p in planted if p is not None), None)
+    patch = planted_patch(config)
     return patch_spec(patch) if patch is not None else PatchSpec(target_class=0, fraction=1.0)
 
 
@@ -254,11 +254,11 @@ class Dashboard:
         return listed, len(indices)
 
     def confident_failures(self, model_id: str) -> torch.Tensor:
-        """Test indices of the model's most confident mistakes (the evaluate stage's misclassified.csv)."""
-        path = run_dir(self.run.store, self.run.keys[model_id]) / "eval" / "misclassified.csv"
-        if not path.exists():
+        """Test indices of the model's most confident mistakes (none before the evaluate stage ran)."""
+        try:
+            return confident_mistakes(self.run.store, self.run.keys[model_id])
+        except XaiquestError:
             return torch.empty(0, dtype=torch.long)
-        return torch.tensor(pd.read_csv(path)["index"].to_list(), dtype=torch.long)
 
     def add_upload(self, path: Path) -> tuple[str, str]:
         """``(label, image id)`` of an uploaded picture; the id is its content hash, so re-uploads hit the cache."""
@@ -291,17 +291,13 @@ class Dashboard:
     def predict(self, model_id: str, image_id: str, stress: Stress) -> Prediction:
         image, _ = self.stressed(image_id, stress)
         with self._lock:
-            probabilities = self._probabilities(self.model(model_id), prepare_batch(image[None], CPU, channels_last=False))[0]
+            probabilities = self._probabilities(self.model(model_id), image)[0]
         return Prediction(model_id, int(probabilities.argmax()), dict(zip(self.classes, probabilities.tolist())))
 
-    def _probabilities(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Softmax as the evaluate stage computed it (flip TTA when the run used it), so the page's
-        prediction, the explained class and the image list's labels agree."""
-        with torch.inference_mode():
-            logits = model(x)
-            if self.run.config.eval.tta_flip:
-                logits = (logits + model(x.flip(3))) / 2
-        return logits.softmax(1)
+    def _probabilities(self, model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+        """Softmax of a uint8 ``[3,H,W]`` image as the evaluate stage computed it (flip TTA when the
+        run used it), so the page's prediction, the explained class and the image list's labels agree."""
+        return predict_logits(model, image[None], CPU, tta_flip=self.run.config.eval.tta_flip).softmax(1)
 
     def explain(self, model_id: str, image_id: str, stress: Stress, method: str, layer: str = DEFAULT_LAYER) -> Explanation:
         """The (cached) map of ``method`` for the model's predicted class on the stressed image, with its quality.
@@ -322,7 +318,7 @@ class Dashboard:
         model = self.model(model_id)
         x = prepare_batch(image[None], CPU, channels_last=False)
         with self._lock:
-            target = self._probabilities(model, x).argmax(1)
+            target = self._probabilities(model, image).argmax(1)
             started = time.perf_counter()
             heatmap = explain(method, model, x, target, layer=layer)
             seconds = time.perf_counter() - started

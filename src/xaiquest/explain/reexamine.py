@@ -18,7 +18,16 @@ from xaiquest.explain.figures import explanation_grid
 from xaiquest.explain.quality import spearman
 from xaiquest.explain.registry import explain
 from xaiquest.inference import prepare_batch
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_logits, load_trained, run_dir, run_keys
+from xaiquest.runs import (
+    AuditData,
+    RunKey,
+    confident_mistakes,
+    evaluate_fingerprint,
+    load_logits,
+    load_trained,
+    run_dir,
+    run_keys,
+)
 from xaiquest.store import RunStore, atomic_write_text, fingerprint, save_figure
 
 METHOD = "gradcam"
@@ -61,8 +70,7 @@ def reexamine_variants(config: ExperimentConfig, store: RunStore, data: AuditDat
 def _reexamine_pair(baseline: RunKey, variant: RunKey, store: RunStore, data: AuditData, config: ExperimentConfig,
                     device: torch.device) -> pd.DataFrame:
     """One row per baseline mistake (most confident first), plus the before/after Grad-CAM figure."""
-    mistakes = pd.read_csv(run_dir(store, baseline) / "eval" / "misclassified.csv")
-    indices = torch.tensor(mistakes["index"].to_list(), dtype=torch.long)
+    indices = confident_mistakes(store, baseline)
     probs = {key.variant: load_logits(store, key)["test"][indices].softmax(1) for key in (baseline, variant)}
     predicted = {name: p.argmax(1) for name, p in probs.items()}
     images = prepare_batch(data.test.images[indices], device, channels_last=False)

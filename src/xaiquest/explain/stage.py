@@ -33,7 +33,7 @@ from xaiquest.explain.quality import (
 from xaiquest.explain.reexamine import reexamine_variants
 from xaiquest.explain.registry import explain
 from xaiquest.inference import prepare_batch
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_dir, run_keys
+from xaiquest.runs import AuditData, RunKey, confident_mistakes, evaluate_fingerprint, load_trained, run_dir, run_keys
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_text, fingerprint, save_figure
 
 QUALITY_PLOTS = (("deletion_auc", "deletion AUC (lower = better)"), ("insertion_auc", "insertion AUC (higher = better)"),
@@ -77,7 +77,7 @@ def shared_sample(labels: torch.Tensor, cfg: ExplainConfig) -> torch.Tensor:
 def _explain_one(model: nn.Module, key: RunKey, store: RunStore, data: AuditData, sample: torch.Tensor,
                  cfg: ExplainConfig, device: torch.device) -> None:
     out = run_dir(store, key) / "explain"
-    failures = _confident_failures(store, key, cfg.confident_failures)
+    failures = confident_mistakes(store, key)[: cfg.confident_failures]
     indices = torch.cat([sample, failures])
     kinds = ["sample"] * len(sample) + ["confident failure"] * len(failures)
     images = prepare_batch(data.test.images[indices], device, channels_last=False)
@@ -134,13 +134,6 @@ def _explain_and_score(method: str, model: nn.Module, images: torch.Tensor, targ
         "ig_delta_abs": info["delta"].abs().mean().item() if "delta" in info else float("nan"),
     }
     return maps, row
-
-
-def _confident_failures(store: RunStore, key: RunKey, count: int) -> torch.Tensor:
-    if count == 0:
-        return torch.empty(0, dtype=torch.long)
-    mistakes = pd.read_csv(run_dir(store, key) / "eval" / "misclassified.csv")
-    return torch.tensor(mistakes["index"].head(count).to_list(), dtype=torch.long)
 
 
 def _row_title(row: object, classes: tuple[str, ...]) -> str:

@@ -29,7 +29,7 @@ from xaiquest.explain.quality import mass_inside, pointing_game, top_k_overlap, 
 from xaiquest.explain.registry import explain
 from xaiquest.inference import predict_logits, prepare_batch
 from xaiquest.metrics.calibration import expected_calibration_error
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_dir, run_keys
+from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
 from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint, save_figure
 from xaiquest.stress.background import foreground_masks, mask_gallery_figure
 from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
@@ -83,8 +83,7 @@ def _inputs(config: ExperimentConfig, data: AuditData) -> StressInputs:
     n = min(cfg.test_images, len(data.test) - 1)
     _, chosen = stratified_indices(data.test.labels, n, cfg.seed)
     clean = data.test.subset(chosen)
-    patches = [config.train_config(key.spec, key.variant).patch for key in run_keys(config)]
-    planted = next((p for p in patches if p is not None), None)
+    planted = planted_patch(config)
     return StressInputs(clean, foreground_masks(clean.images), patch_spec(planted) if planted else None)
 
 

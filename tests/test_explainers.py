@@ -170,7 +170,9 @@ def test_ignored_input_gets_no_attribution(method: str) -> None:
     maps = explain(method, LeftHalfNet(), images(), targets()).abs()
     # occlusion windows are 8 wide at stride 4: pixels 16-19 share a window with the left half
     ignored = 20 if method == "occlusion" else 16
-    assert (maps[..., ignored:] == 0).all()
+    # occlusion differences two forward passes whose batched matmuls may round differently (~1e-8)
+    tolerance = 1e-6 * maps.amax().item() if method == "occlusion" else 0.0
+    assert (maps[..., ignored:] <= tolerance).all()
     assert (maps[..., :16].sum(dim=(1, 2)) > 0).all()
 
 

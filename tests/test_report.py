@@ -15,6 +15,7 @@ from PIL import Image
 from xaiquest.errors import UnknownNameError, XaiquestError
 from xaiquest.report import RunTables, finding_rule, run_rules, write_report
 from xaiquest.report.findings import RULES, Finding, critical_reflection
+from xaiquest.report.sections import Paragraph, setup_section
 
 RUNS = ("fastnet__baseline__s0", "vgg_small__baseline__s0")
 METHODS = ("gradcam", "saliency", "lime")
@@ -440,3 +441,20 @@ def test_layerwise_rules_follow_network_depth_not_the_alphabet(tmp_path: Path) -
         "cka_clean_vs_noisy": [0.66, 0.90, 0.92, 0.80]}))
     text = _text(_findings(tmp_path, "layerwise_cka"))
     assert "CKA drops most between depth stage2 and stage3 (0.920 -> 0.800, -0.120); it is lowest at depth stem (0.660)" in text
+
+
+@pytest.mark.parametrize(("tta", "wording"), [("flip", "flip test-time augmentation"), ("none", "the plain forward pass")])
+def test_setup_states_the_prediction_policy_and_the_subsets_behind_each_clean_accuracy(tmp_path: Path, tta: str,
+                                                                                      wording: str) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _later_stages(root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["config"] |= {"eval": {"tta": tta}, "robustness": {"test_images": 40}, "stress": {"test_images": 500}}
+    _write(root, "manifest.json", manifest)
+    setup = setup_section(RunTables(root), [])
+    text = " ".join(block.text for block in setup.blocks if isinstance(block, Paragraph))
+    assert f"Predictions (eval.tta = {tta}): {wording}" in text
+    assert "for every number in this report (accuracy, calibration, robustness, stress) and for the class each " \
+           "explanation explains" in text
+    assert "The robustness stage's clean accuracy is on 40 stratified test images of Stage 1's 100, under the same policy" in text
+    assert "The stress stage's clean accuracy is on 99 stratified test images of Stage 1's 100" in text  # one held back

@@ -73,8 +73,13 @@ class TrainConfig(Section):
     patch: PatchConfig | None = Field(None, description="train on data with a planted spurious patch")
 
 
+TtaPolicy = Literal["flip", "none"]
+"""Test-time augmentation: ``flip`` averages the logits of an image and of its mirror, ``none`` is one plain forward."""
+
+
 class EvalConfig(Section):
-    tta_flip: bool = Field(True, description="average logits of the image and its mirror")
+    tta: TtaPolicy = Field("flip", description="test-time augmentation of every prediction the audit makes: accuracy, "
+                           "calibration, robustness, stress, the class each explanation explains, the dashboard")
     batch_size: int = Field(1000, ge=1)
     top_mistakes: int = Field(50, ge=0)
 
@@ -92,7 +97,6 @@ class RobustnessConfig(Section):
     test_images: int | None = Field(2000, ge=10, description="stratified test subset per corruption x severity; null = all")
     baseline: str | None = Field(None, description="model name whose errors normalise mCE; default: the first model")
     cifar10c: str | None = Field(None, description="folder of real CIFAR-10-C .npy files instead of generating")
-    tta_flip: bool = False
     variants: list[str] | None = Field(None, description=VARIANTS_FIELD_HELP)
     seed: int = 0
 

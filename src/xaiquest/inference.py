@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xaiquest.config import ExperimentConfig, TtaPolicy
 from xaiquest.data import to_float
 
 
@@ -41,15 +42,21 @@ def predict_logits(
     images: torch.Tensor,
     device: torch.device,
     batch_size: int = 1000,
-    tta_flip: bool = False,
+    tta: TtaPolicy = "none",
 ) -> torch.Tensor:
-    """Logits ``[N, C]`` on the CPU for uint8 images; optional flip test-time augmentation."""
+    """Logits ``[N, C]`` on the CPU for uint8 images; audit stages pass the run's one policy, ``eval.tta``."""
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
         x = prepare_batch(images[start : start + batch_size], device)
         logits = model(x).float()
-        if tta_flip:
+        if tta == "flip":
             logits = (logits + model(x.flip(3)).float()) / 2
         outputs.append(logits.cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def audit_logits(model: nn.Module, images: torch.Tensor, device: torch.device, config: ExperimentConfig) -> torch.Tensor:
+    """Logits under the run's one prediction policy (``eval.tta``): every stage that predicts calls this,
+    so accuracy, calibration, robustness, stress and the explained classes count the same predictions."""
+    return predict_logits(model, images, device, config.eval.batch_size, config.eval.tta)

@@ -1,6 +1,6 @@
 """Stage: calibration of every model, before and after temperature scaling fitted on validation.
 
-Works from the logits the evaluate stage saved (flip-TTA logits when ``eval.tta_flip``, i.e. the
+Works from the logits the evaluate stage saved (under the run's ``eval.tta``, i.e. the
 same predictions the accuracy was measured on), so it costs no inference. The temperature is
 fitted on the held-out validation split only, never on test.
 """

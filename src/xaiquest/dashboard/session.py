@@ -26,7 +26,7 @@ from xaiquest.data.corruptions import ALL_CORRUPTIONS, corrupt
 from xaiquest.errors import XaiquestError
 from xaiquest.explain import EXPLAINERS, explain
 from xaiquest.explain.quality import deletion_insertion, top_k_overlap
-from xaiquest.inference import predict_logits, prepare_batch
+from xaiquest.inference import audit_logits, prepare_batch
 from xaiquest.models import last_depth
 from xaiquest.models.base import named_depths
 from xaiquest.runs import (
@@ -229,7 +229,7 @@ class Dashboard:
             try:
                 logits = load_logits(self.run.store, self.run.keys[model_id])["test"]
             except XaiquestError:
-                logits = predict_logits(self.model(model_id), self.run.data.test.images, CPU, tta_flip=self.run.config.eval.tta_flip)
+                logits = audit_logits(self.model(model_id), self.run.data.test.images, CPU, self.run.config)
             self._predictions[model_id] = logits.softmax(1)
         return self._predictions[model_id]
 
@@ -295,9 +295,9 @@ class Dashboard:
         return Prediction(model_id, int(probabilities.argmax()), dict(zip(self.classes, probabilities.tolist())))
 
     def _probabilities(self, model: nn.Module, image: torch.Tensor) -> torch.Tensor:
-        """Softmax of a uint8 ``[3,H,W]`` image as the evaluate stage computed it (flip TTA when the
-        run used it), so the page's prediction, the explained class and the image list's labels agree."""
-        return predict_logits(model, image[None], CPU, tta_flip=self.run.config.eval.tta_flip).softmax(1)
+        """Softmax of a uint8 ``[3,H,W]`` image as the evaluate stage computed it (the run's ``eval.tta``),
+        so the page's prediction, the explained class and the image list's labels agree."""
+        return audit_logits(model, image[None], CPU, self.run.config).softmax(1)
 
     def explain(self, model_id: str, image_id: str, stress: Stress, method: str, layer: str = DEFAULT_LAYER) -> Explanation:
         """The (cached) map of ``method`` for the model's predicted class on the stressed image, with its quality.

@@ -15,7 +15,7 @@ from xaiquest.console import console
 from xaiquest.errors import XaiquestError
 from xaiquest.evaluate.artifacts import write_evaluation
 from xaiquest.evaluate.compare import write_comparison
-from xaiquest.inference import predict_logits
+from xaiquest.inference import audit_logits
 from xaiquest.metrics import classification_metrics, top_confident_mistakes
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_dir, run_keys
 from xaiquest.store import RunStore, atomic_torch_save
@@ -32,8 +32,8 @@ def evaluate_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
         started = time.perf_counter()
         model = load_trained(store, key, len(data.classes), device)
         out = run_dir(store, key) / "eval"
-        test_logits = predict_logits(model, data.test.images, device, config.eval.batch_size, config.eval.tta_flip)
-        val_logits = predict_logits(model, data.val.images, device, config.eval.batch_size, config.eval.tta_flip)
+        test_logits = audit_logits(model, data.test.images, device, config)
+        val_logits = audit_logits(model, data.val.images, device, config)
         probs = test_logits.softmax(1)
         metrics = classification_metrics(probs, data.test.labels, data.classes)
         mistakes = top_confident_mistakes(probs, data.test.labels, config.eval.top_mistakes)

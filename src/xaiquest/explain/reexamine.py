@@ -3,8 +3,8 @@
 A change such as label smoothing is meant to curb over-confidence, and the honest test looks at
 the images the baseline got confidently wrong: does the variant get them right, how much
 probability does it still give the baseline's wrong class, and does its Grad-CAM look elsewhere?
-Predictions are the evaluate stage's (flip TTA, like every other number); each model's Grad-CAM
-explains its own prediction.
+Predictions are the evaluate stage's (under ``eval.tta``, like every other number); each model's
+Grad-CAM explains its own prediction.
 """
 
 from __future__ import annotations

@@ -33,7 +33,16 @@ from xaiquest.explain.quality import (
 from xaiquest.explain.reexamine import reexamine_variants
 from xaiquest.explain.registry import explain
 from xaiquest.inference import prepare_batch
-from xaiquest.runs import AuditData, RunKey, confident_mistakes, evaluate_fingerprint, load_trained, run_dir, run_keys
+from xaiquest.runs import (
+    AuditData,
+    RunKey,
+    confident_mistakes,
+    evaluate_fingerprint,
+    load_logits,
+    load_trained,
+    run_dir,
+    run_keys,
+)
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_text, fingerprint, save_figure
 
 QUALITY_PLOTS = (("deletion_auc", "deletion AUC (lower = better)"), ("insertion_auc", "insertion AUC (higher = better)"),
@@ -81,9 +90,8 @@ def _explain_one(model: nn.Module, key: RunKey, store: RunStore, data: AuditData
     indices = torch.cat([sample, failures])
     kinds = ["sample"] * len(sample) + ["confident failure"] * len(failures)
     images = prepare_batch(data.test.images[indices], device, channels_last=False)
-    with torch.no_grad():
-        probs = model(images).softmax(1).cpu()
-    confidence, targets = probs.max(1)
+    # the evaluate stage's predictions (under eval.tta): each map explains the class that accuracy counted
+    confidence, targets = load_logits(store, key)["test"][indices].softmax(1).max(1)
     maps, rows = {}, []
     with progress_bar() as progress:
         task = progress.add_task(f"explain {key.id}", total=len(cfg.methods))

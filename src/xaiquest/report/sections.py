@@ -26,6 +26,7 @@ from xaiquest.report.findings import (
     ROBUSTNESS_FAMILIES,
     ROBUSTNESS_SUMMARY,
     SETUP,
+    STRESS_PROBES,
     XAI_METHODS,
     Finding,
     RunTables,
@@ -167,7 +168,7 @@ def _files_gallery(run: RunTables, title: str, pattern: str, columns: int = 1) -
 def setup_section(run: RunTables, findings: list[Finding]) -> Section | None:
     manifest = run.json("manifest.json") or {}
     models = setup_table(run)
-    blocks: list[Block | None] = [_data_paragraph(run, manifest, models)]
+    blocks: list[Block | None] = [_data_paragraph(run, manifest, models), _prediction_paragraph(run, manifest)]
     if models is not None:
         models = models.assign(params_m=models["params"] / 1e6) if "params" in models else models
         blocks.append(TableBlock("Models and training recipes", _display(models, {
@@ -194,10 +195,9 @@ def _data_paragraph(run: RunTables, manifest: dict, models: pd.DataFrame | None)
     val = manifest.get("config", {}).get("data", {}).get("val_size")
     if val:
         sizes.append(f"{int(val):,} validation")
-    metrics = run.per_run_json("eval/metrics.json")
-    tests = {m["num_samples"] for m in metrics.values() if "num_samples" in m}
-    if len(tests) == 1:
-        sizes.append(f"{int(tests.pop()):,} test")
+    tests = _test_size(run)
+    if tests is not None:
+        sizes.append(f"{tests:,} test")
     if sizes:
         parts.append("Images: " + ", ".join(sizes) + ".")
     versions = [f"{name} {manifest[key]}" for key, name in (("xaiquest", "xaiquest"), ("torch", "torch"),
@@ -205,6 +205,39 @@ def _data_paragraph(run: RunTables, manifest: dict, models: pd.DataFrame | None)
     if versions:
         parts.append("Software: " + ", ".join(versions) + ".")
     return Paragraph(" ".join(parts)) if parts else None
+
+
+def _test_size(run: RunTables) -> int | None:
+    """The test-set size every model was evaluated on (None when unknown or not the same for all)."""
+    tests = {m["num_samples"] for m in run.per_run_json("eval/metrics.json").values() if "num_samples" in m}
+    return int(tests.pop()) if len(tests) == 1 else None
+
+
+SUBSET_STAGES = (("robustness", (ROBUSTNESS_SUMMARY,), 0), ("stress", (STRESS_PROBES, PATCH_RELIANCE), 1))
+"""Stages whose clean accuracy is on ``<stage>.test_images`` test images (null = all), at most the test set
+less ``held_back`` (the stages' own subset rules)."""
+TTA_WORDING = {
+    "flip": "flip test-time augmentation (the mean of each image's and its mirror's logits)",
+    "none": "the plain forward pass, without test-time augmentation",
+}
+
+
+def _prediction_paragraph(run: RunTables, manifest: dict) -> Paragraph | None:
+    """The run's one prediction policy, and the test subsets whose "clean accuracy" is not Stage 1's."""
+    config = manifest.get("config", {})
+    tta = config.get("eval", {}).get("tta")
+    if tta not in TTA_WORDING:
+        return None
+    parts = [f"Predictions (eval.tta = {tta}): {TTA_WORDING[tta]}, for every number in this report (accuracy, "
+             "calibration, robustness, stress) and for the class each explanation explains; the explainers attribute "
+             "the un-augmented model's score for that class, and training curves use the plain forward pass."]
+    tests = _test_size(run)
+    for stage, tables, held_back in SUBSET_STAGES:
+        if tests is not None and any(run.csv(table) is not None for table in tables):
+            size = min(config.get(stage, {}).get("test_images") or tests, tests - held_back)
+            parts.append(f"The {stage} stage's clean accuracy is on {size:,} stratified test images of Stage 1's "
+                         f"{tests:,}, under the same policy.")
+    return Paragraph(" ".join(parts))
 
 
 def comparison_section(run: RunTables, findings: list[Finding]) -> Section | None:

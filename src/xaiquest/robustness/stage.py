@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from torch import nn
 from torchmetrics.functional.classification import multiclass_f1_score
 
 from xaiquest.config import ExperimentConfig, RobustnessConfig
@@ -21,7 +20,7 @@ from xaiquest.data.cifar10c import load_cifar10c
 from xaiquest.data.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, FAMILIES, corrupt, gallery_figure
 from xaiquest.errors import ConfigError
 from xaiquest.evaluate.calibration_plots import severity_figure
-from xaiquest.inference import predict_logits
+from xaiquest.inference import audit_logits
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.metrics.robustness import mean_corruption_error
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_keys
@@ -50,7 +49,7 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
     models = {key.id: load_trained(store, key, len(data.classes), device) for key in keys}
     clean, subset = _clean_subset(data.test, cfg)
     real = load_cifar10c(cfg.cifar10c, names) if cfg.cifar10c else None
-    scored = [_score(run, "clean", 0, _predict(model, clean.images, config, device), clean.labels, len(data.classes))
+    scored = [_score(run, "clean", 0, audit_logits(model, clean.images, device, config), clean.labels, len(data.classes))
               for run, model in models.items()]
     with progress_bar() as progress:
         task = progress.add_task("robustness", total=len(names) * len(cfg.severities))
@@ -58,9 +57,10 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
             for severity in cfg.severities:
                 images, labels = _corrupted(clean, name, severity, cfg, real, subset)
                 for run, model in models.items():
-                    scored.append(_score(run, name, severity, _predict(model, images, config, device), labels, len(data.classes)))
+                    scored.append(_score(run, name, severity, audit_logits(model, images, device, config), labels, len(data.classes)))
                 progress.advance(task)
-    _write_outputs(store, scored, data.classes, names, _baseline_run(config, keys), clean.images[0])
+    basis = f"clean accuracy on the same {len(clean):,} stratified test images, predictions under eval.tta = {config.eval.tta}"
+    _write_outputs(store, scored, data.classes, names, _baseline_run(config, keys), clean.images[0], basis)
     store.mark_complete("robustness", unit_fp)
 
 
@@ -90,10 +90,6 @@ def _corrupted(clean: Split, name: str, severity: int, cfg: RobustnessConfig,
     return real[name][severity - 1][subset], real["labels"][subset]
 
 
-def _predict(model: nn.Module, images: torch.Tensor, config: ExperimentConfig, device: torch.device) -> torch.Tensor:
-    return predict_logits(model, images, device, config.eval.batch_size, config.robustness.tta_flip)
-
-
 def _score(run: str, corruption: str, severity: int, logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Scored:
     probs = logits.softmax(1)
     f1 = multiclass_f1_score(probs, labels, num_classes, average=None)
@@ -114,7 +110,7 @@ def _baseline_run(config: ExperimentConfig, keys: list[RunKey]) -> str:
 
 
 def _write_outputs(store: RunStore, scored: list[Scored], classes: tuple[str, ...], names: list[str],
-                   baseline: str, example: torch.Tensor) -> None:
+                   baseline: str, example: torch.Tensor, basis: str) -> None:
     table = pd.DataFrame([s.row for s in scored])
     per_class = pd.DataFrame([s.per_class_f1 for s in scored], columns=list(classes))
     per_class = pd.concat([table[["model", "corruption", "severity"]], per_class], axis=1)
@@ -129,7 +125,7 @@ def _write_outputs(store: RunStore, scored: list[Scored], classes: tuple[str, ..
         "robustness_ce.csv": summary.per_corruption.to_csv(index=False),
         "robustness_summary.csv": per_model.to_csv(index=False),
         "robustness_summary.md": per_model.to_markdown(index=False, floatfmt=".4f")
-        + f"\n\nmCE normalised by `{baseline}` over {len(benchmark)} corruptions."
+        + f"\n\nmCE normalised by `{baseline}` over {len(benchmark)} corruptions; {basis}."
         + "".join(f"\n- {note}" for note in summary.notes) + "\n",
     }
     for file, text in tables.items():

@@ -27,7 +27,7 @@ from xaiquest.data import Split, stratified_indices
 from xaiquest.data.corruptions import corrupt
 from xaiquest.explain.quality import mass_inside, pointing_game, top_k_overlap, win_rates
 from xaiquest.explain.registry import explain
-from xaiquest.inference import predict_logits, prepare_batch
+from xaiquest.inference import audit_logits, prepare_batch
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
 from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint, save_figure
@@ -69,7 +69,7 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         if not store.is_complete(f"stress/{key.id}", unit_fp):
             model = load_trained(store, key, len(data.classes), device)
             out = run_dir(store, key) / "stress"
-            clean_logits = _predict(model, inputs.clean.images, device)
+            clean_logits = audit_logits(model, inputs.clean.images, device, config)
             if key.id in battery:
                 _probe_battery(model, key, out, inputs, config, device, clean_logits)
             if probe_patch:
@@ -103,7 +103,7 @@ def _probe_battery(model: nn.Module, key: RunKey, out: Path, inputs: StressInput
             for intensity in PROBES.get(probe).intensities:
                 generator = torch.Generator().manual_seed(cfg.seed)
                 images, mask = apply_probe(probe, clean.images, intensity, generator, foreground=inputs.foreground, labels=clean.labels)
-                rows.append(_probe_row(probe, intensity, _predict(model, images, device), clean.labels))
+                rows.append(_probe_row(probe, intensity, audit_logits(model, images, device, config), clean.labels))
                 stressed_x = prepare_batch(images[: len(focus)], device, channels_last=False)
                 stressed_maps[(probe, intensity)] = {m: explain(m, model, stressed_x, focus_targets) for m in cfg.focus_methods}
                 changed[(probe, intensity)] = mask[: len(focus)]
@@ -127,10 +127,6 @@ def _probe_battery(model: nn.Module, key: RunKey, out: Path, inputs: StressInput
     save_figure(first_layer_filters_figure(model, f"{key.id}: first-layer filters"), out / "first_layer_filters.png")
 
 
-def _predict(model: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return predict_logits(model, images, device, batch_size=1000)
-
-
 def _probe_row(probe: str, intensity: object, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, object]:
     probs = logits.softmax(1)
     return {"probe": probe, "intensity": str(intensity), "accuracy": (probs.argmax(1) == labels).float().mean().item(),
@@ -143,7 +139,7 @@ def _patch_probe(model: nn.Module, key: RunKey, out: Path, inputs: StressInputs,
     """Reliance on the experiment's patch, and (for models trained with it) explainer localisation on it."""
     spec, clean = inputs.patch, inputs.clean
     stamped, masks = stamp(clean.images, spec, torch.Generator().manual_seed(config.stress.seed))
-    stamped_logits = _predict(model, stamped, device)
+    stamped_logits = audit_logits(model, stamped, device, config)
     reliance = reliance_metrics(clean_logits, stamped_logits, clean.labels, spec.target_class)
     reliance["ece_stamped"] = expected_calibration_error(stamped_logits.softmax(1), clean.labels)
     reliance["trained_with_patch"] = trained_with_patch

@@ -20,7 +20,7 @@ from xaiquest.errors import ConfigError
 from xaiquest.inference import predict_logits, seed_everything
 from xaiquest.models import build_model
 from xaiquest.pipeline import STAGES
-from xaiquest.runs import AuditData, RunKey, load_logits, run_dir, run_keys
+from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_logits, run_dir, run_keys
 from xaiquest.store import RunStore
 
 CPU = torch.device("cpu")
@@ -105,6 +105,13 @@ def test_stress_predictions_follow_the_policy(flip_run, data):
     assert clean["accuracy"] == pytest.approx((flip == labels).float().mean().item())
 
 
+def test_every_predicting_unit_descends_from_a_fingerprint_that_holds_the_policy(data):
+    flip, none = _config("flip"), _config("none")
+    (key,) = run_keys(flip)
+    assert evaluate_fingerprint(flip, data, key) != evaluate_fingerprint(none, data, key)
+
+
+@pytest.mark.slow  # a second audit of every predicting stage; the default suite checks the fingerprint above
 def test_changing_the_policy_reruns_every_predicting_unit_under_the_new_one(flip_run, data, tmp_path):
     store, key, model = flip_run
     root = tmp_path / "run"

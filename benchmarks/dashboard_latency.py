@@ -22,7 +22,7 @@ import torch
 
 from xaiquest.dashboard.session import SERVING_THREADS, Dashboard, Stress, open_run
 from xaiquest.dashboard.views import overlay
-from xaiquest.explain import EXPLAINERS
+from xaiquest.explainers import EXPLAINERS
 
 
 def interaction(dashboard: Dashboard, model: str, image_id: str, method: str) -> float:

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from xaiquest.explain import describe_explainers, explain
+from xaiquest.explainers import describe_explainers, explain
 from xaiquest.models import build_model
 
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from xaiquest.data import load_cifar10, to_float
-from xaiquest.explain.quality import deletion_insertion, pixel_ranks, road
+from xaiquest.explainers.quality import deletion_insertion, pixel_ranks, road
 from xaiquest.models import build_model
 
 

@@ -109,6 +109,34 @@ def test_missing_data_offline_says_how_to_pass_it(tmp_path, monkeypatch):
     _assert_clean_failure(result, "--data", runs)
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"explain": "{layer: stage9}"}, "config field 'explain.layer': unknown layer 'stage9'; use a named depth"),
+    ({"robustness": "{corruptions: [fog2]}"}, "config field 'robustness.corruptions': unknown corruption 'fog2'"),
+    ({"robustness": "{baseline: resnet99}"}, "config field 'robustness.baseline': 'resnet99' is not one of"),
+    ({"variants": "{baseline: {}, patched: {patch: {target_class: 12}}}"},
+     "config field 'variants.patched.patch.target_class': 12 is not a class index of the data (0..9)"),
+])
+def test_a_late_failing_config_mistake_stops_the_run_before_training(tmp_path, tiny_cifar, extra, message):
+    runs = tmp_path / "runs"
+    result = _invoke("run", _config(tmp_path, **extra), "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    _assert_clean_failure(result, message, runs)
+    assert "train:" not in result.output, "the check must come before any training"
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], "one error line naming the field"
+
+
+@pytest.mark.parametrize(("section", "value", "message"), [
+    ("explain", "{methods: [gradcam, gradcam9]}", "config field 'explain.methods': unknown explanation method 'gradcam9'"),
+    ("stress", "{focus_methods: [nope]}", "config field 'stress.focus_methods': unknown explanation method 'nope'"),
+    ("stress", "{probes: [grayscale, greyscale]}", "config field 'stress.probes': unknown stress probe 'greyscale'"),
+    ("models", "[fastnet, resnet_nope]", "config field 'models': unknown model 'resnet_nope'"),
+])
+def test_every_registry_name_is_checked_by_the_same_check(tmp_path, tiny_cifar, section, value, message):
+    runs = tmp_path / "runs"
+    result = _invoke("train", _config(tmp_path, **{section: value}), "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    _assert_clean_failure(result, message, runs)
+
+
 def test_list_models_names_every_family():
     result = _invoke("list", "models")
     assert result.exit_code == 0

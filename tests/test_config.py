@@ -43,7 +43,6 @@ def test_model_and_variant_overrides_layer_on_the_train_section(tmp_path):
         ({"train": {"epocs": 3}}, "'train.epocs' is not allowed; allowed fields here: epochs"),
         ({"trian": {}}, "'trian' is not allowed"),
         ({"train": {"optimizer": "rmsprop"}}, "'train.optimizer': Input should be 'sgd' or 'adamw'"),
-        ({"models": ["resnet_nope"]}, "unknown model 'resnet_nope'; available: "),
         ({"variants": {"mx": {"mixup": 1}}}, "variant 'mx': mixup: Extra inputs are not permitted (allowed: epochs"),
         ({"train": {"epochs": 0}}, "'train.epochs': Input should be greater than or equal to 1"),
         ({"name": "bad name/"}, "'name'"),

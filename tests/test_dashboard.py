@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from xaiquest.dashboard.session import (
     stress_choices,
 )
 from xaiquest.dashboard.views import overlay, quality_table
-from xaiquest.errors import XaiquestError
+from xaiquest.errors import ConfigError, XaiquestError
 from xaiquest.pipeline import run_pipeline
 
 MODELS = ("fastnet__baseline__s0", "resnet_small__baseline__s0")
@@ -74,6 +75,18 @@ def test_data_that_moved_is_passed_with_data_and_a_wrong_path_is_named(tmp_path_
     with pytest.raises(XaiquestError, match="does not exist"):
         open_run(run, data=tmp_path / "moved")
     assert len(open_run(run, data=run.parents[1] / "data").data.test) == 60
+
+
+def test_a_run_whose_config_fails_the_name_check_is_refused_like_the_pipeline_refuses_it(tmp_path_factory, tmp_path):
+    run = smoke_run(tmp_path_factory)
+    copy = tmp_path / "tiny"
+    copy.mkdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["explain"]["layer"] = "stage9"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "models").symlink_to(run / "models")
+    with pytest.raises(ConfigError, match="config field 'explain.layer': unknown layer 'stage9'"):
+        open_run(copy)
 
 
 def test_without_gradio_the_command_says_how_to_install_it(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from xaiquest.errors import DataError
-from xaiquest.evaluate import comparison_table, plot_training_curves, write_comparison, write_evaluation
+from xaiquest.evaluate import comparison_table, write_comparison, write_evaluation
+from xaiquest.figures.training import plot_training_curves
 from xaiquest.metrics import classification_metrics, top_confident_mistakes
 
 CLASSES = ["airplane", "automobile", "bird"]

@@ -6,8 +6,8 @@ import torch
 
 from synthetic import class_coloured_split
 from xaiquest.config import ExplainConfig
-from xaiquest.explain import explain
-from xaiquest.explain.quality import cascading_randomisation, sanity_flag
+from xaiquest.explainers import explain
+from xaiquest.explainers.quality import cascading_randomisation, sanity_flag
 from xaiquest.explain.stage import shared_sample
 from xaiquest.inference import prepare_batch, seed_everything
 from xaiquest.models import build_model

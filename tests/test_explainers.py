@@ -10,7 +10,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from xaiquest.errors import ConfigError, UnknownNameError
-from xaiquest.explain import describe_explainers, explain, explainer_names
+from xaiquest.explainers import describe_explainers, explain, explainer_names
 from xaiquest.models import build_model, resolve_layer
 
 METHODS = explainer_names()

@@ -13,7 +13,7 @@ import scipy.stats
 import torch
 from torch import nn
 
-from xaiquest.explain.quality import (
+from xaiquest.explainers.quality import (
     agreement_matrix,
     cascading_randomisation,
     deletion_insertion,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from pydantic import ValidationError
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -17,7 +18,6 @@ from xaiquest.data.corruptions import corrupt
 from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.stress import (
     PROBES,
-    PatchSpec,
     apply_probe,
     background_only,
     background_swap,
@@ -36,13 +36,13 @@ from xaiquest.stress import (
     other_class_donors,
     patch_figure,
     permutation_index,
-    poison_split,
     probe_curve_figure,
     rank_correlation,
     reliance_metrics,
     share_on_region,
-    stamp,
 )
+from xaiquest.config import PatchConfig
+from xaiquest.patch import poison_split, stamp
 from xaiquest.stress.probes import stream_seed
 
 MEAN = mean_colour()[0, :, 0, 0]
@@ -75,7 +75,7 @@ def png_bytes(fig: Figure) -> int:
 @pytest.mark.parametrize("position", ["fixed", "random"])
 def test_stamp_mask_is_exactly_the_recoloured_pixels(position: str) -> None:
     images = random_images(16)
-    spec = PatchSpec(target_class=0, fraction=1.0, size=3, position=position)
+    spec = PatchConfig(target_class=0, fraction=1.0, size=3, position=position)
     stamped, masks = stamp(images, spec, torch.Generator().manual_seed(1))
     assert masks.dtype == torch.bool and masks.shape == (16, 32, 32)
     assert torch.equal((stamped != images).any(1), masks)
@@ -87,15 +87,15 @@ def test_stamp_mask_is_exactly_the_recoloured_pixels(position: str) -> None:
 
 def test_fixed_patch_sits_in_its_corner_with_the_margin() -> None:
     images = random_images(2)
-    _, bottom_right = stamp(images, PatchSpec(target_class=0, fraction=1.0, size=3, margin=1))
+    _, bottom_right = stamp(images, PatchConfig(target_class=0, fraction=1.0, size=3), margin=1)
     assert bottom_right[0, 28:31, 28:31].all() and bottom_right[0].sum() == 9
-    _, top_left = stamp(images, PatchSpec(target_class=0, fraction=1.0, size=4, corner="top-left", margin=0))
+    _, top_left = stamp(images, PatchConfig(target_class=0, fraction=1.0, size=4), corner="top-left", margin=0)
     assert top_left[1, :4, :4].all() and top_left[1].sum() == 16
 
 
 def test_random_patch_is_deterministic_and_varies() -> None:
     images = random_images(32)
-    spec = PatchSpec(target_class=0, fraction=1.0, position="random")
+    spec = PatchConfig(target_class=0, fraction=1.0, position="random")
     first = stamp(images, spec, torch.Generator().manual_seed(3))[1]
     again = stamp(images, spec, torch.Generator().manual_seed(3))[1]
     assert torch.equal(first, again)
@@ -105,7 +105,7 @@ def test_random_patch_is_deterministic_and_varies() -> None:
 def test_poison_split_stamps_exactly_round_p_target_images() -> None:
     labels = torch.tensor([0] * 20 + [1] * 37 + [2] * 13)
     split = Split(random_images(len(labels)), labels)
-    spec = PatchSpec(target_class=1, fraction=0.3)
+    spec = PatchConfig(target_class=1, fraction=0.3)
     poisoned_split, poisoned = poison_split(split, spec, seed=5)
     assert poisoned.sum() == round(0.3 * 37) == 11
     assert (labels[poisoned] == 1).all()
@@ -117,13 +117,14 @@ def test_poison_split_stamps_exactly_round_p_target_images() -> None:
     assert not torch.equal(poison_split(split, spec, seed=6)[1], poisoned)
 
 
-def test_patch_spec_rejects_bad_values() -> None:
+def test_patch_rejects_bad_values() -> None:
+    for bad in ({"fraction": 1.5}, {"colour": (255, 0, 256)}, {"size": 0}, {"position": "centre"}):
+        with pytest.raises(ValidationError):
+            PatchConfig(**bad)
     with pytest.raises(ConfigError):
-        PatchSpec(target_class=0, fraction=1.5)
+        stamp(random_images(1), PatchConfig(fraction=0.1), corner="middle")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
-        PatchSpec(target_class=0, fraction=0.1, corner="middle")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError):
-        stamp(random_images(1), PatchSpec(target_class=0, fraction=0.1, size=40))
+        stamp(random_images(1), PatchConfig(fraction=0.1, size=40))
 
 
 def one_hot_logits(predictions: list[int], classes: int = 3) -> torch.Tensor:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xaiquest.config import PROFILES, load_config
+from xaiquest.config import PROFILES, ExperimentConfig, ModelSpec, load_config
 from xaiquest.errors import XaiquestError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train a CNN zoo on CIFAR-10 and audit it beyond accuracy.")
@@ -153,5 +153,12 @@ def list_profiles() -> None:
 
     for name in PROFILES:
         cfg = load(name)
-        Console().print(f"{name}: models {', '.join(m.name for m in cfg.models)}; "
-                        f"{cfg.train.epochs} epochs; seeds {cfg.seeds}")
+        models = ", ".join(_epochs(cfg, spec) for spec in cfg.models)
+        Console(width=200).print(f"{name}: models {models}; variants {', '.join(cfg.variants)}; seeds {cfg.seeds}")
+
+
+def _epochs(config: ExperimentConfig, spec: ModelSpec) -> str:
+    """``name N epochs`` (``N-M`` when the experiment's variants train it for different lengths)."""
+    epochs = sorted({config.train_config(spec, variant).epochs for variant in config.variants
+                     if spec.variants is None or variant in spec.variants})
+    return f"{spec.name} {'-'.join(map(str, epochs[:: max(len(epochs) - 1, 1)]))} epochs"

@@ -27,7 +27,7 @@ from xaiquest.dashboard.session import (
     stress_choices,
 )
 from xaiquest.dashboard.views import caption, enlarged, overlay, quality_table
-from xaiquest.explain import explainer_names
+from xaiquest.explainers import explainer_names
 
 NO_MODEL = "(none)"
 DEFAULT_METHODS = ("gradcam", "layercam")

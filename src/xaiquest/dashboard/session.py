@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,14 +21,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import ValidationError
 from torch import nn
 
-from xaiquest.config import ExperimentConfig
+from xaiquest.config import ExperimentConfig, PatchConfig
 from xaiquest.data.corruptions import ALL_CORRUPTIONS, corrupt
 from xaiquest.errors import XaiquestError
-from xaiquest.explain import EXPLAINERS, explain
-from xaiquest.explain.quality import deletion_insertion, top_k_overlap
+from xaiquest.explainers import EXPLAINERS, explain
+from xaiquest.explainers.quality import deletion_insertion, top_k_overlap
 from xaiquest.inference import audit_logits, prepare_batch
 from xaiquest.models import last_depth
 from xaiquest.models.base import named_depths
+from xaiquest.patch import stamp
 from xaiquest.runs import (
     AuditData,
     RunKey,
@@ -41,8 +42,8 @@ from xaiquest.runs import (
     run_keys,
 )
 from xaiquest.store import RunStore
-from xaiquest.stress import PROBES, PatchSpec, apply_probe, stamp
-from xaiquest.train.stage import patch_spec
+from xaiquest.validation import check_config
+from xaiquest.stress import PROBES, apply_probe
 
 CPU = torch.device("cpu")
 FILTERS = ("all", "correct", "misclassified", "confident failure")
@@ -126,7 +127,9 @@ def open_run(root: Path, data: Path | None = None) -> Run:
     keys = {key.id: key for key in run_keys(config) if (run_dir(store, key) / "model.pt").exists()}
     if not keys:
         raise XaiquestError(f"{root} has no trained model yet; run `xaiquest train` first")
-    return Run(root, config, store, prepare_data(config), keys)
+    data = prepare_data(config)
+    check_config(config, len(data.classes))
+    return Run(root, config, store, data, keys)
 
 
 def stress_choices() -> list[str]:
@@ -135,13 +138,12 @@ def stress_choices() -> list[str]:
     return [NO_STRESS, PATCH, *probes, *ALL_CORRUPTIONS]
 
 
-def run_patch(config: ExperimentConfig) -> PatchSpec:
+def run_patch(config: ExperimentConfig) -> PatchConfig:
     """The patch a training variant of the run planted, else the default magenta square."""
-    patch = planted_patch(config)
-    return patch_spec(patch) if patch is not None else PatchSpec(target_class=0, fraction=1.0)
+    return planted_patch(config) or PatchConfig()
 
 
-def apply_stress(image: torch.Tensor, stress: Stress, patch: PatchSpec) -> tuple[torch.Tensor, torch.Tensor | None]:
+def apply_stress(image: torch.Tensor, stress: Stress, patch: PatchConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(stressed uint8 [3,H,W], patch mask [H,W] or None)``; seeded, so a stress always looks the same."""
     if stress.level not in LEVELS:
         raise XaiquestError(f"stress level must be one of {LEVELS}, got {stress.level!r}")
@@ -150,7 +152,7 @@ def apply_stress(image: torch.Tensor, stress: Stress, patch: PatchSpec) -> tuple
     if stress.kind == NO_STRESS:
         return image, None
     if stress.kind == PATCH:
-        stamped, masks = stamp(batch, replace(patch, size=stress.level), generator)
+        stamped, masks = stamp(batch, patch.model_copy(update={"size": stress.level}), generator)
         return stamped[0], masks[0]
     if stress.kind in ALL_CORRUPTIONS:
         return corrupt(batch, stress.kind, stress.level)[0], None

@@ -15,14 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from xaiquest.errors import DataError
 from xaiquest.metrics.classification import ClassificationMetrics
 from xaiquest.store import atomic_write_text, save_figure
-
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
-
 
 def write_evaluation(
     metrics: ClassificationMetrics,
@@ -76,27 +72,6 @@ def confusion_figure(confusion: np.ndarray, classes: Sequence[str], title: str) 
     ax.set_ylabel("true")
     ax.set_title(title)
     return fig
-
-
-def plot_training_curves(history: pd.DataFrame, path: Path, title: str) -> None:
-    """Loss and accuracy per epoch; validation curves are drawn only where they exist (not NaN)."""
-    missing = [column for column in HISTORY_COLUMNS if column not in history.columns]
-    if missing:
-        raise DataError(f"training history lacks columns {missing}; expected {list(HISTORY_COLUMNS)}")
-    fig = Figure(figsize=(10.0, 4.0), layout="constrained")
-    fig.suptitle(title)
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    for ax, quantity in ((loss_ax, "loss"), (acc_ax, "acc")):
-        for split in ("train", "val"):
-            curve = history[["epoch", f"{split}_{quantity}"]].dropna()
-            if not curve.empty:
-                ax.plot(curve["epoch"], curve[f"{split}_{quantity}"], marker="o", markersize=3, label=split)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("loss" if quantity == "loss" else "accuracy")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    save_figure(fig, Path(path))
 
 
 def _named_mistakes(mistakes: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:

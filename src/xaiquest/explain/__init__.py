@@ -1,30 +1,5 @@
-"""Explanation methods behind one call: ``explain(method, model, images, targets, layer)`` -> ``[N,H,W]``.
+"""Stage 3b: explanations of every model with every method, their quality, grids and re-examination.
 
-CAMs come from pytorch-grad-cam, gradient and perturbation attributions from Captum, and
-FusionCAM is ours; see ``docs/explainers.md`` for the methods, their options and their costs.
+The methods and their quality metrics are a library below the stages (``xaiquest.explainers``),
+shared with the stress stage and the dashboard.
 """
-
-from xaiquest.explain import cam, gradients, own, perturbation  # noqa: F401  (registers)
-from xaiquest.explain.registry import (
-    EXPLAINERS,
-    Explainer,
-    Info,
-    describe_explainers,
-    explain,
-    explainer_options,
-)
-
-__all__ = [
-    "EXPLAINERS",
-    "Explainer",
-    "Info",
-    "describe_explainers",
-    "explain",
-    "explainer_names",
-    "explainer_options",
-]
-
-
-def explainer_names() -> list[str]:
-    """Every registered method, sorted."""
-    return EXPLAINERS.names()

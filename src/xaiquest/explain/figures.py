@@ -9,13 +9,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-CELL = 1.25  # inches per grid cell
-
-
-def heat(map_: torch.Tensor) -> np.ndarray:
-    """|map| scaled to [0, 1] per image, so signed and unsigned methods are shown alike."""
-    values = map_.abs().float()
-    return (values / values.max().clamp_min(1e-12)).numpy()
+from xaiquest.figures.heatmaps import CELL, heat
 
 
 def explanation_grid(images: torch.Tensor, maps: Mapping[str, torch.Tensor], row_titles: Sequence[str], title: str) -> Figure:

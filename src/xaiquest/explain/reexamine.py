@@ -15,8 +15,8 @@ import torch
 from xaiquest.config import BASELINE, ExperimentConfig
 from xaiquest.console import console
 from xaiquest.explain.figures import explanation_grid
-from xaiquest.explain.quality import spearman
-from xaiquest.explain.registry import explain
+from xaiquest.explainers.quality import spearman
+from xaiquest.explainers.registry import explain
 from xaiquest.inference import prepare_batch
 from xaiquest.runs import (
     AuditData,

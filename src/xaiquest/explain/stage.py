@@ -21,7 +21,7 @@ from xaiquest.config import ExperimentConfig, ExplainConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.data import stratified_indices
 from xaiquest.explain.figures import agreement_figure, explanation_grid, quality_figure
-from xaiquest.explain.quality import (
+from xaiquest.explainers.quality import (
     agreement_matrix,
     cascading_randomisation,
     deletion_insertion,
@@ -31,7 +31,7 @@ from xaiquest.explain.quality import (
     sparseness,
 )
 from xaiquest.explain.reexamine import reexamine_variants
-from xaiquest.explain.registry import explain
+from xaiquest.explainers.registry import explain
 from xaiquest.inference import prepare_batch
 from xaiquest.runs import (
     AuditData,

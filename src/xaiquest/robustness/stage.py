@@ -19,7 +19,7 @@ from xaiquest.data import Split, stratified_indices
 from xaiquest.data.cifar10c import load_cifar10c
 from xaiquest.data.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, FAMILIES, corrupt, gallery_figure
 from xaiquest.errors import ConfigError
-from xaiquest.evaluate.calibration_plots import severity_figure
+from xaiquest.figures.robustness import severity_figure
 from xaiquest.inference import audit_logits
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.metrics.robustness import mean_corruption_error

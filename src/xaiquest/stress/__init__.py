@@ -36,7 +36,7 @@ from xaiquest.stress.layerwise import (
     layerwise_table,
     linear_cka,
 )
-from xaiquest.stress.patch import PatchSpec, poison_split, reliance_metrics, square_masks, stamp
+from xaiquest.stress.patch import reliance_metrics
 from xaiquest.stress.probes import (
     PROBES,
     Intensity,
@@ -51,7 +51,6 @@ from xaiquest.stress.probes import (
 __all__ = [
     "PROBES",
     "Intensity",
-    "PatchSpec",
     "Probe",
     "apply_probe",
     "background_only",
@@ -82,12 +81,9 @@ __all__ = [
     "other_class_donors",
     "patch_figure",
     "permutation_index",
-    "poison_split",
     "probe_curve_figure",
     "rank_correlation",
     "register_probe",
     "reliance_metrics",
     "share_on_region",
-    "square_masks",
-    "stamp",
 ]

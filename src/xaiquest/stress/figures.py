@@ -10,7 +10,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from xaiquest.explain.figures import CELL, heat
+from xaiquest.figures.heatmaps import CELL, heat
 
 
 def overlay(ax: Axes, image: torch.Tensor, map_: torch.Tensor | None = None) -> None:

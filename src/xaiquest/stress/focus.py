@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import pandas as pd
 import torch
 
-from xaiquest.explain.quality import mass_inside, spearman
+from xaiquest.explainers.quality import mass_inside, spearman
 from xaiquest.stress.probes import Intensity
 
 FOCUS_COLUMNS = (

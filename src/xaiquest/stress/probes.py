@@ -19,7 +19,7 @@ from xaiquest.data.corruptions import corrupt
 from xaiquest.errors import ConfigError
 from xaiquest.registry import Registry
 from xaiquest.stress import background
-from xaiquest.stress.patch import square_masks
+from xaiquest.patch import square_masks
 
 Intensity = int | float | str
 Probed = tuple[torch.Tensor, torch.Tensor]

@@ -21,23 +21,23 @@ import torch
 from torch import nn
 from torchmetrics.functional.classification import multiclass_f1_score
 
-from xaiquest.config import BASELINE, ExperimentConfig
+from xaiquest.config import BASELINE, ExperimentConfig, PatchConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.data import Split, stratified_indices
 from xaiquest.data.corruptions import corrupt
-from xaiquest.explain.quality import mass_inside, pointing_game, top_k_overlap, win_rates
-from xaiquest.explain.registry import explain
+from xaiquest.explainers.quality import mass_inside, pointing_game, top_k_overlap, win_rates
+from xaiquest.explainers.registry import explain
 from xaiquest.inference import audit_logits, prepare_batch
 from xaiquest.metrics.calibration import expected_calibration_error
+from xaiquest.patch import stamp, stamp_parameters
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
 from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint, save_figure
 from xaiquest.stress.background import foreground_masks, mask_gallery_figure
 from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
 from xaiquest.stress.focus import focus_shift_table
 from xaiquest.stress.layerwise import depth_metric_figure, first_layer_filters_figure, layerwise_table
-from xaiquest.stress.patch import PatchSpec, reliance_metrics, stamp
+from xaiquest.stress.patch import reliance_metrics
 from xaiquest.stress.probes import PROBES, apply_probe
-from xaiquest.train.stage import patch_spec
 
 BEFORE_AFTER_PROBES = ("noise", "occlusion_centre", "background_swap")
 
@@ -48,7 +48,7 @@ class StressInputs:
 
     clean: Split
     foreground: torch.Tensor
-    patch: PatchSpec | None
+    patch: PatchConfig | None
 
 
 def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
@@ -65,7 +65,7 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         if key.id not in battery and not probe_patch:
             continue
         unit_fp = fingerprint("stress", evaluate_fingerprint(config, data, key), cfg.model_dump(), config.explain.methods,
-                              None if inputs.patch is None else inputs.patch.__dict__)
+                              None if inputs.patch is None else stamp_parameters(inputs.patch))
         if not store.is_complete(f"stress/{key.id}", unit_fp):
             model = load_trained(store, key, len(data.classes), device)
             out = run_dir(store, key) / "stress"
@@ -83,8 +83,7 @@ def _inputs(config: ExperimentConfig, data: AuditData) -> StressInputs:
     n = min(cfg.test_images, len(data.test) - 1)
     _, chosen = stratified_indices(data.test.labels, n, cfg.seed)
     clean = data.test.subset(chosen)
-    planted = planted_patch(config)
-    return StressInputs(clean, foreground_masks(clean.images), patch_spec(planted) if planted else None)
+    return StressInputs(clean, foreground_masks(clean.images), planted_patch(config))
 
 
 def _probe_battery(model: nn.Module, key: RunKey, out: Path, inputs: StressInputs, config: ExperimentConfig,

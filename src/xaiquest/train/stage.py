@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from rich.progress import Progress
 
-from xaiquest.config import ExperimentConfig, PatchConfig, TrainConfig
+from xaiquest.config import ExperimentConfig, TrainConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.inference import seed_everything
 from xaiquest.models import build_model
+from xaiquest.patch import poison_split
 from xaiquest.runs import AuditData, RunKey, run_dir, run_keys, train_fingerprint
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json
-from xaiquest.stress.patch import PatchSpec, poison_split
 from xaiquest.train.mixing import augmentation_names
 from xaiquest.train.trainer import CHECKPOINT, train_model
 
@@ -33,7 +33,7 @@ def _train_one(config: ExperimentConfig, store: RunStore, data: AuditData, devic
     unit_fp = train_fingerprint(config, data, key)
     seed_everything(key.seed)
     model = build_model(key.spec.name, len(data.classes))
-    train = poison_split(data.train, patch_spec(cfg.patch), key.seed)[0] if cfg.patch else data.train
+    train = poison_split(data.train, cfg.patch, key.seed)[0] if cfg.patch else data.train
     outcome = train_model(model, train, data.val, cfg, seed=key.seed, device=device, out_dir=out,
                           fingerprint=unit_fp, num_classes=len(data.classes), label=key.id, progress=progress)
     atomic_torch_save(out / "model.pt", {k: v.cpu() for k, v in model.state_dict().items()})
@@ -54,8 +54,3 @@ def _describe_optimizer(cfg: TrainConfig) -> str:
     momentum = f", {'nesterov ' if cfg.nesterov else ''}momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else ""
     return f"{cfg.optimizer}{momentum}, wd {cfg.weight_decay:g}"
 
-
-def patch_spec(patch: PatchConfig) -> PatchSpec:
-    """The stress library's patch description of a config's planted patch."""
-    return PatchSpec(target_class=patch.target_class, fraction=patch.fraction, colour=patch.colour,
-                     size=patch.size, position=patch.position)

@@ -21,7 +21,7 @@ from torch import nn
 
 from xaiquest.config import TrainConfig
 from xaiquest.data import Split, random_crop_flip
-from xaiquest.evaluate import plot_training_curves
+from xaiquest.figures.training import plot_training_curves
 from xaiquest.inference import predict_logits, prepare_batch
 from xaiquest.store import atomic_torch_save, atomic_write_text
 from xaiquest.train.mixing import build_mixer

@@ -17,7 +17,7 @@ from captum.attr import GuidedBackprop, GuidedGradCam, IntegratedGradients, Nois
 from torch import nn
 
 from xaiquest.data.augment import CIFAR10_STD
-from xaiquest.explain.registry import Info, register_explainer, seeded
+from xaiquest.explainers.registry import Info, register_explainer, seeded
 from xaiquest.models import resolve_layer
 
 PIXEL_RANGE = sum(1 / s for s in CIFAR10_STD) / len(CIFAR10_STD)

@@ -5,11 +5,11 @@ masks ``[N,H,W]`` bool; every metric returns one value per image (``[N]``) unles
 methods. Definitions and the choices behind them: ``docs/explanation-quality.md``.
 """
 
-from xaiquest.explain.quality.agreement import agreement_matrix, pixel_ranks, spearman, topk_iou
-from xaiquest.explain.quality.complexity import entropy, sparseness
-from xaiquest.explain.quality.faithfulness import deletion_insertion, noisy_linear_impute, road
-from xaiquest.explain.quality.localisation import mass_inside, pointing_game, top_k_overlap, win_rates
-from xaiquest.explain.quality.sanity import cascading_randomisation, randomisation_order, sanity_flag, ssim
+from xaiquest.explainers.quality.agreement import agreement_matrix, pixel_ranks, spearman, topk_iou
+from xaiquest.explainers.quality.complexity import entropy, sparseness
+from xaiquest.explainers.quality.faithfulness import deletion_insertion, noisy_linear_impute, road
+from xaiquest.explainers.quality.localisation import mass_inside, pointing_game, top_k_overlap, win_rates
+from xaiquest.explainers.quality.sanity import cascading_randomisation, randomisation_order, sanity_flag, ssim
 
 __all__ = [
     "agreement_matrix",

@@ -15,7 +15,7 @@ from skimage.segmentation import slic
 from torch import nn
 
 from xaiquest.data.augment import CIFAR10_MEAN, CIFAR10_STD
-from xaiquest.explain.registry import Info, register_explainer, seeded
+from xaiquest.explainers.registry import Info, register_explainer, seeded
 
 
 @register_explainer("occlusion", "perturbation", uses_layer=False)

@@ -33,7 +33,7 @@ from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from xaiquest.explain.registry import ExplainFn, Info, register_explainer
+from xaiquest.explainers.registry import ExplainFn, Info, register_explainer
 from xaiquest.models import resolve_layer
 
 CPU_BATCH_SIZE = 128

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xaiquest.errors import ConfigError
-from xaiquest.explain.registry import Info, register_explainer
+from xaiquest.explainers.registry import Info, register_explainer
 from xaiquest.models import named_depths, resolve_layer
 
 

@@ -5,12 +5,8 @@ import pytest
 import torch
 
 from xaiquest.errors import DataError
-from xaiquest.evaluate.calibration_plots import (
-    before_after_figure,
-    reliability_figure,
-    reliability_overlay_figure,
-    severity_figure,
-)
+from xaiquest.figures.calibration import before_after_figure, reliability_figure, reliability_overlay_figure
+from xaiquest.figures.robustness import severity_figure
 from xaiquest.metrics.calibration import reliability_bins
 from xaiquest.store import save_figure
 

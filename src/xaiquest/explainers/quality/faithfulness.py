@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xaiquest.errors import UnknownNameError
-from xaiquest.explain.quality.agreement import pixel_ranks
+from xaiquest.explainers.quality.agreement import pixel_ranks
 
 Score = Literal["probability", "logit"]
 

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from xaiquest.errors import UnknownNameError
-from xaiquest.explain.quality.agreement import spearman
-from xaiquest.explain.quality.faithfulness import gaussian_kernel
+from xaiquest.explainers.quality.agreement import spearman
+from xaiquest.explainers.quality.faithfulness import gaussian_kernel
 from xaiquest.models.base import ZooModel
 
 ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from xaiquest.explain.quality.agreement import pixel_ranks
+from xaiquest.explainers.quality.agreement import pixel_ranks
 
 
 def top_k_overlap(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

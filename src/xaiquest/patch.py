@@ -1,0 +1,101 @@
+"""A planted spurious cue: a small coloured square stamped on part of one class's training images.
+
+The model can learn "patch => target class" instead of the class itself; stamping the same patch
+on test images of *other* classes then measures how much it relies on the cue (attack success),
+and the stamp's mask is a known ground-truth region for explanation localisation metrics.
+Poisoning is clean-label: stamped training images keep their (target) label.
+
+The train stage plants it, the stress stage and the dashboard stamp it again, all through this
+module and the one type ``PatchConfig`` of the config.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from xaiquest.config import PatchConfig
+from xaiquest.data import Split
+from xaiquest.errors import ConfigError
+
+Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
+CORNERS: tuple[Corner, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+DEFAULT_CORNER: Corner = "bottom-right"
+DEFAULT_MARGIN = 1
+"""Where a ``fixed`` patch sits: ``margin`` pixels from both edges of this corner."""
+
+
+def stamp_parameters(patch: PatchConfig) -> dict[str, object]:
+    """Everything that decides the stamped pixels, for fingerprints of units that stamp the patch."""
+    return {**patch.model_dump(), "corner": DEFAULT_CORNER, "margin": DEFAULT_MARGIN}
+
+
+def square_masks(tops: torch.Tensor, lefts: torch.Tensor, side: int, height: int, width: int) -> torch.Tensor:
+    """Bool ``[N,H,W]``, True on the ``side`` x ``side`` square at (``tops[i]``, ``lefts[i]``) of each image.
+
+    Built by broadcasting a row test against a column test, so any number of squares costs one op.
+    """
+    rows = torch.arange(height, device=tops.device)
+    cols = torch.arange(width, device=lefts.device)
+    in_rows = (rows >= tops[:, None]) & (rows < tops[:, None] + side)
+    in_cols = (cols >= lefts[:, None]) & (cols < lefts[:, None] + side)
+    return in_rows[:, :, None] & in_cols[:, None, :]
+
+
+def patch_origins(
+    patch: PatchConfig, n: int, height: int, width: int, generator: torch.Generator | None = None,
+    corner: Corner = DEFAULT_CORNER, margin: int = DEFAULT_MARGIN,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-left corners ``(tops [N], lefts [N])`` of the patch on ``n`` images of size ``height`` x ``width``.
+
+    ``position="fixed"`` puts the square in ``corner``, ``margin`` pixels from both edges;
+    ``"random"`` draws a uniform position per image where the square fits entirely.
+    """
+    if corner not in CORNERS or margin < 0:
+        raise ConfigError(f"patch corner must be one of {', '.join(CORNERS)} and margin >= 0, got {corner!r}, {margin}")
+    fits = height - patch.size, width - patch.size
+    if min(fits) < 0 or (patch.position == "fixed" and min(fits) < margin):
+        raise ConfigError(f"a {patch.size}px patch with margin {margin} does not fit a {height}x{width} image")
+    if patch.position == "random":
+        tops = torch.randint(0, fits[0] + 1, (n,), generator=generator)
+        lefts = torch.randint(0, fits[1] + 1, (n,), generator=generator)
+        return tops, lefts
+    vertical, horizontal = corner.split("-")
+    top = margin if vertical == "top" else fits[0] - margin
+    left = margin if horizontal == "left" else fits[1] - margin
+    return torch.full((n,), top), torch.full((n,), left)
+
+
+def stamp(
+    images: torch.Tensor, patch: PatchConfig, generator: torch.Generator | None = None,
+    corner: Corner = DEFAULT_CORNER, margin: int = DEFAULT_MARGIN,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(stamped copy, masks [N,H,W])`` of uint8 ``images``; the mask is exactly the recoloured pixels."""
+    n, _, height, width = images.shape
+    tops, lefts = patch_origins(patch, n, height, width, generator, corner, margin)
+    masks = square_masks(tops.to(images.device), lefts.to(images.device), patch.size, height, width)
+    colour = torch.tensor(patch.colour, dtype=torch.uint8, device=images.device).view(1, 3, 1, 1)
+    return torch.where(masks[:, None], colour, images), masks
+
+
+def poison_split(split: Split, patch: PatchConfig, seed: int) -> tuple[Split, torch.Tensor]:
+    """``(split with patches, poisoned [N] bool)``: ``round(fraction * n_target)`` target images, seeded.
+
+    Labels are unchanged (clean-label poisoning); the chosen images and, for random positions,
+    the patch positions depend only on ``seed`` and the labels.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    candidates = (split.labels == patch.target_class).nonzero().squeeze(1)
+    if len(candidates) == 0:
+        raise ConfigError(f"no training image has the patch target class {patch.target_class}")
+    count = round(patch.fraction * len(candidates))
+    chosen = candidates[torch.randperm(len(candidates), generator=generator)[:count]].sort().values
+    stamped, _ = stamp(split.images[chosen], patch, generator)
+    images = split.images.clone()
+    images[chosen] = stamped
+    poisoned = torch.zeros(len(split), dtype=torch.bool)
+    poisoned[chosen] = True
+    return Split(images, split.labels), poisoned

@@ -1,0 +1,92 @@
+"""The one check of every name and class index a config uses, run before any work starts.
+
+The pydantic schema (``config.py``) checks shapes and ranges without importing any registry;
+what only the registries, the models or the data know (a method, probe, corruption or model
+name, a layer of every model, the mCE baseline, a class index) is checked here, by the pipeline
+before training and by the dashboard before serving, so a typo fails in seconds instead of
+after the stages before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import torch
+
+from xaiquest.config import ExperimentConfig, ModelSpec, TrainConfig
+from xaiquest.errors import ConfigError, UnknownNameError
+from xaiquest.registry import Registry
+
+
+def check_config(config: ExperimentConfig, num_classes: int) -> None:
+    """Raise one ``ConfigError`` listing every unknown name or out-of-range class index."""
+    problems = [f"config field {field!r}: {problem}" for field, problem in _problems(config, num_classes)]
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _problems(config: ExperimentConfig, num_classes: int) -> Iterator[tuple[str, str]]:
+    from xaiquest.data.corruptions import CORRUPTIONS
+    from xaiquest.explainers import EXPLAINERS
+    from xaiquest.stress import PROBES
+
+    yield from _unknown("explain.methods", config.explain.methods, EXPLAINERS)
+    yield from _unknown("stress.focus_methods", config.stress.focus_methods, EXPLAINERS)
+    yield from _unknown("stress.probes", config.stress.probes, PROBES)
+    if isinstance(config.robustness.corruptions, list):
+        yield from _unknown("robustness.corruptions", config.robustness.corruptions, CORRUPTIONS)
+    yield from _model_problems(config, num_classes)
+    yield from _baseline_problems(config)
+    yield from _patch_problems(config, num_classes)
+
+
+def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> Iterator[tuple[str, str]]:
+    for name in names:
+        if name not in registry:
+            yield field, f"unknown {registry.kind} {name!r}; available: {', '.join(registry.names())}"
+
+
+def _model_problems(config: ExperimentConfig, num_classes: int) -> Iterator[tuple[str, str]]:
+    """Each model builds (on the meta device: shapes only, no memory) and has ``explain.layer``."""
+    from xaiquest.models import build_model, resolve_layer
+
+    explained = {spec.name for spec in _run_specs(config, config.explain.variants)}
+    for spec in config.models:
+        try:
+            with torch.device("meta"):
+                model = build_model(spec.name, num_classes)
+        except UnknownNameError as error:
+            yield "models", str(error)
+            continue
+        if config.explain.layer is not None and spec.name in explained:
+            try:
+                resolve_layer(model, config.explain.layer)
+            except UnknownNameError as error:
+                yield "explain.layer", f"{error} (model {spec.name})"
+
+
+def _baseline_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
+    baseline = config.robustness.baseline
+    measured = sorted({spec.name for spec in _run_specs(config, config.robustness.variants)})
+    if baseline is not None and baseline not in measured:
+        yield "robustness.baseline", f"{baseline!r} is not one of the models robustness measures ({', '.join(measured)})"
+
+
+def _patch_problems(config: ExperimentConfig, num_classes: int) -> Iterator[tuple[str, str]]:
+    """A planted patch's target class must exist in the data, wherever the patch is configured."""
+    sources = {"train.patch": config.train.patch}
+    sources |= {f"models.{spec.name}.train.patch": TrainConfig(patch=spec.train["patch"]).patch
+                for spec in config.models if "patch" in spec.train}
+    sources |= {f"variants.{name}.patch": TrainConfig(patch=overrides["patch"]).patch
+                for name, overrides in config.variants.items() if "patch" in overrides}
+    for field, patch in sources.items():
+        if patch is not None and patch.target_class >= num_classes:
+            yield (f"{field}.target_class",
+                   f"{patch.target_class} is not a class index of the data (0..{num_classes - 1})")
+
+
+def _run_specs(config: ExperimentConfig, variants: list[str] | None) -> list[ModelSpec]:
+    """The models a stage with this variant selection runs on."""
+    from xaiquest.runs import run_keys
+
+    return [key.spec for key in run_keys(config, variants)]

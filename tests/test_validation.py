@@ -1,0 +1,59 @@
+"""The one check of a config's names and class indices, and the layering that keeps it fast:
+config imports no registry, no stage package imports another (the CLI-level cases: test_cli.py)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from xaiquest.cli import app
+from xaiquest.config import load_config
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "xaiquest"
+STAGE_PACKAGES = ("train", "evaluate", "calibration", "robustness", "explain", "stress", "report")
+
+
+def test_a_module_path_layer_valid_for_every_model_passes_the_check():
+    from xaiquest.validation import check_config
+
+    check_config(load_config("smoke", {"explain": {"layer": "stage2"}}), num_classes=10)
+
+
+def test_list_profiles_shows_each_models_own_epochs():
+    result = CliRunner().invoke(app, ["list", "profiles"])
+    assert result.exit_code == 0, result.output
+    standard = next(line for line in result.output.splitlines() if line.startswith("standard:"))
+    config = load_config("standard")
+    for spec in config.models:
+        assert f"{spec.name} {config.train_config(spec, 'baseline').epochs} epochs" in standard
+    assert config.train.epochs != max(config.train_config(spec, "baseline").epochs for spec in config.models)
+
+
+def _imports(file: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_no_stage_package_imports_another_stage_package():
+    crossings = [
+        f"{file.relative_to(PACKAGE)} imports {name}"
+        for stage in STAGE_PACKAGES
+        for file in sorted((PACKAGE / stage).rglob("*.py"))
+        for name in _imports(file)
+        if name.split(".")[:2] != ["xaiquest", stage] and name.split(".")[0] == "xaiquest"
+        and len(name.split(".")) > 1 and name.split(".")[1] in STAGE_PACKAGES
+    ]
+    assert crossings == []
+
+
+def test_config_imports_no_registry():
+    imported = _imports(PACKAGE / "config.py")
+    assert {name for name in imported if name.startswith("xaiquest.")} <= {"xaiquest.errors"}, imported

@@ -30,13 +30,13 @@ from xaiquest.data.corruptions import (
     SEVERITIES,
     corrupt,
     corruption_parameters,
-    gallery_figure,
 )
 from xaiquest.data.corruptions.blur import glass_offsets, glass_shuffle, motion_blur_batch, motion_kernel
 from xaiquest.data.corruptions.digital import elastic_warp
 from xaiquest.data.corruptions.weather import plasma_fractal, water_drops
 from xaiquest.errors import DataError, UnknownNameError
-from xaiquest.store import save_figure
+from xaiquest.figures import save_figure
+from xaiquest.figures.corruptions import gallery_figure
 
 # The parameter table of make_cifar_c.py (Hendrycks & Dietterich 2019), severity 1..5, written out
 # independently of the engine's so that a typo on either side fails.

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from xaiquest.errors import DataError
+from xaiquest.figures import save_figure
 from xaiquest.figures.calibration import before_after_figure, reliability_figure, reliability_overlay_figure
 from xaiquest.figures.robustness import severity_figure
 from xaiquest.metrics.calibration import reliability_bins
-from xaiquest.store import save_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAMILIES = {"noise": ["gaussian_noise", "shot_noise"], "blur": ["motion_blur"], "weather": ["fog"]}

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 
 import xaiquest
 
@@ -54,12 +53,6 @@ def atomic_write_json(path: Path, data: Any) -> None:
 def atomic_torch_save(path: Path, obj: Any) -> None:
     with atomic_target(path) as temp:
         torch.save(obj, temp)
-
-
-def save_figure(fig: Figure, path: Path, dpi: int = 150) -> None:
-    """Save ``fig`` as PNG atomically (the temp name has no .png suffix, so the format is explicit)."""
-    with atomic_target(path) as temp:
-        fig.savefig(temp, format="png", dpi=dpi, bbox_inches="tight")
 
 
 def fingerprint(*parts: Any) -> str:

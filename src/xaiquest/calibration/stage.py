@@ -15,10 +15,11 @@ import torch
 from xaiquest.config import ExperimentConfig
 from xaiquest.console import console
 from xaiquest.errors import XaiquestError
+from xaiquest.figures import save_figure
 from xaiquest.figures.calibration import before_after_figure, reliability_overlay_figure
 from xaiquest.metrics.calibration import calibration_report, classwise_ece, fit_temperature, reliability_bins
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_logits, run_dir, run_keys
-from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint, save_figure
+from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint
 
 REPORTED = ("ece", "mce", "adaptive_ece", "classwise_ece", "brier", "nll", "accuracy", "mean_confidence")
 

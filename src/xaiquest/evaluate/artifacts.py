@@ -17,8 +17,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from xaiquest.errors import DataError
+from xaiquest.figures import save_figure
 from xaiquest.metrics.classification import ClassificationMetrics
-from xaiquest.store import atomic_write_text, save_figure
+from xaiquest.store import atomic_write_text
 
 def write_evaluation(
     metrics: ClassificationMetrics,

@@ -17,6 +17,7 @@ from xaiquest.console import console
 from xaiquest.explain.figures import explanation_grid
 from xaiquest.explainers.quality import spearman
 from xaiquest.explainers.registry import explain
+from xaiquest.figures import save_figure
 from xaiquest.inference import prepare_batch
 from xaiquest.runs import (
     AuditData,
@@ -28,7 +29,7 @@ from xaiquest.runs import (
     run_dir,
     run_keys,
 )
-from xaiquest.store import RunStore, atomic_write_text, fingerprint, save_figure
+from xaiquest.store import RunStore, atomic_write_text, fingerprint
 
 METHOD = "gradcam"
 

@@ -32,6 +32,7 @@ from xaiquest.explainers.quality import (
 )
 from xaiquest.explain.reexamine import reexamine_variants
 from xaiquest.explainers.registry import explain
+from xaiquest.figures import save_figure
 from xaiquest.inference import prepare_batch
 from xaiquest.runs import (
     AuditData,
@@ -43,7 +44,7 @@ from xaiquest.runs import (
     run_dir,
     run_keys,
 )
-from xaiquest.store import RunStore, atomic_torch_save, atomic_write_text, fingerprint, save_figure
+from xaiquest.store import RunStore, atomic_torch_save, atomic_write_text, fingerprint
 
 QUALITY_PLOTS = (("deletion_auc", "deletion AUC (lower = better)"), ("insertion_auc", "insertion AUC (higher = better)"),
                  ("road_gap", "ROAD MoRF-LeRF gap (higher = better)"), ("sanity_ssim", "SSIM after full randomisation (lower = better)"),

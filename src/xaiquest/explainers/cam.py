@@ -3,38 +3,28 @@
 Every CAM here is the library's own output: ReLU'd, bilinearly resized to the input (OpenCV) and
 min-max scaled to [0, 1] per image. The CAM objects hook the target layer; the hooks are released
 in a ``finally`` rather than through the library's context manager, whose ``__exit__`` swallows
-``IndexError``.
+``IndexError``. pytorch-grad-cam (which pulls in scikit-learn) is imported on first use, so
+registering the methods, and checking a config's method names, stays cheap.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import torch
-from pytorch_grad_cam import (
-    AblationCAM,
-    EigenCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    ScoreCAM,
-    XGradCAM,
-    ablation_cam,
-    score_cam,
-)
-from pytorch_grad_cam.ablation_layer import AblationLayer
-from pytorch_grad_cam.base_cam import BaseCAM
-from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from xaiquest.explainers.registry import ExplainFn, Info, register_explainer
 from xaiquest.models import resolve_layer
+
+if TYPE_CHECKING:
+    from pytorch_grad_cam.base_cam import BaseCAM
 
 CPU_BATCH_SIZE = 128
 """Masked/ablated copies per forward for Score-CAM and Ablation-CAM: one forward per image for a
@@ -51,6 +41,8 @@ def cam_maps(
     **constructor: Any,
 ) -> torch.Tensor:
     """Run ``cam_class`` on the whole batch at ``layer``; ``configure`` sets attributes after init."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     cam = cam_class(model=model, target_layers=[resolve_layer(model, layer)], **constructor)
     try:
         for name, value in (configure or {}).items():
@@ -65,47 +57,59 @@ def cam_maps(
 @contextmanager
 def silent_progress() -> Iterator[None]:
     """Score-CAM and Ablation-CAM draw a tqdm bar per image; an audit of 1,000 images needs none."""
+    from pytorch_grad_cam import ablation_cam, score_cam
+
     quiet = SimpleNamespace(tqdm=lambda iterable, **_: iterable)
     with mock.patch.object(score_cam, "tqdm", quiet), mock.patch.object(ablation_cam, "tqdm", quiet):
         yield
 
 
-class ZeroAblation(AblationLayer):
-    """Ablate a channel by zeroing it, as in Desai & Ramaswamy (WACV 2020).
+@functools.cache
+def zero_ablation_class() -> type[nn.Module]:
+    """The library's ablation layer, ablating a channel by zeroing it (Desai & Ramaswamy, WACV 2020).
 
     The library zeroes only when the batch minimum is exactly 0 and otherwise writes
     ``min - 1e7``; GELU/BN outputs (FastNet, DenseNet) are slightly negative, so that would push
     the network far off its input distribution instead of removing one channel.
     """
+    from pytorch_grad_cam.ablation_layer import AblationLayer
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        output = self.activations
-        for i in range(output.size(0)):
-            output[i, self.indices[i], :] = 0
-        return output
+    class ZeroAblation(AblationLayer):
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:
+            output = self.activations
+            for i in range(output.size(0)):
+                output[i, self.indices[i], :] = 0
+            return output
+
+    return ZeroAblation
 
 
-LIBRARY_CAMS: dict[str, tuple[type[BaseCAM], str]] = {
-    "gradcam": (GradCAM, "Grad-CAM (Selvaraju et al. 2017): activations weighted by their spatially averaged gradients."),
-    "gradcampp": (GradCAMPlusPlus, "Grad-CAM++ (Chattopadhyay et al. 2018): higher-order gradient weights, better for several instances."),
-    "xgradcam": (XGradCAM, "XGrad-CAM (Fu et al. 2020): activation-normalised gradient weights chosen to satisfy two axioms."),
-    "layercam": (LayerCAM, "Layer-CAM (Jiang et al. 2021): per-location positive-gradient weights, usable at shallow layers."),
-    "hirescam": (HiResCAM, "HiResCAM (Draelos & Carin 2020): element-wise gradient x activation, faithful for avg-pool heads."),
-    "eigencam": (EigenCAM, "Eigen-CAM (Muhammad & Yeasin 2020): first principal component of the activations; class-agnostic."),
+LIBRARY_CAMS: dict[str, tuple[str, str]] = {
+    "gradcam": ("GradCAM", "Grad-CAM (Selvaraju et al. 2017): activations weighted by their spatially averaged gradients."),
+    "gradcampp": ("GradCAMPlusPlus", "Grad-CAM++ (Chattopadhyay et al. 2018): higher-order gradient weights, better for several instances."),
+    "xgradcam": ("XGradCAM", "XGrad-CAM (Fu et al. 2020): activation-normalised gradient weights chosen to satisfy two axioms."),
+    "layercam": ("LayerCAM", "Layer-CAM (Jiang et al. 2021): per-location positive-gradient weights, usable at shallow layers."),
+    "hirescam": ("HiResCAM", "HiResCAM (Draelos & Carin 2020): element-wise gradient x activation, faithful for avg-pool heads."),
+    "eigencam": ("EigenCAM", "Eigen-CAM (Muhammad & Yeasin 2020): first principal component of the activations; class-agnostic."),
 }
-"""CAMs used exactly as the library ships them: name -> (class, description)."""
+"""CAMs used exactly as the library ships them: name -> (class name in ``pytorch_grad_cam``, description)."""
 
 
-def _library_cam(cam_class: type[BaseCAM], description: str) -> ExplainFn:
+def library_class(name: str) -> type[BaseCAM]:
+    cam_class: type[BaseCAM] = getattr(importlib.import_module("pytorch_grad_cam"), name)
+    return cam_class
+
+
+def _library_cam(class_name: str, description: str) -> ExplainFn:
     def compute(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: str, info: Info) -> torch.Tensor:
-        return cam_maps(cam_class, model, images, targets, layer)
+        return cam_maps(library_class(class_name), model, images, targets, layer)
 
     compute.__doc__ = description
     return compute
 
 
-for _name, (_cam_class, _description) in LIBRARY_CAMS.items():
-    register_explainer(_name, "cam", uses_layer=True)(_library_cam(_cam_class, _description))
+for _name, (_class_name, _description) in LIBRARY_CAMS.items():
+    register_explainer(_name, "cam", uses_layer=True)(_library_cam(_class_name, _description))
 
 
 @register_explainer("scorecam", "cam", uses_layer=True)
@@ -120,7 +124,7 @@ def scorecam(
     """Score-CAM (Wang et al. 2020): channel weights = target score of the input masked by each channel."""
     with silent_progress():
         # ScoreCAM takes no batch_size argument; it reads the attribute when present (default 16).
-        return cam_maps(ScoreCAM, model, images, targets, layer, configure={"batch_size": batch_size})
+        return cam_maps(library_class("ScoreCAM"), model, images, targets, layer, configure={"batch_size": batch_size})
 
 
 @register_explainer("ablationcam", "cam", uses_layer=True)
@@ -133,10 +137,13 @@ def ablationcam(
     batch_size: int = CPU_BATCH_SIZE,
 ) -> torch.Tensor:
     """Ablation-CAM (Desai & Ramaswamy 2020): channel weights = relative score drop when it is zeroed."""
-    target_layer, ablation = resolve_layer(model, layer), ZeroAblation()
+    from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
+
+    target_layer, ablation = resolve_layer(model, layer), zero_ablation_class()()
     try:
         with silent_progress():
-            return cam_maps(AblationCAM, model, images, targets, layer, ablation_layer=ablation, batch_size=batch_size)
+            return cam_maps(library_class("AblationCAM"), model, images, targets, layer, ablation_layer=ablation,
+                            batch_size=batch_size)
     finally:
         # The library swaps the layer for the ablation layer and back only on success.
         replace_layer_recursive(model, ablation, target_layer)

@@ -1,4 +1,4 @@
-"""Gradient attributions through Captum, reduced to one map per image.
+"""Gradient attributions through Captum (imported on first use), reduced to one map per image.
 
 Channel reduction: gradients are per colour channel and their sign says which way a small
 change moves the logit, not whether the pixel matters, so maps are the sum of absolute values
@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from captum.attr import GuidedBackprop, GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
 from torch import nn
 
 from xaiquest.data.augment import CIFAR10_STD
@@ -46,6 +45,8 @@ def saliency(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: None, info: Info
 ) -> torch.Tensor:
     """Saliency (Simonyan et al. 2014): absolute input gradient of the target logit."""
+    from captum.attr import Saliency
+
     with quiet_captum():
         return abs_channel_sum(Saliency(model).attribute(images, target=targets, abs=True))
 
@@ -66,6 +67,8 @@ def smoothgrad(
     As in the paper, signed gradients are averaged and the absolute value is taken afterwards;
     the noise std is ``noise_level`` times the pixel range; all noisy copies run in one batch.
     """
+    from captum.attr import NoiseTunnel, Saliency
+
     tunnel = NoiseTunnel(Saliency(model))
     with quiet_captum(), seeded(seed):
         attributions = tunnel.attribute(
@@ -91,6 +94,8 @@ def integrated_gradients(
     the network was trained around. ``info["delta"]`` receives the convergence delta per image,
     sum(attributions) - (F(x) - F(baseline)): large values mean ``n_steps`` is too small.
     """
+    from captum.attr import IntegratedGradients
+
     with quiet_captum():
         attributions, delta = IntegratedGradients(model).attribute(
             images, baselines=torch.zeros_like(images), target=targets, n_steps=n_steps,
@@ -109,6 +114,8 @@ def guided_backprop(
     Captum modifies ``nn.ReLU`` modules only: through GELU (FastNet) or ReLU6 (MobileNetV2) the
     gradient passes unmodified, so on FastNet this equals ``saliency``.
     """
+    from captum.attr import GuidedBackprop
+
     with quiet_captum():
         return abs_channel_sum(GuidedBackprop(model).attribute(images, target=targets))
 
@@ -121,6 +128,8 @@ def guided_gradcam(
 
     Grad-CAM is upsampled bilinearly like the CAM family (Captum's default is nearest).
     """
+    from captum.attr import GuidedGradCam
+
     explainer = GuidedGradCam(model, resolve_layer(model, layer))
     with quiet_captum():
         return abs_channel_sum(explainer.attribute(images, target=targets, interpolate_mode="bilinear"))

@@ -3,15 +3,13 @@
 Regions are replaced by zero in normalised space (the dataset's mean colour, the same baseline
 as Integrated Gradients). Both methods perturb all three colour channels together, so their
 per-channel attributions are identical and the map is their mean: signed, positive where hiding
-the region lowers the target logit.
+the region lowers the target logit. Captum and scikit-image are imported on first use, so
+registering the methods stays cheap.
 """
 
 from __future__ import annotations
 
 import torch
-from captum._utils.models.linear_model import SkLearnRidge
-from captum.attr import Lime, Occlusion
-from skimage.segmentation import slic
 from torch import nn
 
 from xaiquest.data.augment import CIFAR10_MEAN, CIFAR10_STD
@@ -36,6 +34,8 @@ def occlusion(
     7x7 grid of positions (49 forwards per image) in which every pixel is averaged over up to four
     overlapping windows, so the map is smoother than the window grid.
     """
+    from captum.attr import Occlusion
+
     attributions = Occlusion(model).attribute(
         images, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=0.0,
         target=targets, perturbations_per_eval=perturbations_per_eval,
@@ -49,6 +49,8 @@ def superpixels(image: torch.Tensor, n_segments: int) -> torch.Tensor:
     ``sigma=1`` pre-smooths the image: on noisy inputs (e.g. CIFAR-10-C noise) unsmoothed SLIC
     collapses to a single segment on 32x32 images.
     """
+    from skimage.segmentation import slic
+
     mean = torch.tensor(CIFAR10_MEAN).view(3, 1, 1)
     std = torch.tensor(CIFAR10_STD).view(3, 1, 1)
     pixels = (image.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
@@ -81,6 +83,9 @@ def lime(
     logit scale. Captum fits one model per image anyway, so images are looped here, each with its
     own segmentation; each image's samples are evaluated ``perturbations_per_eval`` at a time.
     """
+    from captum._utils.models.linear_model import SkLearnRidge
+    from captum.attr import Lime
+
     explainer = Lime(model, interpretable_model=SkLearnRidge(alpha=1.0))
     maps = []
     with seeded(seed):

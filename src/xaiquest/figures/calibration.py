@@ -1,7 +1,7 @@
 """Calibration figures: reliability diagrams, before/after temperature scaling, overlays.
 
 Like the Stage-1 figures these are bare ``Figure`` objects (Agg rendering, no pyplot state);
-save them with :func:`xaiquest.store.save_figure`. Reliability figures read the tables of
+save them with :func:`xaiquest.figures.save_figure`. Reliability figures read the tables of
 :func:`xaiquest.metrics.calibration.reliability_bins`.
 """
 

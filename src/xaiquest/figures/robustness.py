@@ -1,6 +1,6 @@
 """Corruption-robustness figures: a metric against severity, one panel per corruption family.
 
-A bare ``Figure`` (Agg rendering, no pyplot state); save it with :func:`xaiquest.store.save_figure`.
+A bare ``Figure`` (Agg rendering, no pyplot state); save it with :func:`xaiquest.figures.save_figure`.
 """
 
 from __future__ import annotations

@@ -19,9 +19,10 @@ from pathlib import Path
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from xaiquest.figures import save_figure
 from xaiquest.report.findings import Finding
 from xaiquest.report.sections import Block, FigureBlock, FindingList, Gallery, Paragraph, Report, Section, TableBlock
-from xaiquest.store import atomic_write_text, save_figure
+from xaiquest.store import atomic_write_text
 
 MAX_ROWS = 25
 """Longer tables show their first rows and link the full CSV."""

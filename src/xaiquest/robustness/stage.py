@@ -17,14 +17,16 @@ from xaiquest.config import ExperimentConfig, RobustnessConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.data import Split, stratified_indices
 from xaiquest.data.cifar10c import load_cifar10c
-from xaiquest.data.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, FAMILIES, corrupt, gallery_figure
+from xaiquest.data.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, FAMILIES, corrupt
 from xaiquest.errors import ConfigError
+from xaiquest.figures import save_figure
+from xaiquest.figures.corruptions import gallery_figure
 from xaiquest.figures.robustness import severity_figure
 from xaiquest.inference import audit_logits
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.metrics.robustness import mean_corruption_error
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_keys
-from xaiquest.store import RunStore, atomic_write_text, fingerprint, save_figure
+from xaiquest.store import RunStore, atomic_write_text, fingerprint
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ Planting and stamping live in ``xaiquest.patch``, below the train and stress sta
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.classification import multiclass_f1_score
 
 
 def reliance_metrics(
@@ -24,6 +23,8 @@ def reliance_metrics(
             f"expected clean and stamped logits [N,C] and labels [N], got {tuple(clean_logits.shape)}, "
             f"{tuple(stamped_logits.shape)} and {tuple(labels.shape)}"
         )
+    from torchmetrics.functional.classification import multiclass_f1_score  # slow to import: only when measuring
+
     num_classes = clean_logits.shape[1]
     clean, stamped = clean_logits.argmax(1), stamped_logits.argmax(1)
     others, targets = labels != target_class, labels == target_class

@@ -27,11 +27,12 @@ from xaiquest.data import Split, stratified_indices
 from xaiquest.data.corruptions import corrupt
 from xaiquest.explainers.quality import mass_inside, pointing_game, top_k_overlap, win_rates
 from xaiquest.explainers.registry import explain
+from xaiquest.figures import save_figure
 from xaiquest.inference import audit_logits, prepare_batch
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.patch import stamp, stamp_parameters
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
-from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint, save_figure
+from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint
 from xaiquest.stress.background import foreground_masks, mask_gallery_figure
 from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
 from xaiquest.stress.focus import focus_shift_table

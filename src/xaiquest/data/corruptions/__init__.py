@@ -17,7 +17,6 @@ from xaiquest.data.corruptions.engine import (
     Corruption,
     corrupt,
     corruption_parameters,
-    gallery_figure,
     register_corruption,
 )
 
@@ -31,6 +30,5 @@ __all__ = [
     "Corruption",
     "corrupt",
     "corruption_parameters",
-    "gallery_figure",
     "register_corruption",
 ]

@@ -11,15 +11,28 @@ from typer.testing import CliRunner
 
 from xaiquest.cli import app
 from xaiquest.config import load_config
+from xaiquest.errors import ConfigError
+from xaiquest.validation import check_config
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "xaiquest"
 STAGE_PACKAGES = ("train", "evaluate", "calibration", "robustness", "explain", "stress", "report")
 
 
-def test_a_module_path_layer_valid_for_every_model_passes_the_check():
-    from xaiquest.validation import check_config
-
+def test_names_every_model_has_pass_the_check_and_a_torchvision_layer_is_checked_too():
     check_config(load_config("smoke", {"explain": {"layer": "stage2"}}), num_classes=10)
+    check_config(load_config("smoke", {"models": ["fastnet"], "explain": {"layer": "stem.conv"}}), num_classes=10)
+    with pytest.raises(ConfigError, match=r"unknown layer 'stage9'.*\(model tv:resnet18\)"):
+        check_config(load_config("smoke", {"models": ["tv:resnet18"], "explain": {"layer": "stage9"}}), num_classes=10)
+
+
+def test_a_patch_class_is_checked_wherever_the_patch_is_configured():
+    patch = {"patch": {"target_class": 3}}
+    for where, overrides in (("train.patch", {"train": patch}),
+                             ("models.fastnet.train.patch", {"models": [{"name": "fastnet", "train": patch}]})):
+        config = load_config("smoke", overrides)
+        check_config(config, num_classes=4)
+        with pytest.raises(ConfigError, match=f"'{where}.target_class': 3 is not a class index of the data \\(0..2\\)"):
+            check_config(config, num_classes=3)
 
 
 def test_list_profiles_shows_each_models_own_epochs():

@@ -19,7 +19,7 @@ from xaiquest.data import CIFAR10_CLASSES, stratified_indices
 from xaiquest.errors import ConfigError
 from xaiquest.inference import predict_logits, seed_everything
 from xaiquest.models import build_model
-from xaiquest.pipeline import STAGES
+from xaiquest.pipeline import load_stage
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_logits, run_dir, run_keys
 from xaiquest.store import RunStore
 
@@ -44,7 +44,7 @@ def _audit(root: Path, config: ExperimentConfig, data: AuditData) -> RunStore:
     store = RunStore(root)
     store.initialise(config.model_dump(mode="json"), data.source)
     for stage in PREDICTING_STAGES:
-        STAGES[stage](config, store, data, CPU)
+        load_stage(stage)(config, store, data, CPU)
     return store
 
 

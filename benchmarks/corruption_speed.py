@@ -290,9 +290,9 @@ def elastic_transform(img: np.ndarray, p: dict[str, Any], rng: np.random.Generat
 def benchmark_images(n: int, data: Path | None) -> torch.Tensor:
     """CIFAR-10 test images if ``data`` is given, else smooth random images (JPEG-like content)."""
     if data is not None:
-        from xaiquest.data import load_cifar10
+        from xaiquest.data import load_dataset
 
-        test = load_cifar10(data, Path(".cache/xaiquest"), download=False).test.images
+        test = load_dataset(data, Path(".cache/xaiquest"), download=False).test.images
         return test[torch.arange(n) % len(test)].contiguous()
     low = torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     smooth = F.interpolate(low, size=32, mode="bilinear", align_corners=False)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaiquest.data import load_cifar10, to_float
+from xaiquest.data import load_dataset, to_float
 from xaiquest.explainers.quality import deletion_insertion, pixel_ranks, road
 from xaiquest.models import build_model
 
@@ -46,7 +46,7 @@ def load_inputs(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor, torc
     if args.checkpoint:
         model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
     if args.data:
-        test = load_cifar10(args.data, Path(".cache/xaiquest"), download=False).test
+        test = load_dataset(args.data, Path(".cache/xaiquest"), download=False).test
         return model.eval(), to_float(test.images[: args.images]), test.labels[: args.images]
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(args.images, 3, 32, 32, generator=generator)

@@ -19,7 +19,7 @@ from xaiquest.data import (
     CIFAR10_STD,
     DATA_ENV_VAR,
     Split,
-    load_cifar10,
+    load_dataset,
     random_crop_flip,
     to_float,
     validation_split,
@@ -61,7 +61,7 @@ def test_pickle_release_its_parent_and_png_folders_load_identically(tmp_path, sp
     release = write_pickle_release(tmp_path / "release" / "cifar-10-batches-py", train, test)
     png_root = write_image_folder(tmp_path / "png", train, test)
     for data in (release, release.parent, str(png_root)):
-        dataset = load_cifar10(data, cache_dir=tmp_path / "cache")
+        dataset = load_dataset(data, cache_dir=tmp_path / "cache")
         assert_same_split(dataset.train, train)
         assert_same_split(dataset.test, test)
         assert dataset.classes == CIFAR10_CLASSES
@@ -70,7 +70,7 @@ def test_pickle_release_its_parent_and_png_folders_load_identically(tmp_path, sp
 
 def test_jpeg_folder_decodes_close_to_the_originals(tmp_path, splits):
     train, test = splits
-    dataset = load_cifar10(write_image_folder(tmp_path / "jpg", train, test, ".jpg"), cache_dir=tmp_path / "cache")
+    dataset = load_dataset(write_image_folder(tmp_path / "jpg", train, test, ".jpg"), cache_dir=tmp_path / "cache")
     assert dataset.train.images.shape == (20, 3, 32, 32) and dataset.train.images.dtype == torch.uint8
     assert torch.equal(dataset.test.labels, test.labels)
     assert (dataset.train.images.float() - train.images.float()).abs().mean() < 6
@@ -80,7 +80,7 @@ def test_grayscale_and_rgba_images_become_rgb(tmp_path, splits):
     root = write_image_folder(tmp_path / "png", *splits)
     Image.new("L", (32, 32), 200).save(root / "train" / "cat" / "gray.png")
     Image.new("RGBA", (32, 32), (10, 20, 30, 40)).save(root / "train" / "cat" / "rgba.png")
-    train = load_cifar10(root, cache_dir=tmp_path / "cache").train
+    train = load_dataset(root, cache_dir=tmp_path / "cache").train
     assert len(train) == 22 and train.images.shape[1:] == (3, 32, 32)
     assert (train.images == 200).all(dim=(1, 2, 3)).any()
 
@@ -88,9 +88,9 @@ def test_grayscale_and_rgba_images_become_rgb(tmp_path, splits):
 def test_argument_beats_env_var_and_env_var_is_used_without_argument(tmp_path, splits, monkeypatch):
     release = write_pickle_release(tmp_path / "cifar-10-batches-py", *splits)
     monkeypatch.setenv(DATA_ENV_VAR, str(release))
-    assert_same_split(load_cifar10(None, cache_dir=tmp_path / "cache").train, splits[0])
+    assert_same_split(load_dataset(None, cache_dir=tmp_path / "cache").train, splits[0])
     monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path / "nowhere"))
-    assert_same_split(load_cifar10(release, cache_dir=tmp_path / "cache").train, splits[0])
+    assert_same_split(load_dataset(release, cache_dir=tmp_path / "cache").train, splits[0])
 
 
 def test_download_goes_through_torchvision_into_the_cache_dir(tmp_path, splits, monkeypatch):
@@ -100,7 +100,7 @@ def test_download_goes_through_torchvision_into_the_cache_dir(tmp_path, splits, 
         write_pickle_release(Path(root) / "cifar-10-batches-py", *splits)
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
-    assert_same_split(load_cifar10(None, cache_dir=tmp_path).test, splits[1])
+    assert_same_split(load_dataset(None, cache_dir=tmp_path).test, splits[1])
 
 
 # --- cache -----------------------------------------------------------------------------------------
@@ -112,9 +112,9 @@ def _fail(*args, **kwargs):
 
 def test_second_load_uses_the_tensor_cache(tmp_path, splits, monkeypatch):
     root = write_image_folder(tmp_path / "png", *splits)
-    first = load_cifar10(root, cache_dir=tmp_path / "cache")
+    first = load_dataset(root, cache_dir=tmp_path / "cache")
     monkeypatch.setattr(cifar10, "_decode_images", _fail)
-    second = load_cifar10(root, cache_dir=tmp_path / "cache")
+    second = load_dataset(root, cache_dir=tmp_path / "cache")
     assert_same_split(second.train, first.train)
     assert_same_split(second.test, first.test)
     assert second.classes == first.classes
@@ -123,18 +123,18 @@ def test_second_load_uses_the_tensor_cache(tmp_path, splits, monkeypatch):
 
 def test_corrupt_cache_is_rebuilt(tmp_path, splits):
     release = write_pickle_release(tmp_path / "cifar-10-batches-py", *splits)
-    load_cifar10(release, cache_dir=tmp_path / "cache")
+    load_dataset(release, cache_dir=tmp_path / "cache")
     (cache_file,) = (tmp_path / "cache" / "tensors").iterdir()
     cache_file.write_bytes(cache_file.read_bytes()[:100])
-    assert_same_split(load_cifar10(release, cache_dir=tmp_path / "cache").train, splits[0])
+    assert_same_split(load_dataset(release, cache_dir=tmp_path / "cache").train, splits[0])
     assert torch.load(cache_file, weights_only=True)["train_images"].shape == (20, 3, 32, 32)
 
 
 def test_cache_follows_changes_to_the_folder(tmp_path, splits):
     root = write_image_folder(tmp_path / "png", *splits)
-    load_cifar10(root, cache_dir=tmp_path / "cache")
+    load_dataset(root, cache_dir=tmp_path / "cache")
     shutil.copy(root / "train" / "cat" / "0006.png", root / "train" / "cat" / "extra.png")
-    assert len(load_cifar10(root, cache_dir=tmp_path / "cache").train) == 21
+    assert len(load_dataset(root, cache_dir=tmp_path / "cache").train) == 21
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -142,18 +142,27 @@ def test_cache_follows_changes_to_the_folder(tmp_path, splits):
 
 def _data_error(data, tmp_path: Path, **kwargs) -> str:
     with pytest.raises(DataError) as caught:
-        load_cifar10(data, cache_dir=tmp_path / "cache", **kwargs)
+        load_dataset(data, cache_dir=tmp_path / "cache", **kwargs)
     message = str(caught.value)
     assert "\n" not in message
     return message
 
 
-def test_wrong_number_of_classes_names_both_counts_and_the_folder(tmp_path, splits):
+def test_any_number_of_classes_loads_with_the_folder_names(tmp_path, splits):
     root = write_image_folder(tmp_path / "png", *splits)
     for split_name in ("train", "test"):
         shutil.rmtree(root / split_name / "truck")
+    dataset = load_dataset(root, cache_dir=tmp_path / "cache")
+    assert dataset.classes == CIFAR10_CLASSES[:-1] and int(dataset.train.labels.max()) == 8
+
+
+def test_one_class_is_refused_naming_the_folder(tmp_path, splits):
+    root = write_image_folder(tmp_path / "png", *splits)
+    for split_name in ("train", "test"):
+        for name in CIFAR10_CLASSES[1:]:
+            shutil.rmtree(root / split_name / name)
     message = _data_error(root, tmp_path)
-    assert "9 classes" in message and "10" in message and str(root) in message
+    assert "1 class" in message and "at least 2" in message and str(root) in message
 
 
 def test_corrupt_image_is_named(tmp_path, splits):
@@ -166,7 +175,7 @@ def test_wrong_image_size_is_named_with_its_size(tmp_path, splits):
     root = write_image_folder(tmp_path / "png", *splits)
     Image.new("RGB", (64, 48)).save(root / "test" / "dog" / "big.png")
     message = _data_error(root, tmp_path)
-    assert "big.png" in message and "64x48" in message
+    assert "big.png" in message and "64x48" in message and "data.image_size" in message
 
 
 def test_missing_test_folder_is_named(tmp_path, splits):
@@ -285,9 +294,9 @@ def test_to_float_normalises_with_cifar_statistics_and_keeps_layout():
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_JPEG_DATASET.is_dir(), reason="real CIFAR-10 JPEG folder not present")
 def test_real_jpeg_dataset_loads_and_caches(tmp_path):
-    first = load_cifar10(REAL_JPEG_DATASET, cache_dir=tmp_path)
+    first = load_dataset(REAL_JPEG_DATASET, cache_dir=tmp_path)
     started = time.perf_counter()
-    second = load_cifar10(REAL_JPEG_DATASET, cache_dir=tmp_path)
+    second = load_dataset(REAL_JPEG_DATASET, cache_dir=tmp_path)
     assert time.perf_counter() - started < 2
     assert (len(first.train), len(first.test)) == (50000, 10000)
     assert first.classes == CIFAR10_CLASSES

@@ -129,9 +129,12 @@ def dashboard(run_dir: Path = RunDirArg, port: int = PortOpt, data: Path | None 
     from xaiquest.dashboard.app import serve
     from xaiquest.dashboard.session import Dashboard, open_run
 
+    from xaiquest.data import normalised_by
+
     session = Dashboard(open_run(run_dir, data))
     err.print(f"dashboard: http://127.0.0.1:{port} (Ctrl-C stops it)")
-    serve(session, port)
+    with normalised_by(session.run.data.normalisation):
+        serve(session, port)
 
 
 @list_app.command("models")

@@ -35,13 +35,41 @@ VARIANT_STAGES = ("robustness", "explain", "stress")
 
 
 class DataConfig(Section):
-    source: str | None = Field(None, description="CIFAR-10 location; else $XAIQUEST_DATA; else download")
+    source: str | None = Field(
+        None, description="CIFAR-10/100 release or image folders (train/<class>, test/<class> or one <class> tree); "
+        "else $XAIQUEST_DATA; else download CIFAR-10"
+    )
     cache_dir: str = ".cache/xaiquest"
     download: bool = True
     val_size: int = Field(5000, ge=0, description="held out from train (temperature scaling, early checks)")
     split_seed: int = 0
     train_subset: int | None = Field(None, ge=10, description="stratified subset of train (smoke runs)")
     test_subset: int | None = Field(None, ge=10)
+    image_size: int | None = Field(
+        None, ge=8, description="resize (shorter side) + centre-crop every image to this square size; "
+        "null = the images' own size (they must all share it)"
+    )
+    test_fraction: float | None = Field(
+        None, gt=0, lt=1, description="share of each class held out as test when the data is one <class>/ tree; null = 0.2"
+    )
+    mean: tuple[float, float, float] | None = Field(
+        None, description="per-channel input mean in [0, 1] the audited weights expect; null = the training split's"
+    )
+    std: tuple[float, float, float] | None = Field(None, description="per-channel input std, set together with mean")
+
+    @model_validator(mode="after")
+    def _mean_with_std(self) -> DataConfig:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("set data.mean and data.std together (the normalisation the model was trained with)")
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError(f"data.std must be positive, got {list(self.std)}")
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide which images a run sees (fingerprints); unset new fields are left
+        out so runs made before they existed keep their fingerprints."""
+        optional = {name for name in ("image_size", "test_fraction", "mean", "std") if getattr(self, name) is None}
+        return self.model_dump(exclude={"cache_dir", "download", *optional})
 
 
 Channel = Annotated[int, Field(ge=0, le=255)]
@@ -165,6 +193,13 @@ class ModelSpec(Section):
     name: str
     train: dict[str, Any] = Field(default_factory=dict)
     variants: list[str] | None = Field(None, description="the experiment's variants trained for this model; null = all")
+    weights: str | None = Field(
+        None, description="state_dict file (.pt/.pth/.safetensors) audited as it is instead of training "
+        "(one run: the baseline variant, the first seed)"
+    )
+    depths: dict[str, str] | None = Field(
+        None, description="named depths -> module paths (stem, stage1, ...), replacing the discovered ones"
+    )
 
     @field_validator("train")
     @classmethod

@@ -16,9 +16,10 @@ import torch
 
 from xaiquest.config import ExperimentConfig
 from xaiquest.console import console
+from xaiquest.data import normalised_by
 from xaiquest.errors import XaiquestError
 from xaiquest.inference import resolve_device
-from xaiquest.runs import AuditData, prepare_data
+from xaiquest.runs import AuditData, describe_data, prepare_data
 from xaiquest.store import RunStore
 from xaiquest.validation import check_config
 
@@ -58,10 +59,11 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
                   f"({time.perf_counter() - started:.1f} s); device {device}")
     check_config(config, len(data.classes))
     store = RunStore(Path(runs_dir) / config.name)
-    store.initialise(config.model_dump(mode="json"), data.source)
-    for name in stages:
-        stage_started = time.perf_counter()
-        load_stage(name)(config, store, data, device)
-        store.record_timing(name, time.perf_counter() - stage_started)
+    store.initialise(config.model_dump(mode="json"), data.source, describe_data(data))
+    with normalised_by(data.normalisation):
+        for name in stages:
+            stage_started = time.perf_counter()
+            load_stage(name)(config, store, data, device)
+            store.record_timing(name, time.perf_counter() - stage_started)
     console.print(f"done in {time.perf_counter() - started:.0f} s: {store.root}")
     return store

@@ -9,10 +9,20 @@ import pandas as pd
 import torch
 from torch import nn
 
-from xaiquest.config import ExperimentConfig, ModelSpec, PatchConfig
-from xaiquest.data import Dataset, Split, load_cifar10, validation_split
+from xaiquest.config import BASELINE, ExperimentConfig, ModelSpec, PatchConfig
+from xaiquest.data import (
+    CIFAR10_CLASSES,
+    CIFAR10_NORMALISATION,
+    Dataset,
+    Normalisation,
+    Split,
+    channel_statistics,
+    load_dataset,
+    validation_split,
+)
 from xaiquest.errors import XaiquestError
-from xaiquest.models import build_model
+from xaiquest.models import build_model, override_depths
+from xaiquest.models.weights import weights_digest
 from xaiquest.store import RunStore, fingerprint
 
 
@@ -26,6 +36,12 @@ class AuditData:
     classes: tuple[str, ...]
     source: str
     fingerprint: str
+    normalisation: Normalisation
+    conversions: dict[str, int]
+
+    @property
+    def image_size(self) -> int:
+        return self.test.images.shape[-1]
 
 
 @dataclass(frozen=True)
@@ -42,28 +58,53 @@ class RunKey:
 
 
 def prepare_data(config: ExperimentConfig) -> AuditData:
-    """Load CIFAR-10, hold out the seeded validation split, apply smoke-size subsets."""
+    """Load the images, hold out the seeded validation split, apply smoke-size subsets, and take the
+    normalisation statistics from the training split."""
     cfg = config.data
-    dataset: Dataset = load_cifar10(cfg.source, Path(cfg.cache_dir), download=cfg.download)
+    dataset: Dataset = load_dataset(cfg.source, Path(cfg.cache_dir), download=cfg.download, image_size=cfg.image_size,
+                                    test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
     train, val = validation_split(dataset.train, cfg.val_size, cfg.split_seed)
     if cfg.train_subset is not None and cfg.train_subset < len(train):
         train, _ = validation_split(train, len(train) - cfg.train_subset, cfg.split_seed)
     test = dataset.test
     if cfg.test_subset is not None and cfg.test_subset < len(test):
         test, _ = validation_split(test, len(test) - cfg.test_subset, cfg.split_seed)
-    data_fp = fingerprint(dataset.source, len(train), len(val), len(test), cfg.model_dump(exclude={"cache_dir", "download"}))
-    return AuditData(train, val, test, dataset.classes, dataset.source, data_fp)
+    normalisation = (Normalisation(cfg.mean, cfg.std) if cfg.mean is not None and cfg.std is not None
+                     else training_normalisation(dataset, train))
+    identity: list[object] = [dataset.source, len(train), len(val), len(test), cfg.identity()]
+    if normalisation != CIFAR10_NORMALISATION:
+        identity.append(normalisation)  # CIFAR-10 runs keep the fingerprints they had before other data existed
+    return AuditData(train, val, test, dataset.classes, dataset.source, fingerprint(*identity), normalisation,
+                     dataset.conversions)
+
+
+def describe_data(data: AuditData) -> dict[str, object]:
+    """What the manifest states about the images: classes, size, statistics, conversions on loading."""
+    return {
+        "classes": list(data.classes), "image_size": data.image_size,
+        "normalisation": {"mean": list(data.normalisation.mean), "std": list(data.normalisation.std)},
+        "converted": data.conversions, "images": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+    }
+
+
+def training_normalisation(dataset: Dataset, train: Split) -> Normalisation:
+    """CIFAR-10 at 32 px keeps its published statistics (those of its 50,000 training images, which
+    every model trained so far was fed); any other dataset is normalised by its own training split."""
+    if dataset.classes == CIFAR10_CLASSES and dataset.image_size == 32 and not dataset.conversions:
+        return CIFAR10_NORMALISATION
+    return channel_statistics(train.images)
 
 
 def run_keys(config: ExperimentConfig, variants: list[str] | None = None) -> list[RunKey]:
     """Every model x variant x seed the experiment trains (a model may restrict its variants),
-    optionally only those of ``variants`` (a stage's own selection; ``None`` = all)."""
+    optionally only those of ``variants`` (a stage's own selection; ``None`` = all). A model with
+    its own ``weights`` is one run: nothing is trained, so variants and seeds would repeat it."""
     return [
         RunKey(spec, variant, seed)
         for spec in config.models
-        for variant in config.variants
+        for variant in ([BASELINE] if spec.weights else config.variants)
         if (spec.variants is None or variant in spec.variants) and (variants is None or variant in variants)
-        for seed in config.seeds
+        for seed in (config.seeds[:1] if spec.weights else config.seeds)
     ]
 
 
@@ -72,20 +113,29 @@ def run_dir(store: RunStore, key: RunKey) -> Path:
 
 
 def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
-    return fingerprint("train", key.spec.name, key.seed, config.train_config(key.spec, key.variant).model_dump(), data.fingerprint)
+    if key.spec.weights:  # imported, not trained: the file's content is the whole recipe
+        return fingerprint("import", key.spec.name, weights_digest(key.spec.weights), key.spec.depths, data.fingerprint)
+    return fingerprint("train", key.spec.name, key.seed, config.train_config(key.spec, key.variant).model_dump(),
+                       data.fingerprint, *([key.spec.depths] if key.spec.depths else []))
 
 
 def evaluate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
     return fingerprint("evaluate", train_fingerprint(config, data, key), config.eval.model_dump())
 
 
-def load_trained(store: RunStore, key: RunKey, num_classes: int, device: torch.device) -> nn.Module:
-    """A trained model of the run, in eval mode on ``device``."""
+def build_run_model(spec: ModelSpec, data: AuditData) -> nn.Module:
+    """The architecture of ``spec`` for this data (class count, image size), with its depth override."""
+    model = build_model(spec.name, len(data.classes), image_size=data.image_size)
+    return override_depths(model, spec.depths) if spec.depths else model
+
+
+def load_trained(store: RunStore, key: RunKey, data: AuditData, device: torch.device) -> nn.Module:
+    """A trained (or imported) model of the run, in eval mode on ``device``."""
     path = run_dir(store, key) / "model.pt"
     if not path.exists():
         raise XaiquestError(f"{key.id} is not trained yet ({path} missing); run `xaiquest train` first")
-    model = build_model(key.spec.name, num_classes)
-    model.load_state_dict(torch.load(path, map_location="cpu"))
+    model = build_run_model(key.spec, data)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.to(device).eval()
 
 

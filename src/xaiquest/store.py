@@ -76,13 +76,14 @@ class RunStore:
             return {"units": {}}
         return json.loads(self.manifest_path.read_text(encoding="utf-8"))
 
-    def initialise(self, config: dict[str, Any], data_source: str) -> None:
-        """Record the resolved config and environment; keeps the record of finished units."""
+    def initialise(self, config: dict[str, Any], data_source: str, dataset: dict[str, Any] | None = None) -> None:
+        """Record the resolved config, the data and environment; keeps the record of finished units."""
         manifest = self.read_manifest()
         manifest.update(
             experiment=self.root.name,
             config=config,
             data=data_source,
+            dataset=dataset or {},
             xaiquest=xaiquest.__version__,
             torch=torch.__version__,
             python=platform.python_version(),

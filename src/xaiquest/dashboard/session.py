@@ -216,7 +216,7 @@ class Dashboard:
             raise XaiquestError(f"unknown model {model_id!r}; this run has {', '.join(self.run.keys)}")
         with self._lock:
             if model_id not in self._models:
-                self._models[model_id] = load_trained(self.run.store, self.run.keys[model_id], len(self.classes), CPU)
+                self._models[model_id] = load_trained(self.run.store, self.run.keys[model_id], self.run.data, CPU)
             return self._models[model_id]
 
     def layers(self, model_ids: list[str]) -> list[str]:

@@ -1,14 +1,25 @@
-"""CIFAR-10 as in-memory uint8 tensors, plus batch-level augmentation on any device."""
+"""Image datasets as in-memory uint8 tensors, their normalisation, and batch-level augmentation on any device."""
 
 from __future__ import annotations
 
-from xaiquest.data.augment import CIFAR10_MEAN, CIFAR10_STD, random_crop_flip, to_float
+from xaiquest.data.augment import (
+    CIFAR10_MEAN,
+    CIFAR10_NORMALISATION,
+    CIFAR10_STD,
+    Normalisation,
+    active_normalisation,
+    channel_statistics,
+    normalised_by,
+    random_crop_flip,
+    to_float,
+)
 from xaiquest.data.cifar10 import (
     CIFAR10_CLASSES,
     DATA_ENV_VAR,
     Dataset,
     Split,
-    load_cifar10,
+    fit_to_size,
+    load_dataset,
     stratified_indices,
     validation_split,
 )
@@ -16,11 +27,17 @@ from xaiquest.data.cifar10 import (
 __all__ = [
     "CIFAR10_CLASSES",
     "CIFAR10_MEAN",
+    "CIFAR10_NORMALISATION",
     "CIFAR10_STD",
     "DATA_ENV_VAR",
     "Dataset",
+    "Normalisation",
     "Split",
-    "load_cifar10",
+    "active_normalisation",
+    "channel_statistics",
+    "fit_to_size",
+    "load_dataset",
+    "normalised_by",
     "random_crop_flip",
     "stratified_indices",
     "to_float",

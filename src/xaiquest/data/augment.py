@@ -6,17 +6,73 @@ augmented with a handful of tensor ops instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+_STATS_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel mean and standard deviation, in [0, 1] units, that model inputs are normalised by."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+CIFAR10_NORMALISATION = Normalisation(CIFAR10_MEAN, CIFAR10_STD)
+_active = [CIFAR10_NORMALISATION]
+"""One process audits one dataset at a time, so the statistics are process-wide (a plain list, not a
+context variable: the dashboard converts images in worker threads, which context variables miss)."""
+
+
+def active_normalisation() -> Normalisation:
+    """The statistics every uint8 -> float conversion uses now (CIFAR-10's unless a dataset set its own)."""
+    return _active[-1]
+
+
+@contextmanager
+def normalised_by(normalisation: Normalisation) -> Iterator[Normalisation]:
+    """Convert images with ``normalisation`` inside the block (a run, an explained image), then restore."""
+    _active.append(normalisation)
+    try:
+        yield normalisation
+    finally:
+        _active.remove(normalisation)
+
+
+def channel_statistics(images: torch.Tensor) -> Normalisation:
+    """Per-channel mean and std of uint8 ``[N,3,H,W]`` images, accumulated in float64 one chunk at a
+    time so a 224-px split is never held as floats."""
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, len(images), _STATS_CHUNK):
+        chunk = images[start : start + _STATS_CHUNK].to(torch.float64).div_(255)
+        total += chunk.sum((0, 2, 3))
+        squares += chunk.square().sum((0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(1e-12).sqrt().clamp_min(1e-3)  # a constant channel stays finite
+    return Normalisation(_rounded(mean), _rounded(std))
+
+
+def _rounded(values: torch.Tensor) -> tuple[float, float, float]:
+    """Four decimals, as published statistics are given: manifests and fingerprints stay readable."""
+    a, b, c = (round(float(v), 4) for v in values)
+    return a, b, c
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[N,3,H,W]`` -> float32 normalised by the CIFAR-10 channel statistics (device and layout kept)."""
-    mean = torch.tensor(CIFAR10_MEAN, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(CIFAR10_STD, device=images.device).view(1, 3, 1, 1) * 255
+    """uint8 ``[N,3,H,W]`` -> float32 normalised by the active channel statistics (device and layout kept)."""
+    stats = active_normalisation()
+    mean = torch.tensor(stats.mean, device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(stats.std, device=images.device).view(1, 3, 1, 1) * 255
     return (images.float() - mean) / std
 
 

@@ -1,8 +1,9 @@
-"""Load CIFAR-10 once into uint8 tensors, from whatever copy the user has.
+"""Load an image dataset once into uint8 tensors: CIFAR-10/100 releases or any image-folder tree.
 
-Everything downstream (training, audits) works on whole tensors in memory, so the loader's job
-is to turn a pickle release or an image-folder tree into ``[N,3,32,32]`` uint8 tensors, cache
-them in one file so later runs start instantly, and fail with one actionable line otherwise.
+Everything downstream (training, audits) works on uint8 tensors in memory (converted to float one
+batch at a time), so the loader's job is to turn a pickle release or an image-folder tree into
+``[N,3,S,S]`` uint8 tensors (RGB, one size ``S``), cache them in one file so later runs start
+instantly, and fail with one actionable line otherwise. Class names come from the data.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pickle
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import torch
 import torchvision
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.transforms.v2 import functional as tvf
 
 from xaiquest.errors import DataError
 
@@ -42,14 +44,38 @@ CIFAR10_CLASSES: tuple[str, ...] = (
 
 DATA_ENV_VAR = "XAIQUEST_DATA"
 PICKLE_DIR_NAME = "cifar-10-batches-py"
-_PICKLE_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-_PICKLE_FILES = (*_PICKLE_TRAIN_FILES, "test_batch", "batches.meta")
-_IMAGE_SIZE = 32
+DEFAULT_TEST_FRACTION = 0.2
+"""Share of each class held out as test images when a dataset is one ``<class>/*`` tree."""
+
+
+@dataclass(frozen=True)
+class _PickleLayout:
+    """Where one python pickle release keeps its batches, labels and class names."""
+
+    title: str
+    folder: str
+    train_files: tuple[str, ...]
+    test_file: str
+    meta_file: str
+    labels_key: str
+    names_key: str
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (*self.train_files, self.test_file, self.meta_file)
+
+
+_PICKLE_LAYOUTS = (
+    _PickleLayout("CIFAR-10", PICKLE_DIR_NAME, tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta",
+                  "labels", "label_names"),
+    _PickleLayout("CIFAR-100", "cifar-100-python", ("train",), "test", "meta", "fine_labels", "fine_label_names"),
+)
+_PICKLE_SIZE = 32
 _DECODE_CHUNK = 4096
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _HOW_TO_PASS_DATA = (
-    f"pass --data PATH or set {DATA_ENV_VAR} to a {PICKLE_DIR_NAME} folder (or its parent), "
-    "or to a folder with train/<class>/ and test/<class>/ image folders"
+    f"pass --data PATH or set {DATA_ENV_VAR} to a {PICKLE_DIR_NAME} or cifar-100-python folder (or its parent), "
+    "or to an image folder: train/<class>/ + test/<class>/, or <class>/ folders split by data.test_fraction"
 )
 
 
@@ -82,9 +108,19 @@ class Dataset:
     test: Split
     classes: tuple[str, ...]
     source: str  # where the data came from, for logs and reports
+    conversions: dict[str, int] = field(default_factory=dict)  # e.g. {"grayscale->RGB": 12, "resized": 40}
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[-1]
 
 
-_Content = tuple[Split, Split, tuple[str, ...]]  # train, test, class names
+@dataclass(frozen=True)
+class _Content:
+    train: Split
+    test: Split  # empty for a single <class>/* tree: split after loading, by data.test_fraction
+    classes: tuple[str, ...]
+    conversions: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -97,35 +133,58 @@ class _ImageFolderListing:
     signature: str  # changes when any image is added, removed or rewritten
 
 
-def load_cifar10(
+def load_dataset(
     data: str | Path | None,
     cache_dir: Path,
     download: bool = True,
     *,
-    num_classes: int = 10,
+    image_size: int | None = None,
+    test_fraction: float | None = None,
+    split_seed: int = 0,
 ) -> Dataset:
-    """CIFAR-10 from ``data``, else ``$XAIQUEST_DATA``, else ``cache_dir`` (downloading if allowed)."""
+    """Images from ``data``, else ``$XAIQUEST_DATA``, else CIFAR-10 in ``cache_dir`` (downloading if allowed).
+
+    ``image_size`` resizes (shorter side) and centre-crops every image to that square size; without
+    it all images must share one square size. A single ``<class>/*`` tree is split into train and
+    test by ``test_fraction`` of each class (default 0.2), stratified and seeded by ``split_seed``.
+    """
     cache_dir = Path(cache_dir)
-    kind, root = _detect_format(_resolve_location(data, cache_dir, download))
+    kind, root, layout = _detect_format(_resolve_location(data, cache_dir, download))
     build: Callable[[], _Content]
-    if kind == "pickle":
-        signature = _pickle_release_signature(root)
-        build = partial(_read_pickle_release, root)
-        source = f"CIFAR-10 python pickles at {root}"
+    if layout is not None:
+        signature = _pickle_release_signature(root, layout)
+        build = partial(_read_pickle_release, root, layout, image_size)
+        source = f"{layout.title} python pickles at {root}"
     else:
-        listing = _list_image_folder(root)
+        listing = _list_image_folder(root) if kind == "imagefolder" else _list_class_tree(root)
         signature = listing.signature
-        build = partial(_decode_image_folder, listing)
+        build = partial(_decode_image_folder, listing, image_size)
         source = f"image folders at {root}"
-    cache_file = cache_dir / "tensors" / f"{_cache_key(kind, root, signature)}.pt"
-    cached = _read_cache(cache_file)
-    train, test, classes = cached if cached is not None else _write_cache(cache_file, build())
-    if len(classes) != num_classes:
+    cache_file = cache_dir / "tensors" / f"{_cache_key(kind, root, signature, image_size)}.pt"
+    content = _read_cache(cache_file) or _write_cache(cache_file, build())
+    if len(content.classes) < 2:
         raise DataError(
-            f"{root} has {len(classes)} classes but {num_classes} are expected; "
-            "fix the class folders or set the expected number of classes"
+            f"{root} has {len(content.classes)} class ({', '.join(content.classes)}); a classifier audit needs "
+            "at least 2 class folders"
         )
-    return Dataset(train=train, test=test, classes=classes, source=source)
+    train, test = content.train, content.test
+    if kind == "classtree":
+        fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
+        train, test = _split_by_fraction(train, fraction, split_seed, root)
+        source += f" (one tree, {fraction:g} of each class held out as test, seed {split_seed})"
+    return Dataset(train=train, test=test, classes=content.classes, source=source, conversions=content.conversions)
+
+
+def _split_by_fraction(split: Split, fraction: float, seed: int, root: Path) -> tuple[Split, Split]:
+    """``(train, test)`` with ``fraction`` of the images of each class in test (at least one each)."""
+    if not 0 < fraction < 1:
+        raise DataError(f"data.test_fraction must be in (0, 1), got {fraction}; set e.g. 0.2")
+    counts = torch.bincount(split.labels)
+    if int(counts.min()) < 2:
+        raise DataError(f"a class folder of {root} has fewer than 2 images; a train/test split needs at least 2 per class")
+    n_test = max(len(counts), round(fraction * len(split)))
+    rest, chosen = stratified_indices(split.labels, min(n_test, len(split) - len(counts)), seed)
+    return split.subset(rest), split.subset(chosen)
 
 
 def validation_split(split: Split, n_val: int, seed: int) -> tuple[Split, Split]:
@@ -190,46 +249,55 @@ def _download(cache_dir: Path, expected: Path) -> None:
         ) from exc
 
 
-def _detect_format(path: Path) -> tuple[str, Path]:
-    """``("pickle" | "imagefolder", folder)`` for a release folder, its parent, or an image tree."""
-    if (path / PICKLE_DIR_NAME).is_dir():
-        return "pickle", path / PICKLE_DIR_NAME
-    if path.name == PICKLE_DIR_NAME or any((path / name).exists() for name in _PICKLE_FILES):
-        return "pickle", path
+def _detect_format(path: Path) -> tuple[str, Path, _PickleLayout | None]:
+    """``(kind, folder, pickle layout)``: a pickle release (or its parent), a train/test image tree,
+    or one ``<class>/*`` tree (kinds ``pickle``, ``imagefolder``, ``classtree``)."""
+    for layout in _PICKLE_LAYOUTS:
+        if (path / layout.folder).is_dir():
+            return "pickle", path / layout.folder, layout
+        if path.name == layout.folder or any((path / name).is_file() for name in layout.files[-2:]):
+            return "pickle", path, layout
     if (path / "train").is_dir() or (path / "test").is_dir():
-        return "imagefolder", path
-    raise DataError(f"{path} holds no CIFAR-10 data; {_HOW_TO_PASS_DATA}")
+        return "imagefolder", path, None
+    if path.is_dir() and any(entry.is_dir() and entry.name[0] != "." for entry in os.scandir(path)):
+        return "classtree", path, None
+    raise DataError(f"{path} holds no image dataset; {_HOW_TO_PASS_DATA}")
 
 
-# --- the python pickle release -------------------------------------------------------------------
+# --- the python pickle releases (CIFAR-10, CIFAR-100) --------------------------------------------
 
 
-def _pickle_release_signature(folder: Path) -> str:
+def _pickle_release_signature(folder: Path, layout: _PickleLayout) -> str:
     """The release's cache signature; fails first, naming any missing file."""
-    files = [folder / name for name in _PICKLE_FILES]
+    files = [folder / name for name in layout.files]
     missing = [file.name for file in files if not file.is_file()]
     if missing:
         raise DataError(
-            f"{folder} lacks {', '.join(missing)}; re-extract cifar-10-python.tar.gz there or pass another --data PATH"
+            f"{folder} lacks {', '.join(missing)}; re-extract the release's python tarball there or pass another --data PATH"
         )
     return _signature([file.stat() for file in files])
 
 
-def _read_pickle_release(folder: Path) -> _Content:
-    train_parts = [_read_pickle_batch(folder / name) for name in _PICKLE_TRAIN_FILES]
+def _read_pickle_release(folder: Path, layout: _PickleLayout, image_size: int | None) -> _Content:
+    train_parts = [_read_pickle_batch(folder / name, layout.labels_key) for name in layout.train_files]
     train = Split(torch.cat([p.images for p in train_parts]), torch.cat([p.labels for p in train_parts]))
-    test = _read_pickle_batch(folder / "test_batch")
-    classes = tuple(_unpickle(folder / "batches.meta")["label_names"])
-    return train, test, classes
+    test = _read_pickle_batch(folder / layout.test_file, layout.labels_key)
+    classes = tuple(_unpickle(folder / layout.meta_file)[layout.names_key])
+    conversions: dict[str, int] = {}
+    if image_size is not None and image_size != _PICKLE_SIZE:
+        train = Split(fit_to_size(train.images, image_size), train.labels)
+        test = Split(fit_to_size(test.images, image_size), test.labels)
+        conversions["resized"] = len(train) + len(test)
+    return _Content(train, test, classes, conversions)
 
 
-def _read_pickle_batch(file: Path) -> Split:
+def _read_pickle_batch(file: Path, labels_key: str) -> Split:
     batch = _unpickle(file)
     try:
-        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, _IMAGE_SIZE, _IMAGE_SIZE)
-        labels = np.asarray(batch["labels"], dtype=np.int64)
+        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, _PICKLE_SIZE, _PICKLE_SIZE)
+        labels = np.asarray(batch[labels_key], dtype=np.int64)
     except (KeyError, ValueError) as exc:
-        raise DataError(f"{file} is not a CIFAR-10 batch ({exc}); replace it with the official file") from exc
+        raise DataError(f"{file} is not a CIFAR batch ({exc}); replace it with the official file") from exc
     return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels))
 
 
@@ -254,6 +322,12 @@ def _list_image_folder(root: Path) -> _ImageFolderListing:
         )
     signature = _signature(train_stats + test_stats)
     return _ImageFolderListing(train_classes, train_files, train_labels, test_files, test_labels, signature)
+
+
+def _list_class_tree(root: Path) -> _ImageFolderListing:
+    """One ``<class>/*`` tree: every image is listed as training data, the test split is drawn later."""
+    classes, files, labels, stats = _list_image_split(root)
+    return _ImageFolderListing(classes, files, labels, [], [], _signature(stats))
 
 
 def _list_image_split(folder: Path) -> tuple[tuple[str, ...], list[str], list[int], list[os.stat_result]]:
@@ -283,56 +357,99 @@ def _list_image_split(folder: Path) -> tuple[tuple[str, ...], list[str], list[in
     return classes, files, labels, stats
 
 
-def _decode_image_folder(listing: _ImageFolderListing) -> _Content:
-    train = Split(_decode_images(listing.train_files), torch.tensor(listing.train_labels, dtype=torch.int64))
-    test = Split(_decode_images(listing.test_files), torch.tensor(listing.test_labels, dtype=torch.int64))
-    return train, test, listing.classes
+def _decode_image_folder(listing: _ImageFolderListing, image_size: int | None) -> _Content:
+    files = listing.train_files + listing.test_files
+    images, conversions = _decode_images(files, image_size)
+    n_train = len(listing.train_files)
+    train = Split(images[:n_train], torch.tensor(listing.train_labels, dtype=torch.int64))
+    test = Split(images[n_train:], torch.tensor(listing.test_labels, dtype=torch.int64))
+    return _Content(train, test, listing.classes, conversions)
 
 
-def _decode_images(files: list[str]) -> torch.Tensor:
-    """Decode image files into one uint8 ``[N,3,32,32]`` tensor, JPEGs in batches for speed."""
-    images = torch.empty(len(files), 3, _IMAGE_SIZE, _IMAGE_SIZE, dtype=torch.uint8)
+def _decode_images(files: list[str], image_size: int | None) -> tuple[torch.Tensor, dict[str, int]]:
+    """Decode image files into one uint8 ``[N,3,S,S]`` tensor (JPEGs in batches for speed), and
+    count the images converted to RGB (by source mode) or resized on the way."""
+    conversions: dict[str, int] = {}
+    size = image_size
+    images: torch.Tensor | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torchvision.io is deprecated, still fastest here
         for start in range(0, len(files), _DECODE_CHUNK):
             chunk = files[start : start + _DECODE_CHUNK]
-            decoded = _decode_chunk(chunk)
-            _check_sizes(chunk, decoded)
+            decoded = []
+            for file, (image, mode) in zip(chunk, _decode_chunk(chunk)):
+                if mode != "RGB":
+                    conversions[f"{mode}->RGB"] = conversions.get(f"{mode}->RGB", 0) + 1
+                if size is None:
+                    size = _native_size(file, image)
+                if tuple(image.shape[1:]) != (size, size):
+                    if image_size is None:
+                        _raise_mixed_sizes(files[0], size, file, image)
+                    image = fit_to_size(image[None], size)[0]
+                    conversions["resized"] = conversions.get("resized", 0) + 1
+                decoded.append(image)
+            if images is None:
+                images = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
             torch.stack(decoded, out=images[start : start + len(chunk)])
-    return images
+    assert images is not None  # listings never come empty
+    return images, conversions
 
 
-def _check_sizes(files: list[str], images: list[torch.Tensor]) -> None:
-    expected = (3, _IMAGE_SIZE, _IMAGE_SIZE)
-    wrong = next((i for i, image in enumerate(images) if image.shape != expected), None)
-    if wrong is not None:
-        height, width = images[wrong].shape[1:]
+def _native_size(file: str, image: torch.Tensor) -> int:
+    height, width = image.shape[1:]
+    if height != width:
         raise DataError(
-            f"{files[wrong]} is {width}x{height} pixels, CIFAR-10 images must be "
-            f"{_IMAGE_SIZE}x{_IMAGE_SIZE}; resize it or remove it"
+            f"{file} is {width}x{height} pixels (not square); set data.image_size (e.g. {min(height, width)}) "
+            "to resize and centre-crop every image to one square size"
         )
+    return int(height)
 
 
-def _decode_chunk(files: list[str]) -> list[torch.Tensor]:
-    """Batched JPEG decode when every file is a JPEG; otherwise (or if it fails) one file at a time."""
+def _raise_mixed_sizes(first: str, size: int, file: str, image: torch.Tensor) -> None:
+    height, width = image.shape[1:]
+    raise DataError(
+        f"images differ in size ({first} is {size}x{size}, {file} is {width}x{height}); set data.image_size "
+        "to resize and centre-crop every image to one square size"
+    )
+
+
+def fit_to_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``[N,3,H,W]`` -> ``[N,3,size,size]``: the shorter side resized to ``size`` (antialiased
+    bilinear), then the centre cropped, the usual evaluation transform of ImageNet classifiers."""
+    resized = tvf.resize(images, [size], interpolation=tvf.InterpolationMode.BILINEAR, antialias=True)
+    return tvf.center_crop(resized, [size, size])
+
+
+_CHANNEL_MODES = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
+
+
+def _decode_chunk(files: list[str]) -> list[tuple[torch.Tensor, str]]:
+    """``(RGB uint8 image, source mode)`` per file: one batched JPEG decode when every file is a JPEG;
+    otherwise (or if it fails) one file at a time."""
     raw = [read_file(file) for file in files]
     if all(file.lower().endswith((".jpg", ".jpeg")) for file in files):
         try:
-            return decode_jpeg(raw, mode=ImageReadMode.RGB)
+            return [_as_rgb(image) for image in decode_jpeg(raw, mode=ImageReadMode.UNCHANGED)]
         except RuntimeError:
             pass  # a bad or mislabelled file: find it below
     return [_decode_one(file, data) for file, data in zip(files, raw)]
 
 
-def _decode_one(file: str, data: torch.Tensor) -> torch.Tensor:
-    """torchvision for JPEG/PNG/WebP/GIF, PIL for the rest (BMP, TIFF, ...), always as RGB."""
-    try:
-        return decode_image(data, mode=ImageReadMode.RGB)
-    except RuntimeError:
-        pass
+def _as_rgb(image: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """A decoded ``[C,H,W]`` image as RGB (alpha dropped, gray repeated) with its source mode."""
+    mode = _CHANNEL_MODES.get(image.shape[0], f"{image.shape[0]}-channel")
+    if image.shape[0] in (1, 2):
+        return image[:1].expand(3, -1, -1).contiguous(), mode
+    return image[:3].contiguous(), mode
+
+
+def _decode_one(file: str, data: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """PIL for every format (it names palette and CMYK modes torchvision would expand silently)."""
     try:
         with Image.open(file) as image:
-            return torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
+            mode = {"L": "grayscale", "LA": "grayscale+alpha", "P": "palette", "PA": "palette",
+                    "RGBA": "RGBA", "RGB": "RGB", "1": "grayscale"}.get(image.mode, image.mode)
+            return torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1), mode
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DataError(f"cannot decode image {file}; the file is corrupt or not an image, replace or delete it") from exc
 
@@ -345,8 +462,9 @@ def _signature(stats: list[os.stat_result]) -> str:
     return f"{len(stats)}|{sum(s.st_size for s in stats)}|{max(s.st_mtime_ns for s in stats)}"
 
 
-def _cache_key(kind: str, root: Path, signature: str) -> str:
-    return hashlib.sha256(f"v{_CACHE_VERSION}|{kind}|{root}|{signature}".encode()).hexdigest()[:24]
+def _cache_key(kind: str, root: Path, signature: str, image_size: int | None) -> str:
+    key = f"v{_CACHE_VERSION}|{kind}|{root}|{signature}|{image_size}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def _read_cache(file: Path) -> _Content | None:
@@ -357,20 +475,20 @@ def _read_cache(file: Path) -> _Content | None:
         payload = torch.load(file, weights_only=True, mmap=True)  # pages in lazily: instant start
         train = Split(payload["train_images"], payload["train_labels"])
         test = Split(payload["test_images"], payload["test_labels"])
-        return train, test, tuple(payload["classes"])
+        return _Content(train, test, tuple(payload["classes"]), dict(payload["conversions"]))
     except Exception:  # truncated, corrupt or old-format file: any failure means "rebuild"
         return None
 
 
 def _write_cache(file: Path, content: _Content) -> _Content:
     """Write atomically (temp file + rename) so a killed run never leaves a half-written cache."""
-    train, test, classes = content
     payload = {
-        "train_images": train.images,
-        "train_labels": train.labels,
-        "test_images": test.images,
-        "test_labels": test.labels,
-        "classes": list(classes),
+        "train_images": content.train.images,
+        "train_labels": content.train.labels,
+        "test_images": content.test.images,
+        "test_labels": content.test.labels,
+        "classes": list(content.classes),
+        "conversions": content.conversions,
     }
     try:
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ def evaluate_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
         if store.is_complete(f"evaluate/{key.id}", unit_fp):
             continue
         started = time.perf_counter()
-        model = load_trained(store, key, len(data.classes), device)
+        model = load_trained(store, key, data, device)
         out = run_dir(store, key) / "eval"
         test_logits = audit_logits(model, data.test.images, device, config)
         val_logits = audit_logits(model, data.val.images, device, config)

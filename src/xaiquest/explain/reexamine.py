@@ -77,7 +77,7 @@ def _reexamine_pair(baseline: RunKey, variant: RunKey, store: RunStore, data: Au
     images = prepare_batch(data.test.images[indices], device, channels_last=False)
     maps = {}
     for key in (baseline, variant):
-        model = load_trained(store, key, len(data.classes), device)
+        model = load_trained(store, key, data, device)
         targets = predicted[key.variant].to(device)
         maps[key.variant] = explain(METHOD, model, images, targets, layer=config.explain.layer).cpu()
     before, after = maps.values()

@@ -64,7 +64,7 @@ def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, de
         out = run_dir(store, key) / "explain"
         if not store.is_complete(f"explain/{key.id}", unit_fp):
             started = time.perf_counter()
-            model = load_trained(store, key, len(data.classes), device)
+            model = load_trained(store, key, data, device)
             _explain_one(model, key, store, data, sample, cfg, device)
             store.mark_complete(f"explain/{key.id}", unit_fp)
             console.print(f"explain: {key.id} done in {time.perf_counter() - started:.0f} s")

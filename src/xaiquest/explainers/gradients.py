@@ -15,14 +15,16 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from xaiquest.data.augment import CIFAR10_STD
+from xaiquest.data.augment import active_normalisation
 from xaiquest.explainers.registry import Info, register_explainer, seeded
 from xaiquest.models import resolve_layer
 
-PIXEL_RANGE = sum(1 / s for s in CIFAR10_STD) / len(CIFAR10_STD)
-"""Width of the [0, 1] pixel range in normalised units (mean over channels, about 4.0): the
-"input range" SmoothGrad's noise level is a fraction of. A fixed value, not the batch's own
-range, so a map does not depend on which other images share its batch."""
+def pixel_range() -> float:
+    """Width of the [0, 1] pixel range in normalised units (mean over channels, about 4.0 on
+    CIFAR-10): the "input range" SmoothGrad's noise level is a fraction of. Fixed by the dataset's
+    statistics, not the batch's own range, so a map does not depend on which images share its batch."""
+    std = active_normalisation().std
+    return sum(1 / s for s in std) / len(std)
 
 
 def abs_channel_sum(attributions: torch.Tensor) -> torch.Tensor:
@@ -72,7 +74,7 @@ def smoothgrad(
     tunnel = NoiseTunnel(Saliency(model))
     with quiet_captum(), seeded(seed):
         attributions = tunnel.attribute(
-            images, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=noise_level * PIXEL_RANGE,
+            images, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=noise_level * pixel_range(),
             target=targets, abs=False,
         )
     return abs_channel_sum(attributions)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xaiquest.data.augment import CIFAR10_MEAN, CIFAR10_STD
+from xaiquest.data.augment import active_normalisation
 from xaiquest.explainers.registry import Info, register_explainer, seeded
 
 
@@ -51,8 +51,9 @@ def superpixels(image: torch.Tensor, n_segments: int) -> torch.Tensor:
     """
     from skimage.segmentation import slic
 
-    mean = torch.tensor(CIFAR10_MEAN).view(3, 1, 1)
-    std = torch.tensor(CIFAR10_STD).view(3, 1, 1)
+    stats = active_normalisation()
+    mean = torch.tensor(stats.mean).view(3, 1, 1)
+    std = torch.tensor(stats.std).view(3, 1, 1)
     pixels = (image.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
     labels = slic(pixels, n_segments=n_segments, compactness=10, sigma=1, start_label=0, channel_axis=-1)
     # Captum expects consecutive feature ids from 0.

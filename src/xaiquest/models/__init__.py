@@ -7,7 +7,7 @@ from torch import nn
 
 from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.models import densenet, fastnet, mobilenet, resnet, vgg  # noqa: F401  (registers)
-from xaiquest.models.base import ZooModel, last_depth, named_depths, resolve_layer
+from xaiquest.models.base import ZooModel, last_depth, named_depths, override_depths, resolve_layer
 from xaiquest.models.registry import MODELS
 from xaiquest.models.torchvision_adapter import PREFIX as TORCHVISION_PREFIX
 from xaiquest.models.torchvision_adapter import build_torchvision
@@ -21,17 +21,19 @@ __all__ = [
     "last_depth",
     "model_names",
     "named_depths",
+    "override_depths",
     "resolve_layer",
 ]
 
 
-def build_model(name: str, num_classes: int = 10, pretrained: bool = False) -> nn.Module:
+def build_model(name: str, num_classes: int, pretrained: bool = False, image_size: int = 32) -> nn.Module:
     """A registered model, or any torchvision CNN as ``tv:<name>``; unknown names list the options.
 
     ``pretrained`` loads torchvision's ImageNet weights (needs internet); zoo models have none.
+    ``image_size`` decides whether a torchvision stem is adapted to small images.
     """
     if name.startswith(TORCHVISION_PREFIX):
-        return build_torchvision(name.removeprefix(TORCHVISION_PREFIX), num_classes, pretrained)
+        return build_torchvision(name.removeprefix(TORCHVISION_PREFIX), num_classes, pretrained, image_size)
     if pretrained:
         raise ConfigError(f"{name!r} has no pretrained weights; only {TORCHVISION_PREFIX}<name> models do")
     try:

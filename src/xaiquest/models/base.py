@@ -57,8 +57,28 @@ def resolve_layer(model: nn.Module, name: str) -> nn.Module:
     )
 
 
+DEPTH_OVERRIDE = "depth_override_paths"
+"""Attribute holding a user's ``{depth name: module path}``, which replaces a model's own depths."""
+
+
+def override_depths(model: nn.Module, paths: dict[str, str]) -> nn.Module:
+    """Name ``model``'s depths by module path (a config's ``depths:``), checking each path exists."""
+    modules = dict(model.named_modules())
+    unknown = [path for path in paths.values() if path not in modules or not path]
+    if unknown:
+        raise UnknownNameError(
+            f"depths: no module {unknown[0]!r} in {type(model).__name__}; module paths look like "
+            + ", ".join(repr(n) for n in list(modules)[1:5])
+        )
+    setattr(model, DEPTH_OVERRIDE, dict(paths))
+    return model
+
+
 def named_depths(model: nn.Module) -> dict[str, nn.Module]:
-    """The named depths of any zoo or adapted model."""
+    """The named depths of any zoo or adapted model (a user's override first)."""
+    paths = getattr(model, DEPTH_OVERRIDE, None)
+    if paths is not None:
+        return {name: model.get_submodule(path) for name, path in paths.items()}
     getter = getattr(model, "named_depths", None)
     if getter is None:
         raise UnknownNameError(f"{type(model).__name__} exposes no named depths")

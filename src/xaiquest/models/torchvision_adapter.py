@@ -1,9 +1,11 @@
-"""Any torchvision CNN classifier as a zoo model (``tv:<name>``), its stem adapted to 32x32.
+"""Any torchvision CNN classifier as a zoo model (``tv:<name>``), its stem adapted to small images.
 
 ImageNet stems downsample 4x before the first stage (a strided 7x7 conv, then a max-pool), which
 would leave a CIFAR image 8x8 at stage1 and 1x1 at the end. As in the CIFAR variants of ResNet
-(He et al., CVPR 2016) and DenseNet (Huang et al., CVPR 2017), the first conv gets stride 1 (and a
-3x3 kernel where it was larger) and a max-pool right after it becomes an identity.
+(He et al., CVPR 2016) and DenseNet (Huang et al., CVPR 2017), for images under
+``SMALL_IMAGE_LIMIT`` px the first conv gets stride 1 (and a 3x3 kernel where it was larger) and a
+max-pool right after it becomes an identity; from that size up the network is torchvision's own,
+so its published weights load unchanged.
 
 torchvision models share no stage naming, so the named depths are discovered from one dummy
 forward: ``stem`` produces the tensor that the rest of the network starts from, and ``stageK`` is
@@ -26,6 +28,9 @@ from xaiquest.errors import ConfigError, UnknownNameError
 
 PREFIX = "tv:"
 
+SMALL_IMAGE_LIMIT = 64
+"""Images smaller than this (px) get the adapted stem; larger ones keep the ImageNet stem."""
+
 TRANSFORMER_PREFIXES = ("vit_", "swin_", "maxvit_")
 """Token-based models: their stems are patch embeddings and their maps are not NCHW stages."""
 
@@ -45,14 +50,15 @@ class TorchvisionModel(nn.Module):
         return {name: self.net.get_submodule(path) for name, path in self.depth_paths.items()}
 
 
-def build_torchvision(name: str, num_classes: int, pretrained: bool = False) -> TorchvisionModel:
+def build_torchvision(name: str, num_classes: int, pretrained: bool = False, image_size: int = 32) -> TorchvisionModel:
     """A torchvision CNN by name, randomly initialised unless ``pretrained`` (needs internet)."""
     check_name(name)
     net = torchvision.models.get_model(name, weights=None, **builder_kwargs(name, num_classes, pretrained))
     if pretrained:
         load_imagenet_weights(net, name)
-    adapt_stem(net)
-    return TorchvisionModel(net, discover_depths(net, name))
+    if image_size < SMALL_IMAGE_LIMIT:
+        adapt_stem(net)
+    return TorchvisionModel(net, discover_depths(net, name, image_size))
 
 
 def cnn_names() -> list[str]:
@@ -131,8 +137,8 @@ class Call:
     output: Any = None
 
 
-def record_calls(net: nn.Module) -> list[Call]:
-    """Run a 1x3x32x32 dummy batch through ``net`` (eval mode) and record every submodule call."""
+def record_calls(net: nn.Module, image_size: int = 32) -> list[Call]:
+    """Run a 1x3xSxS dummy batch through ``net`` (eval mode) and record every submodule call."""
     calls: list[Call] = []
     stack: list[Call] = []
     clock = itertools.count()
@@ -155,7 +161,7 @@ def record_calls(net: nn.Module) -> list[Call]:
     try:
         net.eval()
         with torch.no_grad():
-            net(torch.zeros(1, 3, 32, 32))
+            net(torch.zeros(1, 3, image_size, image_size))
     finally:
         net.train(was_training)
         for handle in handles:
@@ -186,12 +192,14 @@ def producer(calls: list[Call], tensor: torch.Tensor, before: int) -> Call:
     return max((c for c in calls if c.output is tensor and c.end < before), key=lambda c: c.end)
 
 
-def discover_depths(net: nn.Module, name: str) -> dict[str, str]:
+def discover_depths(net: nn.Module, name: str, image_size: int = 32) -> dict[str, str]:
     """Module paths of ``stem`` and ``stage1..N`` (see the module docstring)."""
     try:
-        calls = record_calls(net)
-    except Exception as error:  # noqa: BLE001 - any failure means the model cannot take CIFAR input
-        raise ConfigError(f"{PREFIX}{name} does not run on 32x32 inputs: {error}") from error
+        calls = record_calls(net, image_size)
+    except Exception as error:  # noqa: BLE001 - any failure means the model cannot take inputs of this size
+        raise ConfigError(
+            f"{PREFIX}{name} does not run on {image_size}x{image_size} inputs: {error}; set data.image_size larger"
+        ) from error
     convs = [c for c in calls if isinstance(c.module, nn.Conv2d)]
     first, second = convs[0], convs[1]
     # The stem ends where the first downsampling or the outermost call around the second conv

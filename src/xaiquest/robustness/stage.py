@@ -48,7 +48,7 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
     if store.is_complete("robustness", unit_fp):
         console.print("robustness: already measured, skipping")
         return
-    models = {key.id: load_trained(store, key, len(data.classes), device) for key in keys}
+    models = {key.id: load_trained(store, key, data, device) for key in keys}
     clean, subset = _clean_subset(data.test, cfg)
     real = load_cifar10c(cfg.cifar10c, names) if cfg.cifar10c else None
     scored = [_score(run, "clean", 0, audit_logits(model, clean.images, device, config), clean.labels, len(data.classes))

@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.transforms.functional import gaussian_blur
 
-from xaiquest.data import CIFAR10_MEAN
+from xaiquest.data import active_normalisation
 from xaiquest.errors import ConfigError
 
 PRIOR_FRACTION = 0.75
@@ -27,8 +27,8 @@ FILL_SIGMA = 4.0
 
 
 def mean_colour(device: torch.device | str = "cpu") -> torch.Tensor:
-    """The CIFAR-10 mean colour as uint8 ``[1,3,1,1]``: the fill a normalised model sees as zero input."""
-    return torch.tensor([round(255 * m) for m in CIFAR10_MEAN], dtype=torch.uint8, device=device).view(1, 3, 1, 1)
+    """The dataset's mean colour as uint8 ``[1,3,1,1]``: the fill a normalised model sees as zero input."""
+    return torch.tensor([round(255 * m) for m in active_normalisation().mean], dtype=torch.uint8, device=device).view(1, 3, 1, 1)
 
 
 def centre_prior(height: int, width: int, fraction: float = PRIOR_FRACTION) -> torch.Tensor:

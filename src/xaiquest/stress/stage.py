@@ -68,7 +68,7 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         unit_fp = fingerprint("stress", evaluate_fingerprint(config, data, key), cfg.model_dump(), config.explain.methods,
                               None if inputs.patch is None else stamp_parameters(inputs.patch))
         if not store.is_complete(f"stress/{key.id}", unit_fp):
-            model = load_trained(store, key, len(data.classes), device)
+            model = load_trained(store, key, data, device)
             out = run_dir(store, key) / "stress"
             clean_logits = audit_logits(model, inputs.clean.images, device, config)
             if key.id in battery:

@@ -44,7 +44,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     images = F.interpolate(torch.randn(args.images, 3, 8, 8), size=32, mode="bilinear", align_corners=False)
-    models = {name: build_model(name).eval() for name in args.models}
+    models = {name: build_model(name, 10).eval() for name in args.models}
     rows = [
         {"method": method, "family": family}
         | {f"{name} s/img": round(seconds_per_image(method, model, images, args.repeats), 4) for name, model in models.items()}

@@ -42,7 +42,7 @@ from xaiquest.models import build_model
 
 def load_inputs(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The model (trained if a checkpoint is given) and ``--images`` test images with their labels."""
-    model = build_model(args.model)
+    model = build_model(args.model, 10)
     if args.checkpoint:
         model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
     if args.data:

@@ -27,7 +27,7 @@ SMALL_MODELS = ("fastnet", "resnet_small", "vgg_small", "densenet_small", "mobil
 
 def throughput(name: str, batch_size: int, steps: int, warmup: int = 2) -> tuple[float, float]:
     """(train img/s, inference img/s) on random data."""
-    model = build_model(name).to(memory_format=torch.channels_last)
+    model = build_model(name, 10).to(memory_format=torch.channels_last)
     x = torch.randn(batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch_size,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)

@@ -15,7 +15,7 @@ from xaiquest.models import build_model
 
 def test_gradcam_maps_change_when_the_weights_are_randomised():
     seed_everything(0)
-    model = build_model("resnet_small").eval()
+    model = build_model("resnet_small", 10).eval()
     data = class_coloured_split(1, seed=0)
     images = prepare_batch(data.images[:6], torch.device("cpu"), channels_last=False)
     targets = data.labels[:6]

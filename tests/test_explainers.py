@@ -73,7 +73,7 @@ def caller_state(model: nn.Module) -> nn.Module:
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("model_name", ["fastnet", "resnet_small"])
 def test_every_method_maps_and_leaves_model_untouched(model_name: str, method: str) -> None:
-    model = caller_state(build_model(model_name))
+    model = caller_state(build_model(model_name, 10))
     before = snapshot(model)
     maps = explain(method, model, images(), targets())
     assert maps.shape == (2, 32, 32) and maps.dtype == torch.float32 and maps.device.type == "cpu"
@@ -84,7 +84,7 @@ def test_every_method_maps_and_leaves_model_untouched(model_name: str, method: s
 @pytest.mark.parametrize("method", ["gradcam", "integrated_gradients", "guided_gradcam", "fusioncam"])
 @pytest.mark.parametrize("model_name", ["vgg_small", "densenet_small", "mobilenetv2_small"])
 def test_other_families(model_name: str, method: str) -> None:
-    model = build_model(model_name)
+    model = build_model(model_name, 10)
     maps = explain(method, model, images(), targets())
     assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
     assert hooks(model) == []
@@ -93,7 +93,7 @@ def test_other_families(model_name: str, method: str) -> None:
 @pytest.mark.parametrize("method", ["gradcam", "guided_backprop", "fusioncam"])
 def test_torchvision_model_with_inplace_shared_relus(method: str) -> None:
     """torchvision's ResNet calls one ``ReLU(inplace=True)`` twice per block."""
-    model = build_model("tv:resnet18")
+    model = build_model("tv:resnet18", 10)
     before = snapshot(model)
     maps = explain(method, model, images(), targets())
     assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all() and maps.abs().sum() > 0
@@ -102,7 +102,7 @@ def test_torchvision_model_with_inplace_shared_relus(method: str) -> None:
 
 def test_inplace_relu_does_not_corrupt_hooked_activations() -> None:
     """A ReLU(inplace=True) after the hooked layer would overwrite the activations the CAM reads."""
-    model, x, y = build_model("tv:resnet18").eval(), images(), targets()
+    model, x, y = build_model("tv:resnet18", 10).eval(), images(), targets()
     ours = explain("gradcam", model, x, y, layer="net.layer1.0.bn1")
     for module in model.modules():
         if getattr(module, "inplace", False):
@@ -113,7 +113,7 @@ def test_inplace_relu_does_not_corrupt_hooked_activations() -> None:
 
 
 def test_gradcam_equals_pytorch_grad_cam() -> None:
-    model, x, y = build_model("resnet_small").eval(), images(3), targets(3)
+    model, x, y = build_model("resnet_small", 10).eval(), images(3), targets(3)
     ours = explain("gradcam", model, x, y, layer="stage2")
     with GradCAM(model=model, target_layers=[resolve_layer(model, "stage2")]) as cam:
         reference = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in y])
@@ -145,7 +145,7 @@ def test_integrated_gradients_completeness() -> None:
 
 def test_integrated_gradients_delta_is_the_completeness_gap() -> None:
     """On a non-smooth zoo model too, the recorded delta is sum(map) - (F(x) - F(baseline))."""
-    model, x, y = build_model("fastnet").eval(), images(), targets()
+    model, x, y = build_model("fastnet", 10).eval(), images(), targets()
     info: dict[str, torch.Tensor] = {}
     maps = explain("integrated_gradients", model, x, y, info=info)
     with torch.no_grad():
@@ -177,7 +177,7 @@ def test_ignored_input_gets_no_attribution(method: str) -> None:
 
 
 def test_layer_selection_changes_cams() -> None:
-    model, x, y = build_model("resnet_small"), images(), targets()
+    model, x, y = build_model("resnet_small", 10), images(), targets()
     shallow = explain("gradcam", model, x, y, layer="stage1")
     deep = explain("gradcam", model, x, y, layer="stage3")
     assert not torch.allclose(shallow, deep, atol=1e-3)
@@ -187,7 +187,7 @@ def test_layer_selection_changes_cams() -> None:
 
 
 def test_unknown_names_list_the_options() -> None:
-    model, x, y = build_model("fastnet"), images(), targets()
+    model, x, y = build_model("fastnet", 10), images(), targets()
     with pytest.raises(UnknownNameError) as error:
         explain("gradcamm", model, x, y)
     assert all(name in str(error.value) for name in METHODS)
@@ -201,7 +201,7 @@ def test_unknown_names_list_the_options() -> None:
 
 
 def test_sampling_methods_are_seeded_and_keep_the_global_rng() -> None:
-    model, x, y = build_model("resnet_small"), images(), targets()
+    model, x, y = build_model("resnet_small", 10), images(), targets()
     torch.manual_seed(1)
     first = explain("smoothgrad", model, x, y, nt_samples=4)
     after_explain = torch.rand(1)
@@ -212,7 +212,7 @@ def test_sampling_methods_are_seeded_and_keep_the_global_rng() -> None:
 
 
 def test_fusioncam_fuses_the_depths_it_is_given() -> None:
-    model, x, y = build_model("resnet_small"), images(), targets()
+    model, x, y = build_model("resnet_small", 10), images(), targets()
     single = explain("fusioncam", model, x, y, levels=1)
     layercam = layer_cam_reference(model, x, y, "stage3")
     torch.testing.assert_close(single, layercam, atol=1e-5, rtol=1e-4)

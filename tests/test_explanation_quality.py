@@ -268,7 +268,7 @@ def test_ssim_of_identical_maps_is_one() -> None:
 
 
 def test_cascading_randomisation_separates_model_dependent_maps() -> None:
-    model = build_model("fastnet").eval()
+    model = build_model("fastnet", 10).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images, targets = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     gradient_table = cascading_randomisation(model, images, targets, input_gradient)

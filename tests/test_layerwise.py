@@ -112,7 +112,7 @@ def test_high_frequency_energy_of_noise_exceeds_smooth_maps() -> None:
 
 
 def test_collect_activations_hooks_every_depth_and_cleans_up() -> None:
-    model = build_model("resnet_small").train()
+    model = build_model("resnet_small", 10).train()
     images = smooth_images(5)
     activations = collect_activations(model, images, ["stem", "stage2"], batch_size=2)
     assert set(activations) == {"stem", "stage2"}
@@ -129,13 +129,13 @@ def test_collect_activations_hooks_every_depth_and_cleans_up() -> None:
 
 
 def test_collect_activations_restores_training_mode() -> None:
-    model = build_model("resnet_small").train()
+    model = build_model("resnet_small", 10).train()
     collect_activations(model, smooth_images(2), ["stem"])
     assert model.training
 
 
 def test_layerwise_table_has_one_row_per_depth() -> None:
-    model = build_model("vgg_small")
+    model = build_model("vgg_small", 10)
     clean = smooth_images(12)
     noisy = (clean.float() + torch.randn(clean.shape) * 40).clamp(0, 255).to(torch.uint8)
     table = layerwise_table(model, clean, noisy)
@@ -149,7 +149,7 @@ def test_layerwise_table_has_one_row_per_depth() -> None:
 
 
 def test_first_layer_filters_figure_shows_every_stem_filter() -> None:
-    model = build_model("resnet_small")
+    model = build_model("resnet_small", 10)
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     fig = first_layer_filters_figure(model)
     assert sum(1 for ax in fig.axes if ax.images) == conv.out_channels

@@ -63,7 +63,7 @@ def test_names_cover_every_family() -> None:
 
 @pytest.mark.parametrize("name", sorted(set(model_names()) - STANDARD_SIZES))
 def test_small_model_contract(name: str) -> None:
-    model = build_model(name).to(memory_format=torch.channels_last)
+    model = build_model(name, 10).to(memory_format=torch.channels_last)
     shapes, logits = depth_shapes(model.train(), images())
     assert logits.shape == (2, 10)
     assert_depth_contract(shapes)
@@ -77,7 +77,7 @@ def test_small_model_contract(name: str) -> None:
 @pytest.mark.parametrize("name", ["fastnet", "fastnet_m"])
 def test_fastnet_grid_covers_the_whole_image(name: str) -> None:
     """32 -> 16 -> 8 -> 4 exactly, and the last stage sees the bottom-right pixel (CAMs need both)."""
-    model = build_model(name).eval()
+    model = build_model(name, 10).eval()
     x = images(1).requires_grad_(True)
     shapes, _ = depth_shapes(model, x)
     assert [shape[-1] for shape in shapes.values()] == [32, 16, 8, 4]
@@ -87,7 +87,7 @@ def test_fastnet_grid_covers_the_whole_image(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(STANDARD_SIZES))
 def test_standard_model_contract(name: str) -> None:
-    model = build_model(name).eval().to(memory_format=torch.channels_last)
+    model = build_model(name, 10).eval().to(memory_format=torch.channels_last)
     with torch.no_grad():
         shapes, logits = depth_shapes(model, images())
     assert logits.shape == (2, 10)
@@ -96,7 +96,7 @@ def test_standard_model_contract(name: str) -> None:
 
 
 def test_resolve_layer() -> None:
-    model = build_model("resnet20")
+    model = build_model("resnet20", 10)
     assert resolve_layer(model, "stage2") is model.stages[1]
     assert resolve_layer(model, "stages.1.0.conv1") is model.stages[1][0].conv1
     with pytest.raises(UnknownNameError, match="stem, stage1, stage2, stage3"):
@@ -105,7 +105,7 @@ def test_resolve_layer() -> None:
 
 @pytest.mark.parametrize("name", ["tv:resnet18", "tv:mobilenet_v3_small"])
 def test_torchvision_adapter(name: str) -> None:
-    model = build_model(name).eval().to(memory_format=torch.channels_last)
+    model = build_model(name, 10).eval().to(memory_format=torch.channels_last)
     with torch.no_grad():
         shapes, logits = depth_shapes(model, images())
     assert logits.shape == (2, 10)
@@ -130,13 +130,13 @@ def test_torchvision_resnet_depths_are_its_layers() -> None:
 
 def test_unknown_names() -> None:
     with pytest.raises(UnknownNameError, match="resnet20"):
-        build_model("resnet21")
+        build_model("resnet21", 10)
     with pytest.raises(UnknownNameError, match="tv:resnet50"):
-        build_model("tv:resnet5")
+        build_model("tv:resnet5", 10)
     with pytest.raises(ConfigError, match="transformer"):
-        build_model("tv:vit_b_16")
+        build_model("tv:vit_b_16", 10)
     with pytest.raises(ConfigError, match="pretrained"):
-        build_model("resnet20", pretrained=True)
+        build_model("resnet20", 10, pretrained=True)
 
 
 def test_describe_models() -> None:

@@ -20,7 +20,7 @@ def _train(out_dir, cfg, model_name="fastnet", seed=0):
     data = class_coloured_split(per_class=24, seed=0)
     train, val = validation_split(data, 40, seed=0)
     seed_everything(seed)
-    model = build_model(model_name)
+    model = build_model(model_name, 10)
     outcome = trainer.train_model(model, train, val, cfg, seed=seed, device=CPU, out_dir=out_dir,
                                   fingerprint="fp", num_classes=10)
     return model, outcome

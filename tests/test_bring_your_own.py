@@ -1,0 +1,166 @@
+"""Models the audit did not train: a state_dict trained with plain PyTorch is audited as it is, and
+bad weights files end with one line, exit 2 and nothing marked complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+import yaml
+from PIL import Image
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from xaiquest.cli import app
+from xaiquest.models import build_model, named_depths
+
+CLASSES = ["alpha", "beta", "gamma"]
+SIZE = 64  # at >= 64 px tv: models are torchvision's own networks, so a plain state_dict fits
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def _write_folder(root: Path, per_class: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(CLASSES):
+        (root / name).mkdir(parents=True)
+        for index in range(per_class):
+            pixels = np.clip(rng.normal(60 * label + 50, 30, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{index:02d}.png")
+
+
+def _plain_tensors(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The folder read the way a user's own script would: PIL, sorted names, their normalisation."""
+    images, labels = [], []
+    for label, name in enumerate(CLASSES):
+        for file in sorted((folder / name).iterdir()):
+            pixels = torch.from_numpy(np.array(Image.open(file).convert("RGB"))).permute(2, 0, 1).float() / 255
+            images.append((pixels - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1))
+            labels.append(label)
+    return torch.stack(images), torch.tensor(labels)
+
+
+@pytest.fixture(scope="module")
+def user_model(tmp_path_factory) -> tuple[Path, Path, torch.Tensor]:
+    """Data folders, the state_dict a user trained with plain PyTorch, and its plain test logits."""
+    root = tmp_path_factory.mktemp("byo")
+    _write_folder(root / "data" / "train", per_class=8, seed=0)
+    _write_folder(root / "data" / "test", per_class=4, seed=1)
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=len(CLASSES))
+    x, y = _plain_tensors(root / "data" / "train")
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    net.train()
+    for _ in range(3):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        optimiser.step()
+    net.eval()
+    with torch.no_grad():
+        logits = net(_plain_tensors(root / "data" / "test")[0])
+    torch.save(net.state_dict(), root / "resnet18.pt")
+    return root / "data", root / "resnet18.pt", logits
+
+
+def _config(tmp_path: Path, data: Path, weights: Path, stages_enabled: bool = False, **model: object) -> Path:
+    config = {
+        "name": "byo", "profile": "smoke", "threads": 2,
+        "models": [{"name": "tv:resnet18", "weights": str(weights), **model}],
+        "data": {"source": str(data), "val_size": 3, "train_subset": None, "test_subset": None,
+                 "mean": list(MEAN), "std": list(STD), "cache_dir": str(tmp_path / "cache")},
+        "eval": {"tta_flip": False},  # the plain evaluation has no flip test-time augmentation
+        "robustness": {"enabled": stages_enabled}, "explain": {"enabled": stages_enabled},
+        "stress": {"enabled": stages_enabled},
+    }
+    path = tmp_path / "byo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def _train_and_evaluate(config: Path, runs: Path):
+    trained = _invoke("train", str(config), "--runs-dir", str(runs))
+    return trained if trained.exit_code else _invoke("evaluate", str(config), "--runs-dir", str(runs))
+
+
+def test_plain_pytorch_weights_are_audited_without_training(tmp_path, user_model):
+    data, weights, plain_logits = user_model
+    result = _train_and_evaluate(_config(tmp_path, data, weights), tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "runs" / "byo" / "models" / "tv-resnet18__baseline__s0"
+    setup = json.loads((folder / "train.json").read_text())
+    assert setup["train_time_s"] == 0 and setup["imported_from"] == str(weights)
+    assert not (folder / "history.csv").exists()  # nothing was trained
+    audited = torch.load(folder / "eval" / "logits.pt")["test"]
+    torch.testing.assert_close(audited, plain_logits, rtol=0, atol=1e-5)
+    metrics = json.loads((folder / "eval" / "metrics.json").read_text())
+    plain_accuracy = (plain_logits.argmax(1) == torch.arange(3).repeat_interleave(4)).float().mean().item()
+    assert metrics["accuracy"] == pytest.approx(plain_accuracy)
+    manifest = json.loads((tmp_path / "runs" / "byo" / "manifest.json").read_text())
+    assert manifest["dataset"]["classes"] == CLASSES and manifest["dataset"]["image_size"] == SIZE
+
+
+def _fails_cleanly(tmp_path: Path, config: Path, *fragments: str) -> None:
+    result = _invoke("train", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 2, result.output
+    message = result.output[result.output.index("error:"):].strip()
+    assert "\n" not in message, message
+    flat = message
+    for fragment in fragments:
+        assert fragment in flat, flat
+    manifest = tmp_path / "runs" / "byo" / "manifest.json"
+    assert not manifest.exists() or not json.loads(manifest.read_text())["units"]
+
+
+def test_weights_of_another_architecture_name_the_missing_and_unexpected_keys(tmp_path, user_model):
+    data, _, _ = user_model
+    other = tmp_path / "vgg.pt"
+    torch.save(build_model("vgg_small", 3).state_dict(), other)
+    _fails_cleanly(tmp_path, _config(tmp_path, data, other), "do not fit tv:resnet18", "missing keys", "unexpected keys")
+
+
+def test_weights_for_another_class_count_name_the_tensor_and_both_shapes(tmp_path, user_model):
+    data, _, _ = user_model
+    ten = tmp_path / "ten.pt"
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), ten)
+    _fails_cleanly(tmp_path, _config(tmp_path, data, ten), "fc.weight is [10, 512]", "[3, 512]")
+
+
+def test_a_pickled_whole_model_is_refused_without_unpickling(tmp_path, user_model):
+    data, _, _ = user_model
+    whole = tmp_path / "whole.pt"
+    torch.save(torchvision.models.resnet18(num_classes=3), whole)
+    _fails_cleanly(tmp_path, _config(tmp_path, data, whole), "unsafe unpickling", "state_dict()")
+
+
+def test_safetensors_weights_load_like_the_state_dict(tmp_path, user_model):
+    data, weights, plain_logits = user_model
+    converted = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in torch.load(weights).items()}, converted)
+    result = _train_and_evaluate(_config(tmp_path, data, converted), tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    audited = torch.load(tmp_path / "runs" / "byo" / "models" / "tv-resnet18__baseline__s0" / "eval" / "logits.pt")
+    torch.testing.assert_close(audited["test"], plain_logits, rtol=0, atol=1e-5)
+
+
+def test_tv_models_keep_the_imagenet_stem_from_64_px_and_adapt_it_below():
+    small, large = build_model("tv:resnet18", 3, image_size=32), build_model("tv:resnet18", 3, image_size=64)
+    assert small.net.conv1.kernel_size == (3, 3) and isinstance(small.net.maxpool, torch.nn.Identity)
+    assert large.net.conv1.kernel_size == (7, 7) and large.net.conv1.stride == (2, 2)
+    assert set(torchvision.models.resnet18(num_classes=3).state_dict()) == set(large.net.state_dict())
+    assert list(named_depths(large)) == ["stem", "stage1", "stage2", "stage3", "stage4"]
+
+
+def test_depths_can_be_named_by_module_path(tmp_path, user_model):
+    data, weights, _ = user_model
+    config = _config(tmp_path, data, weights, depths={"early": "net.layer1", "late": "net.layer4"})
+    result = _invoke("train", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    bad = _config(tmp_path, data, weights, depths={"late": "net.layer9"})
+    _fails_cleanly(tmp_path / "other", bad, "no module 'net.layer9'")

@@ -6,7 +6,6 @@ import torch
 from matplotlib.figure import Figure
 
 from xaiquest.data.corruptions import ALL_CORRUPTIONS, SEVERITIES, corrupt
-from xaiquest.data.corruptions.engine import IMAGE_SHAPE
 from xaiquest.errors import DataError
 
 _TILE_GAP = 2  # white pixels around every tile
@@ -18,10 +17,8 @@ def gallery_figure(image: torch.Tensor, seed: int = 0) -> Figure:
     The tiles form one mosaic in a single axes, labelled by its ticks, so the 19 x 6 grid draws
     and saves quickly.
     """
-    if image.dtype != torch.uint8 or tuple(image.shape) != IMAGE_SHAPE:
-        raise DataError(
-            f"gallery_figure() needs one uint8 image of shape {list(IMAGE_SHAPE)}, got {image.dtype} {list(image.shape)}"
-        )
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3 or image.shape[1] != image.shape[2]:
+        raise DataError(f"gallery_figure() needs one square uint8 image [3,S,S], got {image.dtype} {list(image.shape)}")
     batch = image.unsqueeze(0)
     tiles = torch.stack(
         [torch.stack([image, *(corrupt(batch, name, s, seed)[0] for s in SEVERITIES)]) for name in ALL_CORRUPTIONS]

@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
+from xaiquest.data.corruptions.sizing import sized_parameters
 from xaiquest.errors import DataError
 from xaiquest.registry import Registry
 
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
-IMAGE_SHAPE: tuple[int, int, int] = (3, 32, 32)
 
 BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise",
@@ -57,7 +57,7 @@ corruption placed with its benchmark relatives."""
 
 Params = Mapping[str, Any]
 CorruptionFn = Callable[[torch.Tensor, Params, torch.Generator], torch.Tensor]
-"""(uint8 images [N,3,32,32], parameters of one severity, seeded generator) -> uint8 images."""
+"""(uint8 images [N,3,S,S], parameters of one severity for size S, seeded generator) -> uint8 images."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,10 @@ def _check_severity(severity: int) -> int:
     return severity
 
 
-def corruption_parameters(name: str, severity: int) -> dict[str, Any]:
-    """The reference parameters ``corrupt(images, name, severity)`` uses (a copy)."""
-    return dict(CORRUPTIONS.get(name).table[_check_severity(severity) - 1])
+def corruption_parameters(name: str, severity: int, size: int = 32) -> dict[str, Any]:
+    """The parameters ``corrupt(images, name, severity)`` uses on ``size``-px images (a copy):
+    the CIFAR-10-C set at 32 px, following the size otherwise (``sizing``)."""
+    return sized_parameters(name, severity, CORRUPTIONS.get(name).table[_check_severity(severity) - 1], size)
 
 
 def _stream_seed(name: str, seed: int) -> int:
@@ -103,7 +104,8 @@ def _stream_seed(name: str, seed: int) -> int:
 
 
 def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0) -> torch.Tensor:
-    """``images`` (uint8 ``[N,3,32,32]``) under corruption ``name`` at ``severity`` 1..5.
+    """``images`` (uint8 ``[N,3,S,S]``) under corruption ``name`` at ``severity`` 1..5, with the
+    parameters of the images' size (``corruption_parameters``).
 
     The whole batch is corrupted at once on the images' device. The result is deterministic for
     (batch, name, seed, device): random draws come from one generator seeded by ``name`` and
@@ -114,12 +116,9 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0) -> to
     e.g. ``seed=base + chunk``, when generating a dataset in pieces. CPU and CUDA generators differ.
     """
     spec = CORRUPTIONS.get(name)
-    params = spec.table[_check_severity(severity) - 1]
-    if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
-        raise DataError(
-            f"corrupt() needs uint8 images of shape [N,{','.join(map(str, IMAGE_SHAPE))}], "
-            f"got {images.dtype} {list(images.shape)}"
-        )
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+        raise DataError(f"corrupt() needs square uint8 images [N,3,S,S], got {images.dtype} {list(images.shape)}")
+    params = corruption_parameters(name, severity, images.shape[-1])
     if images.shape[0] == 0:
         return images.clone()
     generator = torch.Generator(device=images.device).manual_seed(_stream_seed(name, seed))

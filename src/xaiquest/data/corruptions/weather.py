@@ -57,18 +57,23 @@ def plasma_fractal(n: int, decay: float, generator: torch.Generator, size: int =
     return maps / maps.amax((1, 2), keepdim=True)
 
 
+def fractal_of_size(n: int, decay: float, generator: torch.Generator, size: int) -> torch.Tensor:
+    """``plasma_fractal`` on the next power of two >= ``size``, cropped (ImageNet-C: 256 cropped to 224)."""
+    return plasma_fractal(n, decay, generator, max(_SIZE, 1 << (size - 1).bit_length()))[:, :size, :size]
+
+
 _FROST_TINT = (0.82, 0.91, 1.0)
 
 
-def frost_texture(n: int, generator: torch.Generator) -> torch.Tensor:
-    """Procedural stand-in for the reference's six frost photographs, ``[n, 3, 32, 32]`` in [0, 1].
+def frost_texture(n: int, generator: torch.Generator, size: int = _SIZE) -> torch.Tensor:
+    """Procedural stand-in for the reference's six frost photographs, ``[n, 3, size, size]`` in [0, 1].
 
     Ice-crystal filaments are the ridges of a rough heightmap (where it crosses its mid level),
     laid over a soft haze and tinted pale blue, so the texture has the photographs' character:
     bright, bluish, with thin high-frequency streaks, mean about 0.5.
     """
-    haze = plasma_fractal(n, 2.0, generator)
-    ridges = (1 - (2 * plasma_fractal(n, 1.5, generator) - 1).abs()) ** 6
+    haze = fractal_of_size(n, 2.0, generator, size)
+    ridges = (1 - (2 * fractal_of_size(n, 1.5, generator, size) - 1).abs()) ** 6
     brightness = (0.3 + 0.35 * haze + 0.6 * ridges).clamp(0, 1).unsqueeze(1)
     return brightness * torch.tensor(_FROST_TINT, device=generator.device).view(1, 3, 1, 1)
 
@@ -217,7 +222,7 @@ def fog(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Te
     """Add a plasma heightmap, then rescale so the image's peak value is kept."""
     x = to_unit(images)
     peak = x.amax((1, 2, 3), keepdim=True)
-    fogged = x + p["thickness"] * plasma_fractal(x.shape[0], p["decay"], generator).unsqueeze(1)
+    fogged = x + p["thickness"] * fractal_of_size(x.shape[0], p["decay"], generator, x.shape[-1]).unsqueeze(1)
     return floor_to_uint8(fogged * peak / (peak + p["thickness"]))
 
 
@@ -228,7 +233,7 @@ def fog(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Te
 )
 def frost(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Tensor:
     """Blend the image with a frost texture: image_weight * x + frost_weight * frost."""
-    texture = frost_texture(images.shape[0], generator)
+    texture = frost_texture(images.shape[0], generator, images.shape[-1])
     return floor_to_uint8(p["image_weight"] * to_unit(images) + p["frost_weight"] * texture)
 
 
@@ -252,8 +257,9 @@ def snow(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.T
     brightened towards 1.5 * gray + 0.5."""
     x = to_unit(images)
     n = x.shape[0]
-    flakes = normal(generator, (n, 1, _SIZE, _SIZE), p["loc"], p["scale"])
-    zoom = torch.as_tensor(clipped_zoom_matrix(_SIZE, p["zoom"]), dtype=x.dtype, device=x.device)
+    size = x.shape[-1]
+    flakes = normal(generator, (n, 1, size, size), p["loc"], p["scale"])
+    zoom = torch.as_tensor(clipped_zoom_matrix(size, p["zoom"]), dtype=x.dtype, device=x.device)
     flakes = zoom @ flakes @ zoom.T
     flakes = torch.where(flakes < p["threshold"], 0.0, flakes).clamp(0, 1).mul(255).floor()
     angles = uniform(generator, (n,), -135.0, -45.0)
@@ -283,7 +289,7 @@ def spatter(images: torch.Tensor, p: Params, generator: torch.Generator) -> torc
     """A blurred, thresholded Gaussian liquid layer: shaded turquoise water drops added to the
     image (severities 1-3) or opaque brown mud splashes pasted over it (4-5)."""
     x = to_unit(images)
-    liquid = normal(generator, (x.shape[0], 1, _SIZE, _SIZE), p["loc"], p["scale"])
+    liquid = normal(generator, (x.shape[0], 1, x.shape[-1], x.shape[-1]), p["loc"], p["scale"])
     liquid = gaussian_filter(liquid, p["sigma"])
     liquid = torch.where(liquid < p["threshold"], 0.0, liquid)
     if p["liquid"] == "water":

@@ -218,10 +218,11 @@ def test_unknown_names_and_severities_fail_listing_the_allowed_values() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [torch.zeros(2, 3, 32, 32), torch.zeros(3, 32, 32, dtype=torch.uint8), torch.zeros(2, 1, 32, 32, dtype=torch.uint8)],
+    [torch.zeros(2, 3, 32, 32), torch.zeros(3, 32, 32, dtype=torch.uint8), torch.zeros(2, 1, 32, 32, dtype=torch.uint8),
+     torch.zeros(2, 3, 32, 48, dtype=torch.uint8)],
 )
-def test_images_that_are_not_uint8_nx3x32x32_are_rejected(bad: torch.Tensor) -> None:
-    with pytest.raises(DataError, match=r"uint8 images of shape \[N,3,32,32\]"):
+def test_images_that_are_not_square_uint8_nx3_are_rejected(bad: torch.Tensor) -> None:
+    with pytest.raises(DataError, match=r"square uint8 images \[N,3,S,S\]"):
         corrupt(bad, "contrast", 1)
 
 

@@ -22,7 +22,7 @@ from xaiquest.data import (
 )
 from xaiquest.errors import XaiquestError
 from xaiquest.models import build_model, override_depths
-from xaiquest.models.weights import weights_digest
+from xaiquest.models.weights import load_weights, weights_digest
 from xaiquest.store import RunStore, fingerprint
 
 
@@ -127,6 +127,22 @@ def build_run_model(spec: ModelSpec, data: AuditData) -> nn.Module:
     """The architecture of ``spec`` for this data (class count, image size), with its depth override."""
     model = build_model(spec.name, len(data.classes), image_size=data.image_size)
     return override_depths(model, spec.depths) if spec.depths else model
+
+
+def imported_model(spec: ModelSpec, data: AuditData) -> nn.Module:
+    """The architecture of ``spec`` holding the user's ``weights`` file, checked strictly against it."""
+    assert spec.weights is not None
+    model = build_run_model(spec, data)
+    load_weights(model, spec.weights, f"{spec.name} ({len(data.classes)} classes, {data.image_size} px images)")
+    return model
+
+
+def check_imported_models(config: ExperimentConfig, data: AuditData) -> None:
+    """Load every ``weights`` file once before the run directory opens, so a file that does not fit
+    fails with nothing written."""
+    for spec in config.models:
+        if spec.weights:
+            imported_model(spec, data)
 
 
 def load_trained(store: RunStore, key: RunKey, data: AuditData, device: torch.device) -> nn.Module:

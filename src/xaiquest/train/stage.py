@@ -9,9 +9,9 @@ from rich.progress import Progress
 from xaiquest.config import ExperimentConfig, TrainConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.inference import seed_everything
-from xaiquest.models.weights import load_weights, weights_digest
+from xaiquest.models.weights import weights_digest
 from xaiquest.patch import poison_split
-from xaiquest.runs import AuditData, RunKey, build_run_model, run_dir, run_keys, train_fingerprint
+from xaiquest.runs import AuditData, RunKey, build_run_model, imported_model, run_dir, run_keys, train_fingerprint
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json
 from xaiquest.train.mixing import augmentation_names
 from xaiquest.train.trainer import CHECKPOINT, train_model
@@ -34,9 +34,7 @@ def train_stage(config: ExperimentConfig, store: RunStore, data: AuditData, devi
 def _import_one(store: RunStore, data: AuditData, key: RunKey, unit_fp: str) -> None:
     """Audit the user's weights as they are: load strictly into the architecture, store, fingerprint."""
     assert key.spec.weights is not None
-    model = build_run_model(key.spec, data)
-    description = f"{key.spec.name} ({len(data.classes)} classes, {data.image_size} px images)"
-    load_weights(model, key.spec.weights, description)
+    model = imported_model(key.spec, data)
     out = run_dir(store, key)
     atomic_torch_save(out / "model.pt", {k: v.cpu() for k, v in model.state_dict().items()})
     setup = {

@@ -16,7 +16,9 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from xaiquest.cli import app
+from xaiquest.config import ModelSpec, load_config
 from xaiquest.models import build_model, named_depths
+from xaiquest.runs import build_run_model, prepare_data
 
 CLASSES = ["alpha", "beta", "gamma"]
 SIZE = 64  # at >= 64 px tv: models are torchvision's own networks, so a plain state_dict fits
@@ -163,3 +165,31 @@ def test_depths_can_be_named_by_module_path(tmp_path, user_model):
     assert result.exit_code == 0, result.output
     bad = _config(tmp_path, data, weights, depths={"late": "net.layer9"})
     _fails_cleanly(tmp_path / "other", bad, "no module 'net.layer9'")
+
+
+def test_pretrained_offline_names_the_cache_file_and_folder(tmp_path, user_model, monkeypatch):
+    data, _, _ = user_model
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    config = _config(tmp_path, data, tmp_path / "unused.pt")
+    raw = yaml.safe_load(config.read_text())
+    raw["models"] = [{"name": "tv:resnet18", "pretrained": True}]
+    config.write_text(yaml.safe_dump(raw))
+    folder = tmp_path / "torch-home" / "hub" / "checkpoints"
+    _fails_cleanly(tmp_path, config, "resnet18-f37072fd.pth", str(folder))
+
+
+def test_pretrained_reads_torchvisions_file_from_the_cache_and_init_reads_a_file(tmp_path, user_model, monkeypatch):
+    data, weights, _ = user_model
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    folder = tmp_path / "torch-home" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    source = torchvision.models.resnet18()  # 1000 classes: the ImageNet file's shapes
+    torch.save(source.state_dict(), folder / "resnet18-f37072fd.pth")
+    audit_data = prepare_data(load_config(str(_config(tmp_path, data, weights))))
+    started = build_run_model(ModelSpec(name="tv:resnet18", pretrained=True), audit_data, start=True)
+    assert torch.equal(started.net.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+    assert started.net.fc.out_features == 3  # a fresh classifier for the data's classes
+    from_file = build_run_model(ModelSpec(name="tv:resnet18", init=str(weights)), audit_data, start=True)
+    assert torch.equal(from_file.net.fc.weight, torch.load(weights)["fc.weight"])
+    with pytest.raises(Exception, match="exclude each other"):
+        ModelSpec(name="tv:resnet18", init=str(weights), weights=str(weights))

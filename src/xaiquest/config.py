@@ -200,6 +200,16 @@ class ModelSpec(Section):
     depths: dict[str, str] | None = Field(
         None, description="named depths -> module paths (stem, stage1, ...), replacing the discovered ones"
     )
+    pretrained: bool = Field(False, description="tv: models start from torchvision's weights in the local torch cache")
+    init: str | None = Field(None, description="state_dict file training starts from (tensors of matching name and shape)")
+
+    @model_validator(mode="after")
+    def _one_weights_source(self) -> ModelSpec:
+        sources = [name for name in ("weights", "init", "pretrained") if getattr(self, name)]
+        if len(sources) > 1:
+            raise ValueError(f"model {self.name!r} sets {' and '.join(sources)}; weights (audit as is), init (train from "
+                             "a file) and pretrained (train from torchvision's weights) exclude each other")
+        return self
 
     @field_validator("train")
     @classmethod

@@ -19,7 +19,7 @@ from xaiquest.console import console
 from xaiquest.data import normalised_by
 from xaiquest.errors import XaiquestError
 from xaiquest.inference import resolve_device
-from xaiquest.runs import AuditData, check_imported_models, describe_data, prepare_data
+from xaiquest.runs import AuditData, check_model_sources, describe_data, prepare_data
 from xaiquest.store import RunStore
 from xaiquest.validation import check_config
 
@@ -58,7 +58,7 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
     console.print(f"data: {data.source} — train {len(data.train)}, val {len(data.val)}, test {len(data.test)} "
                   f"({time.perf_counter() - started:.1f} s); device {device}")
     check_config(config, len(data.classes))
-    check_imported_models(config, data)
+    check_model_sources(config, data)
     store = RunStore(Path(runs_dir) / config.name)
     store.initialise(config.model_dump(mode="json"), data.source, describe_data(data))
     with normalised_by(data.normalisation):

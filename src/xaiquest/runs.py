@@ -22,7 +22,7 @@ from xaiquest.data import (
 )
 from xaiquest.errors import XaiquestError
 from xaiquest.models import build_model, override_depths
-from xaiquest.models.weights import load_weights, weights_digest
+from xaiquest.models.weights import load_matching, load_weights, weights_digest
 from xaiquest.store import RunStore, fingerprint
 
 
@@ -116,16 +116,27 @@ def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) ->
     if key.spec.weights:  # imported, not trained: the file's content is the whole recipe
         return fingerprint("import", key.spec.name, weights_digest(key.spec.weights), key.spec.depths, data.fingerprint)
     return fingerprint("train", key.spec.name, key.seed, config.train_config(key.spec, key.variant).model_dump(),
-                       data.fingerprint, *([key.spec.depths] if key.spec.depths else []))
+                       data.fingerprint, *_starting_point(key.spec))
+
+
+def _starting_point(spec: ModelSpec) -> list[object]:
+    """What a model starts from besides its architecture (absent for from-scratch models, so their
+    fingerprints stay as they were)."""
+    extra = {"depths": spec.depths, "pretrained": spec.pretrained or None,
+             "init": weights_digest(spec.init) if spec.init else None}
+    return [{key: value for key, value in extra.items() if value}] if any(extra.values()) else []
 
 
 def evaluate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
     return fingerprint("evaluate", train_fingerprint(config, data, key), config.eval.model_dump())
 
 
-def build_run_model(spec: ModelSpec, data: AuditData) -> nn.Module:
-    """The architecture of ``spec`` for this data (class count, image size), with its depth override."""
-    model = build_model(spec.name, len(data.classes), image_size=data.image_size)
+def build_run_model(spec: ModelSpec, data: AuditData, start: bool = False) -> nn.Module:
+    """The architecture of ``spec`` for this data (class count, image size), with its depth override;
+    with ``start``, holding what training starts from (torchvision's weights, an ``init`` file)."""
+    model = build_model(spec.name, len(data.classes), pretrained=start and spec.pretrained, image_size=data.image_size)
+    if start and spec.init:
+        load_matching(model, spec.init)
     return override_depths(model, spec.depths) if spec.depths else model
 
 
@@ -137,12 +148,14 @@ def imported_model(spec: ModelSpec, data: AuditData) -> nn.Module:
     return model
 
 
-def check_imported_models(config: ExperimentConfig, data: AuditData) -> None:
-    """Load every ``weights`` file once before the run directory opens, so a file that does not fit
-    fails with nothing written."""
+def check_model_sources(config: ExperimentConfig, data: AuditData) -> None:
+    """Load every weights file (``weights``, ``init``, ``pretrained``) once before the run directory
+    opens, so a missing file or one that does not fit fails with nothing written."""
     for spec in config.models:
         if spec.weights:
             imported_model(spec, data)
+        elif spec.init or spec.pretrained:
+            build_run_model(spec, data, start=True)
 
 
 def load_trained(store: RunStore, key: RunKey, data: AuditData, device: torch.device) -> nn.Module:

@@ -29,7 +29,7 @@ __all__ = [
 def build_model(name: str, num_classes: int, pretrained: bool = False, image_size: int = 32) -> nn.Module:
     """A registered model, or any torchvision CNN as ``tv:<name>``; unknown names list the options.
 
-    ``pretrained`` loads torchvision's ImageNet weights (needs internet); zoo models have none.
+    ``pretrained`` loads torchvision's ImageNet weights from the local torch cache; zoo models have none.
     ``image_size`` decides whether a torchvision stem is adapted to small images.
     """
     if name.startswith(TORCHVISION_PREFIX):

@@ -18,6 +18,7 @@ import difflib
 import itertools
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -87,11 +88,25 @@ def builder_kwargs(name: str, num_classes: int, pretrained: bool) -> dict[str, A
     return kwargs
 
 
+def cached_weights_file(name: str) -> Path:
+    """Where torch keeps torchvision's default weights of ``name`` once downloaded (the hub cache)."""
+    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
 def load_imagenet_weights(net: nn.Module, name: str) -> None:
-    """Copy torchvision's default weights into every tensor of matching shape (all but the classifier)."""
-    weights = torchvision.models.get_model_weights(name).DEFAULT
+    """Copy torchvision's default weights, read from the local torch cache (never downloaded: these
+    machines are offline), into every tensor of matching shape (all but the classifier)."""
+    file = cached_weights_file(name)
+    if not file.is_file():
+        url = torchvision.models.get_model_weights(name).DEFAULT.url
+        raise ConfigError(
+            f"pretrained: true needs torchvision's weights of {name} in the torch cache; put {file.name} "
+            f"(from {url}) into {file.parent} (or set TORCH_HOME)"
+        )
     own = net.state_dict()
-    state = {k: v for k, v in weights.get_state_dict(progress=True).items() if k in own and own[k].shape == v.shape}
+    loaded = torch.load(file, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in loaded.items() if k in own and own[k].shape == v.shape}
     net.load_state_dict(state, strict=False)
 
 

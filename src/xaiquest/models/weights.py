@@ -90,6 +90,20 @@ def load_weights(model: nn.Module, path: str | Path, description: str) -> None:
     target.load_state_dict(state, strict=True)
 
 
+def load_matching(model: nn.Module, path: str | Path) -> int:
+    """Start training from a weights file: copy every tensor whose name and shape match (a new
+    classifier for another class count keeps its fresh initialisation); returns how many matched."""
+    state = read_state_dict(path)
+    target = getattr(model, "net", model)
+    own = target.state_dict()
+    matching = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
+    if not matching:
+        raise ConfigError(f"init weights {path} share no tensor (name and shape) with {type(model).__name__}; "
+                          "check the model name")
+    target.load_state_dict(matching, strict=False)
+    return len(matching)
+
+
 def _keys(kind: str, keys: list[str]) -> str:
     if not keys:
         return ""

@@ -54,7 +54,7 @@ def _train_one(config: ExperimentConfig, store: RunStore, data: AuditData, devic
     cfg = config.train_config(key.spec, key.variant)
     unit_fp = train_fingerprint(config, data, key)
     seed_everything(key.seed)
-    model = build_run_model(key.spec, data)
+    model = build_run_model(key.spec, data, start=True)
     train = poison_split(data.train, cfg.patch, key.seed)[0] if cfg.patch else data.train
     outcome = train_model(model, train, data.val, cfg, seed=key.seed, device=device, out_dir=out,
                           fingerprint=unit_fp, num_classes=len(data.classes), label=key.id, progress=progress)

@@ -40,7 +40,7 @@ def _write(folder: Path, classes: list[str], per_class: int, size: int, mode: st
 
 def _config(tmp_path: Path, name: str, **data: object) -> Path:
     config = {
-        "name": name, "profile": "smoke", "threads": 2, "models": ["fastnet", "tv:resnet18"],
+        "name": name, "profile": "smoke", "threads": 2, "models": ["fastnet"],
         "variants": {"baseline": {}, "patch": {"patch": {"target_class": 0, "size": 3}}},
         "data": {"val_size": 10, "train_subset": None, "test_subset": None, "cache_dir": str(tmp_path / "cache"), **data},
         "train": {"epochs": 1, "batch_size": 32, "lr": 0.1, "tensorboard": False},
@@ -76,16 +76,16 @@ def _audit(tmp_path: Path, name: str, data_root: Path, classes: list[str], **dat
 
 def test_five_class_64_px_colour_folders_run_every_stage(tmp_path):
     classes = ["ant", "bee", "cow", "eel", "fox"]
-    _write(tmp_path / "colour" / "train", classes, per_class=24, size=64, mode="RGB", seed=0)
-    _write(tmp_path / "colour" / "test", classes, per_class=8, size=64, mode="RGB", seed=1)
+    _write(tmp_path / "colour" / "train", classes, per_class=16, size=64, mode="RGB", seed=0)
+    _write(tmp_path / "colour" / "test", classes, per_class=6, size=64, mode="RGB", seed=1)
     manifest = _audit(tmp_path, "colour", tmp_path / "colour", classes)
     assert manifest["dataset"]["image_size"] == 64 and manifest["dataset"]["converted"] == {}
 
 
 def test_ten_class_28_px_grayscale_tree_runs_every_stage(tmp_path):
     classes = [f"digit_{chr(ord('a') + i)}" for i in range(10)]
-    _write(tmp_path / "gray", classes, per_class=16, size=28, mode="L", seed=2)
+    _write(tmp_path / "gray", classes, per_class=12, size=28, mode="L", seed=2)
     manifest = _audit(tmp_path, "gray", tmp_path / "gray", classes, test_fraction=0.25)
     assert manifest["dataset"]["image_size"] == 28
-    assert manifest["dataset"]["converted"] == {"grayscale->RGB": 160}
-    assert manifest["dataset"]["images"]["test"] == 40
+    assert manifest["dataset"]["converted"] == {"grayscale->RGB": 120}
+    assert manifest["dataset"]["images"]["test"] == 30

@@ -161,8 +161,9 @@ def apply_stress(image: torch.Tensor, stress: Stress, patch: PatchConfig) -> tup
     return apply_probe(stress.kind, batch, intensity, generator)[0][0], None
 
 
-def load_upload(path: Path) -> torch.Tensor:
-    """An uploaded picture as a uint8 ``[3,32,32]`` image (centre-cropped and resized), or a clear UploadError."""
+def load_upload(path: Path, size: int = 32) -> torch.Tensor:
+    """An uploaded picture as a uint8 ``[3,size,size]`` image (centre-cropped and resized to the run's
+    image size), or a clear UploadError."""
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_UPLOAD_BYTES:
@@ -173,7 +174,7 @@ def load_upload(path: Path) -> torch.Tensor:
                 raise UploadError(f"{path.name} is {picture.width}x{picture.height} pixels; the limit is 4096x4096")
             if picture.mode not in UPLOAD_MODES:
                 raise UploadError(f"{path.name} has image mode {picture.mode}; upload an 8-bit RGB, RGBA, grey or palette image")
-            small = ImageOps.fit(picture.convert("RGB"), (32, 32), Image.Resampling.LANCZOS)
+            small = ImageOps.fit(picture.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
         raise UploadError(f"{path.name} is not an image PIL can read; upload a PNG or JPEG") from None
     return torch.from_numpy(np.asarray(small).copy()).permute(2, 0, 1).contiguous()
@@ -264,7 +265,7 @@ class Dashboard:
 
     def add_upload(self, path: Path) -> tuple[str, str]:
         """``(label, image id)`` of an uploaded picture; the id is its content hash, so re-uploads hit the cache."""
-        image = load_upload(path)
+        image = load_upload(path, self.run.data.image_size)
         image_id = "upload:" + hashlib.sha1(image.numpy().tobytes()).hexdigest()[:12]
         self._uploads[image_id] = (f"upload {Path(path).name}", image)
         return self._uploads[image_id][0], image_id
@@ -274,7 +275,7 @@ class Dashboard:
         return [(label, image_id) for image_id, (label, _) in reversed(self._uploads.items())]
 
     def image(self, image_id: str) -> torch.Tensor:
-        """A uint8 ``[3,32,32]`` image: ``test:<index>`` or an upload's id."""
+        """A uint8 ``[3,S,S]`` image (the run's size): ``test:<index>`` or an upload's id."""
         if image_id in self._uploads:
             return self._uploads[image_id][1]
         kind, _, index = image_id.partition(":")

@@ -23,9 +23,9 @@ from torch import nn
 
 from xaiquest.data import Normalisation, fit_to_size, normalised_by, to_float
 from xaiquest.errors import ConfigError, DataError
-from xaiquest.explain.figures import heat
-from xaiquest.explain.quality.faithfulness import deletion_insertion
-from xaiquest.explain.registry import EXPLAINERS, explain
+from xaiquest.figures.heatmaps import heat
+from xaiquest.explainers.quality.faithfulness import deletion_insertion
+from xaiquest.explainers.registry import EXPLAINERS, explain
 from xaiquest.models import TORCHVISION_PREFIX, build_model, last_depth
 from xaiquest.models.weights import load_weights, read_state_dict
 

@@ -73,7 +73,7 @@ def _config(tmp_path: Path, data: Path, weights: Path, stages_enabled: bool = Fa
         "models": [{"name": "tv:resnet18", "weights": str(weights), **model}],
         "data": {"source": str(data), "val_size": 3, "train_subset": None, "test_subset": None,
                  "mean": list(MEAN), "std": list(STD), "cache_dir": str(tmp_path / "cache")},
-        "eval": {"tta_flip": False},  # the plain evaluation has no flip test-time augmentation
+        "eval": {"tta": "none"},  # the plain evaluation has no flip test-time augmentation
         "robustness": {"enabled": stages_enabled}, "explain": {"enabled": stages_enabled},
         "stress": {"enabled": stages_enabled},
     }

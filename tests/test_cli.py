@@ -85,11 +85,11 @@ def test_misspelled_config_key_is_named(tmp_path, tiny_cifar):
     _assert_clean_failure(result, "'trian' is not allowed", runs)
 
 
-def test_nine_class_data_is_rejected_before_anything_is_written(tmp_path):
-    nine = write_image_folder(tmp_path / "nine", class_coloured_split(3, 0, num_classes=9), class_coloured_split(1, 1, num_classes=9))
+def test_one_class_data_is_rejected_before_anything_is_written(tmp_path):
+    one = write_image_folder(tmp_path / "one", class_coloured_split(3, 0, num_classes=1), class_coloured_split(1, 1, num_classes=1))
     runs = tmp_path / "runs"
-    result = _invoke("run", _config(tmp_path), "--data", str(nine), "--runs-dir", str(runs))
-    _assert_clean_failure(result, "9 classes", runs)
+    result = _invoke("run", _config(tmp_path), "--data", str(one), "--runs-dir", str(runs))
+    _assert_clean_failure(result, "at least 2 class folders", runs)
 
 
 def test_corrupt_image_is_named(tmp_path):

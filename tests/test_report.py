@@ -207,7 +207,7 @@ def test_calibration_rules(tmp_path: Path) -> None:
     assert "vgg_small is the best calibrated model before temperature scaling (ECE 0.0500)" in text
     assert "fastnet is the worst calibrated" in text and "ECE 0.1825, 3.65x the best" in text
     assert "fastnet is under-confident: mean confidence 62.92% against 81.17% accuracy (gap -18.25 pp)" in text
-    assert "vgg_small is over-confident" in text and "(gap 5.00 pp)" in text
+    assert "vgg_small is over-confident" in text and "(gap +5.00 pp)" in text
     assert "T = 0.565 < 1: logits sharpened, the model was under-confident" in text
     assert "ECE from 0.1825 to 0.0148 (-91.9%)" in text
     assert "T = 1.800 > 1: logits softened, the model was over-confident" in text
@@ -225,7 +225,7 @@ def test_robustness_rules(tmp_path: Path) -> None:
     assert "fastnet is weakest on noise corruptions (40.00% mean accuracy over severities 1-5)" in text
     assert "strongest on weather (77.50%)" in text
     assert "From clean images (90.00%) to severity 5" in text
-    assert "loses most on noise (-70.00 pp, to 20.00%) and least on weather (-20.00 pp, to 70.00%)" in text
+    assert "changes worst on noise (-70.00 pp, to 20.00%) and best on weather (-20.00 pp, to 70.00%)" in text
     assert "ECE rises from 0.0300 on clean images to 0.2000 at severity 5 (mean over corruptions, 6.7x)" in text
 
 
@@ -243,7 +243,9 @@ def test_explanation_rules(tmp_path: Path) -> None:
 
 def test_sanity_rule_names_failures_and_passes(tmp_path: Path) -> None:
     _write(tmp_path, "tables/explain_quality.csv", _quality())
-    (finding,) = _findings(tmp_path, "sanity_failures")
+    overview, finding = _findings(tmp_path, "sanity_failures")
+    assert overview.kind == "weakness" and overview.text.startswith(
+        "1 method of 4 fails the cascading-randomisation sanity check on at least one model: lime (1 of 2 models).")
     assert finding.kind == "weakness" and "lime fails the cascading-randomisation sanity check on fastnet" in finding.text
     assert "final SSIM 0.640, Spearman 0.697" in finding.text
     _write(tmp_path, "tables/explain_quality.csv", _quality().assign(sanity_fails=False))
@@ -294,8 +296,10 @@ def test_variant_rules_compare_each_variant_with_its_baseline(tmp_path: Path) ->
     _variants_run(tmp_path)
     findings = _findings(tmp_path, "variant_effects", "reexamination")
     text = _text(findings)
-    assert ("fastnet with label_smoothing instead of the baseline: accuracy 80.00% -> 81.00%, ECE 0.050 -> 0.020, "
-            "mCE 1.000 -> 0.950 and mean accuracy under the stress probes 50.00% -> 60.00% (+1.00 pp accuracy).") in text
+    # Each change sits next to its own metric (the old text put the accuracy change after the stress-probe one).
+    assert ("fastnet with label_smoothing instead of the baseline: accuracy 80.00% -> 81.00% (+1.00 pp), ECE 0.050 -> "
+            "0.020 (-0.030), mCE 1.000 -> 0.950 (-0.050) and mean accuracy under the stress probes 50.00% -> 60.00% "
+            "(+10.00 pp).") in text
     assert "patch" not in text
     assert ("On fastnet's 50 most confident baseline mistakes (mean confidence 95.00%), label_smoothing predicts the "
             "true class for 20.00%, repeats the baseline's wrong class for 70.00% and gives that class 60.00% on "

@@ -462,3 +462,44 @@ def test_setup_states_the_prediction_policy_and_the_subsets_behind_each_clean_ac
            "explanation explains" in text
     assert "The robustness stage's clean accuracy is on 40 stratified test images of Stage 1's 100, under the same policy" in text
     assert "The stress stage's clean accuracy is on 99 stratified test images of Stage 1's 100" in text  # one held back
+
+
+# -- findings that must stay true (issue 12.5) ---------------------------------------------------
+
+
+def _chance_run(root: Path) -> Path:
+    """fastnet learned nothing (10 % on 10 classes) and is trivially well calibrated; vgg_small learned."""
+    _write(root, "tables/calibration.csv", pd.DataFrame({
+        "run": list(RUNS), "temperature": [1.299, 1.5], "ece": [0.0008, 0.05], "ece_after_ts": [0.0007, 0.02],
+        "accuracy": [0.1, 0.8], "mean_confidence": [0.1005, 0.86]}))
+    for run, accuracy in zip(RUNS, (0.1, 0.8)):
+        _write(root, f"models/{run}/eval/metrics.json", {"accuracy": accuracy})
+    return root
+
+
+def test_chance_level_models_are_flagged_and_kept_out_of_strengths(tmp_path: Path) -> None:
+    findings = run_rules(RunTables(_chance_run(tmp_path)))
+    (flag,) = [f for f in findings if f.rule == "chance_level"]
+    assert flag.kind == "weakness" and flag.text.startswith("fastnet (10.00%) is at or near chance level")
+    assert not [f for f in findings if f.kind == "strength" and "fastnet" in f.text]
+    text = _text(findings)
+    assert "fastnet is the best calibrated" not in text and "ECE 0.0008)." not in text
+    assert "T = 1.299 > 1: logits softened, although on the test set its confidence already matched its accuracy" in text
+    assert "Not counted as a strength: the model is at chance-level accuracy." in text
+
+
+def test_training_cost_says_when_the_recipes_differ(tmp_path: Path) -> None:
+    for run, epochs, seconds in zip(RUNS, (2, 4), (20.0, 60.0)):
+        _write(tmp_path, f"models/{run}/train.json", {"epochs": epochs, "train_time_s": seconds})
+    (finding,) = _findings(tmp_path, "training_cost")
+    assert finding.text.endswith("Their recipes differ (epochs 2 vs 4), so the times are not a like-for-like "
+                                 "comparison: per epoch 10.0 s vs 15.0 s.")
+
+
+def test_a_single_corruption_family_is_not_both_weakest_and_strongest(tmp_path: Path) -> None:
+    _write(tmp_path, "tables/robustness_accuracy.csv", pd.DataFrame({
+        "model": RUNS[0], "corruption": ["clean", "gaussian_noise"], "severity": [0, 5], "accuracy": [0.5, 0.52]}))
+    weakest, drop = _findings(tmp_path, "worst_corruption_family", "severity_drop")
+    assert weakest.text == ("fastnet keeps 52.00% mean accuracy over severities 1-5 on noise corruptions, the only "
+                            "family measured.")
+    assert "noise (+2.00 pp, to 52.00%)" in drop.text and "--" not in drop.text

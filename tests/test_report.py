@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -17,6 +22,7 @@ from xaiquest.report import RunTables, finding_rule, run_rules, write_report
 from xaiquest.report.findings import RULES, Finding, critical_reflection
 from xaiquest.report.sections import Paragraph, setup_section
 
+ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("fastnet__baseline__s0", "vgg_small__baseline__s0")
 METHODS = ("gradcam", "saliency", "lime")
 
@@ -409,7 +415,7 @@ def test_write_report_on_a_minimal_run(tmp_path: Path) -> None:
     findings = pd.read_csv(root / "tables" / "findings.csv")
     assert {"section", "rule", "kind", "tags", "text", "source", "numbers"} <= set(findings.columns)
     markdown = md_path.read_text(encoding="utf-8")
-    assert "## 1. Setup" in markdown and "[tables/calibration.csv](tables/calibration.csv)" in markdown
+    assert "## 1. Summary" in markdown and "## 2. Setup" in markdown and "[tables/calibration.csv](tables/calibration.csv)" in markdown
     assert "This run did not measure bias" in markdown
 
 
@@ -503,3 +509,100 @@ def test_a_single_corruption_family_is_not_both_weakest_and_strongest(tmp_path: 
     assert weakest.text == ("fastnet keeps 52.00% mean accuracy over severities 1-5 on noise corruptions, the only "
                             "family measured.")
     assert "noise (+2.00 pp, to 52.00%)" in drop.text and "--" not in drop.text
+
+
+# -- summary, previews, reflection, wording (issues 11.10 and 12.6) -------------------------------
+
+
+def _section_html(html_text: str, key: str) -> str:
+    return html_text.split(f'<section id="{key}">', 1)[1].split("</section>", 1)[0]
+
+
+def test_the_report_opens_with_a_summary_that_links_to_its_sections(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _later_stages(root)
+    html_path, md_path = write_report(root)
+    parser = _check_html(html_path)
+    sections = [value for tag, name, value in parser.attributes if tag == "section" and name == "id"]
+    assert sections[0] == "summary"
+    summary = _section_html(html_path.read_text(encoding="utf-8"), "summary")
+    assert "Shortcut detected on fastnet" in summary and "worst calibrated" in summary
+    assert "hardest family" in summary and "fails the cascading-randomisation sanity check" in summary
+    targets = re.findall(r'class="section" href="#([^"]+)"', summary)
+    assert len(targets) >= 4 and set(targets) <= set(sections)
+    anchors = {value for _, name, value in parser.attributes if name == "id"}
+    assert all(ref in anchors for ref in re.findall(r'href="#(F\d+)"', summary))
+    markdown = md_path.read_text(encoding="utf-8")
+    assert markdown.index("## 1. Summary") < markdown.index("## 2. Setup")
+    assert "→ [7. Stress tests, bias probes and the planted patch](#7-stress-tests-bias-probes-and-the-planted-patch)" in markdown
+
+
+def _large_figure(path: Path, side: int, seed: int) -> None:
+    """A heatmap-like figure: blocks of random colour with a little noise, as hard to compress as real grids."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (side // 8, side // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    noisy = np.clip(blocks.astype(int) + rng.integers(-6, 7, blocks.shape), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(noisy).save(path)
+
+
+def test_html_stays_small_and_every_figure_opens_full_size(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    for i, run in enumerate(RUNS):
+        for figure in ("explain/grid.png", "explain/agreement.png", "eval/confusion.png"):
+            _large_figure(root / "models" / run / figure, 1400, i)
+    full_size = sum(p.stat().st_size for p in root.rglob("*.png"))
+    assert full_size > 6_000_000  # embedding the figures as they are would exceed the limit
+    html_path, _ = write_report(root)
+    html_text = html_path.read_text(encoding="utf-8")
+    assert html_path.stat().st_size < 5_000_000
+    figures = re.findall(r'<figure><a href="([^"]+)" title="open full size"><img src="data:image/png;base64,([^"]+)"',
+                         html_text)
+    assert len(figures) == html_text.count("<img ")
+    for path, data in figures:
+        assert (root / path).is_file()
+        with Image.open(io.BytesIO(base64.b64decode(data))) as preview:
+            assert preview.width <= 1100
+    grids = _section_html(html_text, "explanations")
+    assert 'class="gallery cols-1"' in grids.split("Explanation grids per model", 1)[1][:200]
+
+
+def test_last_updated_is_when_the_report_was_written(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    manifest = json.loads((root / "manifest.json").read_text())
+    _write(root, "manifest.json", {**manifest, "updated": "2020-01-01T00:00:00"})
+    before = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    markdown = write_report(root)[1].read_text(encoding="utf-8")
+    stamp = re.search(r"last updated (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", markdown)
+    assert stamp and "2020-01-01" not in markdown
+    assert datetime.strptime(stamp[1], "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc) >= before
+
+
+def test_the_reflection_cites_findings_instead_of_repeating_them(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _later_stages(root)
+    html_path, _ = write_report(root)
+    reflection = _section_html(html_path.read_text(encoding="utf-8"), "reflection")
+    findings = pd.read_csv(root / "tables" / "findings.csv")
+    assert not [text for text in findings["text"] if html.escape(text, quote=True) in reflection]
+    cited = set(re.findall(r'href="#(F\d+)"', reflection))
+    tagged = set(findings.loc[findings["tags"].notna(), "ref"])
+    assert cited == tagged  # every finding on bias, reliability or generalisation is cited, nothing else
+    assert "A model follows a planted shortcut" in reflection
+
+
+@pytest.mark.parametrize("document", ["README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))])
+def test_no_internal_source_document_numbers_in_user_facing_text(document: str) -> None:
+    path = ROOT / document if document == "README.md" else ROOT / "docs" / document
+    assert not re.search(r"\bseeds? 0\d\d\b", path.read_text(encoding="utf-8"), re.IGNORECASE)
+
+
+def test_the_report_names_the_layer_each_cam_used(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    quality = _quality().assign(layer=lambda t: t["method"].map({"gradcam": "stage3"}))
+    _write(root, "tables/explain_quality.csv", quality)
+    markdown = write_report(root)[1].read_text(encoding="utf-8")
+    assert "**Layer each CAM method explained**" in markdown
+    assert re.search(r"\| fastnet\s+\| stage3\s+\| gradcam\s+\|", markdown)
+    _write(root, "tables/explain_quality.csv", _quality())  # a run from before the layer was recorded
+    assert "explained each model's last feature depth (the default)" in write_report(root)[1].read_text(encoding="utf-8")

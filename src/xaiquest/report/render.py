@@ -280,7 +280,7 @@ def preview_png(path: Path, width: int = PAGE_WIDTH) -> bytes:
     if image.width > width:
         image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    image.quantize(PREVIEW_COLOURS, method=Image.Quantize.MEDIANCUT).save(buffer, "PNG", optimize=True)
+    image.quantize(PREVIEW_COLOURS, method=Image.Quantize.FASTOCTREE).save(buffer, "PNG")
     return buffer.getvalue()
 
 

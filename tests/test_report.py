@@ -606,3 +606,9 @@ def test_the_report_names_the_layer_each_cam_used(tmp_path: Path) -> None:
     assert re.search(r"\| fastnet\s+\| stage3\s+\| gradcam\s+\|", markdown)
     _write(root, "tables/explain_quality.csv", _quality())  # a run from before the layer was recorded
     assert "explained each model's last feature depth (the default)" in write_report(root)[1].read_text(encoding="utf-8")
+
+
+def test_the_reflection_page_cites_findings_by_rules_that_exist() -> None:
+    text = (ROOT / "docs" / "trustworthy-ai.md").read_text(encoding="utf-8")
+    cited = {rule for block in re.findall(r"\*Findings: ([^*]+)\*", text) for rule in re.findall(r"`(\w+)`", block)}
+    assert len(cited) >= 10 and cited <= set(RULES)

@@ -251,7 +251,8 @@ def test_sanity_rule_names_failures_and_passes(tmp_path: Path) -> None:
     _write(tmp_path, "tables/explain_quality.csv", _quality())
     overview, finding = _findings(tmp_path, "sanity_failures")
     assert overview.kind == "weakness" and overview.text.startswith(
-        "1 method of 4 fails the cascading-randomisation sanity check on at least one model: lime (1 of 2 models).")
+        "1 method of 4 fails the cascading-randomisation sanity check on at least one model: lime (1 of 2 models). "
+        "Its maps barely depend on the learned weights there.")
     assert finding.kind == "weakness" and "lime fails the cascading-randomisation sanity check on fastnet" in finding.text
     assert "final SSIM 0.640, Spearman 0.697" in finding.text
     _write(tmp_path, "tables/explain_quality.csv", _quality().assign(sanity_fails=False))

@@ -808,7 +808,8 @@ def sanity_failures(run: RunTables) -> list[Finding]:
     listed = _join([f"{method} ({m} of {plural(models, 'model')})" for method, m in per_method.items()])
     overview = (f"{plural(len(per_method), 'method')} of {quality['method'].nunique()} "
                 f"{'fails' if len(per_method) == 1 else 'fail'} the cascading-randomisation sanity check on at least "
-                f"one model: {listed}. Their maps barely depend on the learned weights.")
+                f"one model: {listed}. {'Its' if len(per_method) == 1 else 'Their'} maps barely depend on the learned "
+                "weights there.")
     findings = [Finding("explanations", overview, {"failing_methods": float(len(per_method))}, EXPLAIN_QUALITY,
                         kind="weakness")]
     for row in failed.itertuples():

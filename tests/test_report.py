@@ -185,7 +185,7 @@ def test_accuracy_ranking_and_single_seed_note(tmp_path: Path) -> None:
     _write(tmp_path, "tables/comparison.csv", _comparison())
     text = _text(_findings(tmp_path, "accuracy_ranking", "accuracy_noise"))
     assert "fastnet has the highest test accuracy (81.17%)" in text
-    assert "vgg_small the lowest (74.77%)" in text and "6.40 pp across 2 models" in text
+    assert "vgg_small has the lowest (74.77%)" in text and "6.40 pp across 2 models" in text
     assert "single seed" in text
 
 

@@ -49,10 +49,11 @@ def _accuracy(rng: random.Random, pool: list[float]) -> float:
 def random_run(root: Path, seed: int) -> Path:
     """A run directory whose tables vary in every way the rules must handle."""
     rng = random.Random(seed)
-    models = [f"m{i}" for i in range(rng.randint(1, 4))]
-    variants = ["baseline"] + (["label_smoothing"] if rng.random() < 0.6 else [])
+    single = seed % 10 == 3  # every tenth run: one model, one seed
+    models = [f"m{i}" for i in range(1 if single else rng.randint(1, 4))]
+    variants = ["baseline"] + (["label_smoothing"] if rng.random() < 0.6 and not single else [])
     groups = [(m, "baseline") for m in models] + [(models[0], v) for v in variants[1:]]
-    seeds = rng.choice([1, 1, 2])
+    seeds = 1 if single else rng.choice([1, 1, 2])
     pool: list[float] = []
     runs: dict[str, float] = {}
     for model, variant in groups:
@@ -105,7 +106,9 @@ PERCENT_CHANGE = re.compile(r"(-?\d+\.\d+)% -> (-?\d+\.\d+)% \(([+-]\d+\.\d+) pp
 DECIMAL_CHANGE = re.compile(r"(-?\d+\.\d+) -> (-?\d+\.\d+) \(([+-]\d+\.\d+)\)")
 PAIRED = (re.compile(r"weakest on (.+?) corruptions .* strongest on (.+?) \("),
           re.compile(r"changes worst on (.+?) \(.* best on (.+?) \("),
-          re.compile(r"trains fastest .*?\) and (.+?) slowest"),)
+          re.compile(r"^(.+?) (?:has|share) the highest test accuracy .*?and (.+?) (?:has|share) the lowest"),
+          re.compile(r"^(.+?) trains fastest .*?\) and (.+?) slowest"))
+"""Sentences naming two extremes: the same thing must never be both."""
 
 
 def _renderings(value: float) -> set[str]:
@@ -125,9 +128,9 @@ def check_sentence(finding: Finding) -> None:
         assert float(change) == pytest.approx(float(after) - float(before), abs=0.011), text
     for before, after, change in DECIMAL_CHANGE.findall(text):
         assert float(change) == pytest.approx(float(after) - float(before), abs=0.0011), text
-    match = PAIRED[0].search(text) or PAIRED[1].search(text)
-    if match:
-        assert set(match[1].split(" and ")).isdisjoint(match[2].split(" and ")), text
+    for pattern in PAIRED:
+        if match := pattern.search(text):
+            assert set(match[1].split(" and ")).isdisjoint(match[2].split(" and ")), text
     for key, value in finding.numbers.items():  # every number a finding carries is the one it quotes
         if key not in {"strengths", "weaknesses", "models"}:
             assert any(r in text for r in _renderings(float(value))), (key, value, text)

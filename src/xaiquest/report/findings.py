@@ -395,8 +395,12 @@ def accuracy_ranking(run: RunTables) -> list[Finding]:
     if len(table) == 1:
         return [Finding("comparison", f"{names[best]}, the only model, reaches {pct(top)} test accuracy.",
                         {"accuracy": top}, COMPARISON)]
-    text = (f"{names[best]} has the highest test accuracy ({pct(top)}) and {names[worst]} the lowest "
-            f"({pct(low)}): a spread of {pp(top - low)} across {len(table)} models.")
+    if top == low:
+        text = f"All {len(table)} models reach the same test accuracy ({pct(top)})."
+        return [Finding("comparison", text, {"accuracy": top}, COMPARISON)]
+    accuracy = pd.Series(table["accuracy_mean"].to_numpy(), index=names.to_numpy())
+    text = (f"{_holders(accuracy, top)} the highest test accuracy ({pct(top)}) and {_holders(accuracy, low)} the "
+            f"lowest ({pct(low)}): a spread of {pp(top - low)} across {len(table)} models.")
     return [Finding("comparison", text, {"best": top, "worst": low, "spread": top - low}, COMPARISON)]
 
 

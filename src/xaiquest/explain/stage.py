@@ -31,7 +31,7 @@ from xaiquest.explainers.quality import (
     sparseness,
 )
 from xaiquest.explain.reexamine import reexamine_variants
-from xaiquest.explainers.registry import explain
+from xaiquest.explainers.registry import explain, explained_layer
 from xaiquest.figures import save_figure
 from xaiquest.inference import prepare_batch
 from xaiquest.runs import (
@@ -131,6 +131,7 @@ def _explain_and_score(method: str, model: nn.Module, images: torch.Tensor, targ
     final = sanity.iloc[-1]
     row = {
         "method": method,
+        "layer": explained_layer(method, model, cfg.layer),
         "deletion_auc": curves["deletion_auc"].mean().item(),
         "insertion_auc": curves["insertion_auc"].mean().item(),
         "road_gap": removal["road_gap"].mean().item(),

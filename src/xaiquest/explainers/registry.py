@@ -96,6 +96,11 @@ def explain(
     return maps.detach().float().cpu()
 
 
+def explained_layer(method: str, model: nn.Module, layer: str | None) -> str | None:
+    """The layer ``explain`` uses for ``method`` (None for input-attribution methods), so results can name it."""
+    return (layer or last_depth(model)) if EXPLAINERS.get(method).uses_layer else None
+
+
 def describe_explainers() -> list[tuple[str, Family, bool, str]]:
     """(name, family, uses a layer, one-line description) per registered method."""
     return [(e.name, e.family, e.uses_layer, e.description) for e in map(EXPLAINERS.get, EXPLAINERS)]

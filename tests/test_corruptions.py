@@ -21,6 +21,7 @@ from PIL import Image
 from scipy import ndimage
 from torchvision.io import decode_jpeg, encode_jpeg
 
+from xaiquest.data import load_cifar10, stratified_indices
 from xaiquest.data.cifar10c import load_cifar10c, load_cifar10c_labels
 from xaiquest.data.corruptions import (
     ALL_CORRUPTIONS,
@@ -38,6 +39,8 @@ from xaiquest.data.corruptions.digital import elastic_warp
 from xaiquest.data.corruptions.weather import FROST_PHOTOS, frost_crops, plasma_fractal, water_drops
 from xaiquest.errors import DataError, UnknownNameError
 from xaiquest.store import save_figure
+
+from synthetic import class_coloured_split, write_image_folder
 
 # The parameter table of make_cifar_c.py (Hendrycks & Dietterich 2019), severity 1..5, written out
 # independently of the engine's so that a typo on either side fails.
@@ -822,3 +825,25 @@ def test_cifar10c_labels_must_split_into_five_equal_severities(tmp_path: Path) -
     (tmp_path / "labels.npy").write_text("not numpy")
     with pytest.raises(DataError, match="not a readable .npy"):
         load_cifar10c_labels(tmp_path)
+
+
+def test_cifar10c_subset_comes_from_the_files_own_labels_with_image_folder_data(tmp_path: Path) -> None:
+    """Issue 11: image-folder test data load class by class while the release follows the original
+    test order, so rows picked by the project's test positions were not a stratified subset of the
+    release. The subset is drawn from labels.npy: stratified, and each image keeps its own label."""
+    original = class_coloured_split(per_class=8, seed=0).subset(torch.randperm(80, generator=torch.Generator().manual_seed(1)))
+    data = load_cifar10(write_image_folder(tmp_path / "png", class_coloured_split(2, seed=2), original), tmp_path / "cache")
+    assert torch.equal(data.test.labels, data.test.labels.sort().values), "image folders load class by class"
+    release = tmp_path / "cifar10c"
+    release.mkdir()
+    np.save(release / "labels.npy", np.tile(original.labels.numpy(), 5).astype(np.uint8))
+    np.save(release / "fog.npy", np.tile(as_hwc(original.images), (5, 1, 1, 1)))
+    real = load_cifar10c(release, ["fog"], n=20, seed=0)
+    _, clean_rows = stratified_indices(data.test.labels, 20, 0)
+    assert torch.equal(torch.bincount(real["labels"], minlength=10), torch.full((10,), 2))
+    assert torch.equal(torch.bincount(real["labels"]), torch.bincount(data.test.labels[clean_rows]))
+    position = {image.numpy().tobytes(): i for i, image in enumerate(original.images)}
+    for image, label in zip(real["fog"][0], real["labels"]):
+        assert original.labels[position[image.numpy().tobytes()]] == label
+    assert torch.equal(real["fog"][4], real["fog"][0])
+    assert len(load_cifar10c(release, ["fog"])["labels"]) == 80

@@ -39,12 +39,14 @@ FROST_DIR = Path(str(files("xaiquest.data.corruptions") / "frost"))
 
 
 def benchmark_images(n: int, data: Path | None) -> torch.Tensor:
-    """CIFAR-10 test images if ``data`` is given, else smooth random images (JPEG-like content)."""
+    """CIFAR-10 test images in a fixed random order (an image folder loads class by class, and the
+    reference times only the first few) if ``data`` is given, else smooth random images."""
     if data is not None:
         from xaiquest.data import load_cifar10
 
         test = load_cifar10(data, Path(".cache/xaiquest"), download=False).test.images
-        return test[torch.arange(n) % len(test)].contiguous()
+        order = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
+        return test[order[torch.arange(n) % len(test)]].contiguous()
     low = torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     smooth = F.interpolate(low, size=32, mode="bilinear", align_corners=False)
     grain = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 0.1

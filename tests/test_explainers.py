@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
+from captum.attr import GuidedBackprop, GuidedGradCam
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.explain import describe_explainers, explain, explainer_names
-from xaiquest.models import build_model, resolve_layer
+from xaiquest.models import build_model, last_depth, resolve_layer
 
 METHODS = explainer_names()
 INPUT_GRADIENT_METHODS = ("saliency", "smoothgrad", "integrated_gradients", "guided_backprop")
@@ -239,3 +242,65 @@ def test_describe_explainers() -> None:
     assert set(rows) == set(METHODS) and len(METHODS) == 16
     assert {family for family, _, _ in rows.values()} == {"cam", "gradient", "perturbation", "ours"}
     assert rows["gradcam"][1] and not rows["saliency"][1] and all(text for *_, text in rows.values())
+
+
+def test_guided_backprop_and_guided_gradcam_equal_captums_on_a_relu_network() -> None:
+    model, x, y = build_model("resnet_small").eval(), images(3), targets(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        backprop = GuidedBackprop(model).attribute(x.clone(), target=y).abs().sum(1)
+        guided_cam = GuidedGradCam(model, resolve_layer(model, "stage2")).attribute(
+            x.clone(), target=y, interpolate_mode="bilinear"
+        ).abs().sum(1)
+    torch.testing.assert_close(explain("guided_backprop", model, x, y), backprop)
+    torch.testing.assert_close(explain("guided_gradcam", model, x, y, layer="stage2"), guided_cam)
+
+
+@pytest.mark.parametrize("model_name", ["fastnet", "mobilenetv2_small", "tv:mobilenet_v3_small"])
+def test_guided_rule_applies_beyond_relu(model_name: str) -> None:
+    """GELU (FastNet), ReLU6 (MobileNetV2), Hardswish (MobileNetV3): Captum leaves the plain gradient there."""
+    model, x, y = build_model(model_name).eval(), images(), targets()
+    saliency = explain("saliency", model, x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain_cam = GuidedGradCam(model, resolve_layer(model, last_depth(model)))
+        plain_guided_cam = plain_cam.attribute(x.clone(), target=y, interpolate_mode="bilinear").abs().sum(1)
+    for guided, plain in ((explain("guided_backprop", model, x, y), saliency),
+                          (explain("guided_gradcam", model, x, y), plain_guided_cam)):
+        assert (guided - plain).abs().sum() > 0.1 * plain.abs().sum()
+
+
+class SiLUNet(nn.Module):
+    """Conv-SiLU twice, then a linear head; ``activation`` swaps the second nonlinearity."""
+
+    def __init__(self, activation: nn.Module | None = None) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.SiLU(), nn.Conv2d(8, 8, 3, padding=1))
+        self.activation = activation
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.body(x)
+        features = self.activation(features) if self.activation is not None else F.relu(features, inplace=True)
+        return self.fc(features.mean(dim=(2, 3)))
+
+
+def test_guided_rule_matches_a_hand_written_guided_backward_and_refuses_what_it_cannot_guide() -> None:
+    x, y = images(), targets()
+    model = SiLUNet().eval()
+    inputs = x.clone().requires_grad_()
+    first = model.body[0](inputs)
+    hidden = F.silu(first)
+    second = model.body[2](hidden)
+    logits = model.fc(F.relu(second).mean(dim=(2, 3)))
+    score = logits[torch.arange(2), y].sum()
+    (g_relu,) = torch.autograd.grad(score, second, retain_graph=True)
+    g_relu = (g_relu * (second > 0)).clamp_min(0)  # guided ReLU (functional, with inplace=True)
+    (g_hidden,) = torch.autograd.grad(second, hidden, g_relu, retain_graph=True)
+    (g_silu,) = torch.autograd.grad(hidden, first, g_hidden, retain_graph=True)
+    (g_input,) = torch.autograd.grad(first, inputs, g_silu.clamp_min(0))
+    torch.testing.assert_close(explain("guided_backprop", model, x, y), g_input.abs().sum(1), atol=1e-6, rtol=1e-4)
+    with pytest.raises(ConfigError, match=r"Softsign \(activation\)"):
+        explain("guided_backprop", SiLUNet(nn.Softsign()), x, y)
+    with pytest.raises(ConfigError, match="no elementwise activation"):
+        explain("guided_backprop", nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)), x, y)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 
 from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.explain import describe_explainers, explain, explainer_names
+from xaiquest.explain.own import forward_capturing
 from xaiquest.models import build_model, last_depth, resolve_layer
 
 METHODS = explainer_names()
@@ -239,7 +241,7 @@ def layer_cam_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, laye
 
 def test_describe_explainers() -> None:
     rows = {name: (family, uses_layer, text) for name, family, uses_layer, text in describe_explainers()}
-    assert set(rows) == set(METHODS) and len(METHODS) == 16
+    assert set(rows) == set(METHODS) and len(METHODS) == 17
     assert {family for family, _, _ in rows.values()} == {"cam", "gradient", "perturbation", "ours"}
     assert rows["gradcam"][1] and not rows["saliency"][1] and all(text for *_, text in rows.values())
 
@@ -304,3 +306,57 @@ def test_guided_rule_matches_a_hand_written_guided_backward_and_refuses_what_it_
         explain("guided_backprop", SiLUNet(nn.Softsign()), x, y)
     with pytest.raises(ConfigError, match="no elementwise activation"):
         explain("guided_backprop", nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)), x, y)
+
+
+class TinyCamNet(nn.Module):
+    """Conv-ReLU (the explained layer, 4 channels at 8x8) then pooled linear head: a net small enough to loop over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(4))
+        self.fc = nn.Linear(4, 3)
+
+    def named_depths(self) -> dict[str, nn.Module]:
+        return {"features": self.features}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def score_cam_by_the_formula(model: nn.Module, x: torch.Tensor, y: torch.Tensor, paper: bool) -> torch.Tensor:
+    """Score-CAM one image and one channel at a time: the paper's weights, or pytorch-grad-cam's."""
+    maps = []
+    for image, target in zip(x, y):
+        activations = model.features(image[None])[0]
+        weights = []
+        for channel in activations:
+            mask = F.interpolate(channel[None, None], size=(32, 32), mode="bilinear", align_corners=not paper)[0, 0]
+            mask = (mask - mask.min()) / (mask.max() - mask.min())
+            logits = model(image[None] * mask)[0]
+            baseline = model(torch.zeros_like(image[None]))[0].softmax(0)[target]
+            weights.append(logits.softmax(0)[target] - baseline if paper else logits[target])
+        weights = torch.stack(weights) if paper else torch.stack(weights).softmax(0)
+        cam = (weights[:, None, None] * activations).sum(0).clamp_min(0)
+        cam = F.interpolate(cam[None, None], size=(32, 32), mode="bilinear", align_corners=False)[0, 0]
+        maps.append((cam - cam.min()) / (cam.max() - cam.min()))
+    return torch.stack(maps).detach()
+
+
+def test_scorecam_paper_follows_the_papers_formula_and_the_library_softmaxes_logits_over_channels() -> None:
+    model, x, y = TinyCamNet().eval(), images(3), torch.tensor([0, 1, 2])
+    paper = explain("scorecam_paper", model, x, y, layer="features")
+    torch.testing.assert_close(paper, score_cam_by_the_formula(model, x, y, paper=True), atol=1e-5, rtol=1e-4)
+    library = explain("scorecam", model, x, y, layer="features")
+    torch.testing.assert_close(library, score_cam_by_the_formula(model, x, y, paper=False), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(paper, library, atol=1e-2)
+
+
+def test_fusioncam_docs_state_the_last_depth_grids_the_models_have() -> None:
+    """The motivation rests on how coarse the last depth is; the docs must give the real sizes."""
+    docs = (Path(__file__).parents[1] / "docs" / "explainers.md").read_text()
+    motivation = docs[docs.index("**Motivation.**") : docs.index("**Method.**")]
+    for name in ("fastnet", "resnet_small", "vgg_small", "densenet_small", "mobilenetv2_small"):
+        model = build_model(name).eval()
+        _, (last,) = forward_capturing(model, images(1), [resolve_layer(model, last_depth(model))])
+        assert tuple(last.shape[-2:]) == (4, 4) and name in motivation
+    assert "4x4" in motivation and "3x3" not in motivation

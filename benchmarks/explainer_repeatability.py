@@ -54,6 +54,8 @@ def main() -> None:
     images = load_images(args)
     with torch.no_grad():
         targets = model(images).argmax(1)
+    print(f"{args.model} ({'trained' if args.checkpoint else 'untrained'}), {len(images)} "
+          f"{'CIFAR-10 test' if args.data else 'random'} images, threads {args.threads}", flush=True)
     rows = []
     for method in args.methods:
         option, counts = COUNTS[method]
@@ -64,8 +66,7 @@ def main() -> None:
             second = explain(method, model, images, targets, seed=1, **{option: count})
             rows.append({"method": method, "samples": count,
                          "seed-to-seed Spearman": spearman(first, second).nanmean().item(), "s/img": seconds})
-    print(f"{args.model} ({'trained' if args.checkpoint else 'untrained'}), {len(images)} "
-          f"{'CIFAR-10 test' if args.data else 'random'} images, threads {args.threads}")
+            print(rows[-1], flush=True)
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"))
 
 

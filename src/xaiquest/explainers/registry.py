@@ -112,6 +112,11 @@ def explainer_options(explainer: Explainer) -> dict[str, Any]:
     return {p.name: p.default for p in parameters}
 
 
+def seed_option(method: str, seed: int) -> dict[str, int]:
+    """``{"seed": seed}`` for a sampling method (one with a ``seed`` option), ``{}`` for a deterministic one."""
+    return {"seed": seed} if "seed" in explainer_options(EXPLAINERS.get(method)) else {}
+
+
 def check_options(explainer: Explainer, options: dict[str, Any]) -> None:
     """A misspelled option must fail, not silently fall back to the default."""
     known = explainer_options(explainer)

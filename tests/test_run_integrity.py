@@ -151,6 +151,15 @@ def test_a_runs_folder_that_is_a_file_is_one_clear_error(trained, tmp_path):
     _assert_one_line_error(result, f"{blocker} is a file where a folder is needed")
 
 
+def test_any_other_refused_file_access_is_one_line_naming_the_file(run_copy):
+    config, data, runs = run_copy
+    setup = runs / "tiny" / "models" / MODEL / "train.json"
+    setup.unlink()
+    setup.mkdir()
+    result = _invoke("evaluate", config, "--data", data, "--runs-dir", runs)
+    _assert_one_line_error(result, f"cannot access {setup} (Is a directory)")
+
+
 @pytest.fixture
 def refusing_writes(monkeypatch):
     """The file system refuses to put files into place under a folder, as a read-only or full disk does."""

@@ -38,11 +38,13 @@ def unwritable(path: Path, error: OSError | RuntimeError) -> StoreError:
     blocking = next((folder for folder in path.parents if folder.exists() and not folder.is_dir()), None)
     if blocking is not None:
         fix = f"{blocking} is a file where a folder is needed: move it away"
+    elif path.is_dir():
+        fix = f"{path} is a folder where a file is needed: move it away"
     elif isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "free disk space"
     else:
         fix = f"make {path.parent} writable"
-    return StoreError(f"cannot write {path} ({reason}); {fix}, or pass --runs-dir with a writable folder")
+    return StoreError(f"cannot write {path} ({reason}); {fix}")
 
 
 @contextmanager

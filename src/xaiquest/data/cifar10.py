@@ -133,7 +133,7 @@ def load_cifar10(
             "fix the class folders or set the expected number of classes"
         )
     if content.scaled_16bit:
-        source += f" ({content.scaled_16bit} 16-bit images scaled to 8 bits)"
+        source += f" ({content.scaled_16bit} 16-bit image{'s' if content.scaled_16bit > 1 else ''} scaled to 8 bits)"
     return Dataset(content.train, content.test, content.classes, source, root, content.scaled_16bit)
 
 

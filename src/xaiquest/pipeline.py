@@ -58,7 +58,7 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
                   f"({time.perf_counter() - started:.1f} s); device {device}")
     check_config(config, len(data.classes))
     store = RunStore(Path(runs_dir) / config.name)
-    store.initialise(config.model_dump(mode="json"), data.source)
+    store.initialise(config.model_dump(mode="json"), data.source, data.root, data.fingerprint)
     for name in stages:
         stage_started = time.perf_counter()
         load_stage(name)(config, store, data, device)

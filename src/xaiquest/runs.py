@@ -25,6 +25,7 @@ class AuditData:
     test: Split
     classes: tuple[str, ...]
     source: str
+    root: Path  # the resolved data folder, stored in the run so it is found again from any folder
     fingerprint: str
 
 
@@ -52,7 +53,7 @@ def prepare_data(config: ExperimentConfig) -> AuditData:
     if cfg.test_subset is not None and cfg.test_subset < len(test):
         test, _ = validation_split(test, len(test) - cfg.test_subset, cfg.split_seed)
     data_fp = fingerprint(dataset.source, len(train), len(val), len(test), cfg.model_dump(exclude={"cache_dir", "download"}))
-    return AuditData(train, val, test, dataset.classes, dataset.source, data_fp)
+    return AuditData(train, val, test, dataset.classes, dataset.source, dataset.root, data_fp)
 
 
 def run_keys(config: ExperimentConfig, variants: list[str] | None = None) -> list[RunKey]:
@@ -75,17 +76,44 @@ def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) ->
     return fingerprint("train", key.spec.name, key.seed, config.train_config(key.spec, key.variant).model_dump(), data.fingerprint)
 
 
-def evaluate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
-    return fingerprint("evaluate", train_fingerprint(config, data, key), config.eval.model_dump())
+# what to do when an artifact a unit wrote is damaged: the unit's own command redoes it (it notices the
+# damage); a file no unit recorded (older run, copied in) must be deleted first
+_RETRAIN = "run `xaiquest train` to retrain {key} (delete the file first if the run did not record it)"
+_REEVALUATE = "run `xaiquest evaluate` to redo evaluate/{key} (delete the file first if the run did not record it)"
+
+
+def train_unit(key: RunKey) -> str:
+    return f"train/{key.id}"
+
+
+def evaluate_unit(key: RunKey) -> str:
+    return f"evaluate/{key.id}"
+
+
+def check_evaluation(store: RunStore, key: RunKey, path: Path) -> None:
+    """Before reading a file the evaluate stage wrote: one clear error if it changed since."""
+    store.check_artifact(evaluate_unit(key), path, _REEVALUATE.format(key=key.id))
+
+
+def evaluate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey, store: RunStore) -> str:
+    """Includes the hash of the weights, so everything measured on a model redoes when it is retrained."""
+    weights = store.artifact_hash(train_unit(key), run_dir(store, key) / "model.pt")
+    return fingerprint("evaluate", train_fingerprint(config, data, key), weights, config.eval.model_dump())
 
 
 def load_trained(store: RunStore, key: RunKey, num_classes: int, device: torch.device) -> nn.Module:
-    """A trained model of the run, in eval mode on ``device``."""
+    """A trained model of the run, in eval mode on ``device``; a damaged or foreign ``model.pt`` is one clear error."""
     path = run_dir(store, key) / "model.pt"
+    retrain = _RETRAIN.format(key=key.id)
     if not path.exists():
         raise XaiquestError(f"{key.id} is not trained yet ({path} missing); run `xaiquest train` first")
+    store.check_artifact(train_unit(key), path, retrain)
     model = build_model(key.spec.name, num_classes)
-    model.load_state_dict(torch.load(path, map_location="cpu"))
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as error:  # truncated zip, foreign pickle, other architecture: all mean "retrain"
+        reason = " ".join(str(error).split())[:160]
+        raise XaiquestError(f"{path} is not readable {key.spec.name} weights ({reason}); {retrain}") from error
     return model.to(device).eval()
 
 
@@ -100,6 +128,7 @@ def confident_mistakes(store: RunStore, key: RunKey) -> torch.Tensor:
     path = run_dir(store, key) / "eval" / "misclassified.csv"
     if not path.exists():
         raise XaiquestError(f"{key.id} has no evaluation yet ({path} missing); run `xaiquest evaluate` first")
+    check_evaluation(store, key, path)
     return torch.tensor(pd.read_csv(path)["index"].to_list(), dtype=torch.long)
 
 
@@ -108,4 +137,9 @@ def load_logits(store: RunStore, key: RunKey) -> dict[str, torch.Tensor]:
     path = run_dir(store, key) / "eval" / "logits.pt"
     if not path.exists():
         raise XaiquestError(f"{key.id} has no evaluation yet ({path} missing); run `xaiquest evaluate` first")
-    return torch.load(path, map_location="cpu")
+    check_evaluation(store, key, path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated or foreign file
+        raise XaiquestError(f"{path} is not readable logits; {_REEVALUATE.format(key=key.id)}") from error
+

@@ -82,9 +82,16 @@ class Dataset:
     test: Split
     classes: tuple[str, ...]
     source: str  # where the data came from, for logs and reports
+    root: Path  # the resolved folder it was read from
+    scaled_16bit: int = 0  # 16-bit images scaled down to 8 bits on decoding
 
 
-_Content = tuple[Split, Split, tuple[str, ...]]  # train, test, class names
+@dataclass(frozen=True)
+class _Content:
+    train: Split
+    test: Split
+    classes: tuple[str, ...]
+    scaled_16bit: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,13 +126,15 @@ def load_cifar10(
         source = f"image folders at {root}"
     cache_file = cache_dir / "tensors" / f"{_cache_key(kind, root, signature)}.pt"
     cached = _read_cache(cache_file)
-    train, test, classes = cached if cached is not None else _write_cache(cache_file, build())
-    if len(classes) != num_classes:
+    content = cached if cached is not None else _write_cache(cache_file, build())
+    if len(content.classes) != num_classes:
         raise DataError(
-            f"{root} has {len(classes)} classes but {num_classes} are expected; "
+            f"{root} has {len(content.classes)} classes but {num_classes} are expected; "
             "fix the class folders or set the expected number of classes"
         )
-    return Dataset(train=train, test=test, classes=classes, source=source)
+    if content.scaled_16bit:
+        source += f" ({content.scaled_16bit} 16-bit image{'s' if content.scaled_16bit > 1 else ''} scaled to 8 bits)"
+    return Dataset(content.train, content.test, content.classes, source, root, content.scaled_16bit)
 
 
 def validation_split(split: Split, n_val: int, seed: int) -> tuple[Split, Split]:
@@ -220,7 +229,7 @@ def _read_pickle_release(folder: Path) -> _Content:
     train = Split(torch.cat([p.images for p in train_parts]), torch.cat([p.labels for p in train_parts]))
     test = _read_pickle_batch(folder / "test_batch")
     classes = tuple(_unpickle(folder / "batches.meta")["label_names"])
-    return train, test, classes
+    return _Content(train, test, classes)
 
 
 def _read_pickle_batch(file: Path) -> Split:
@@ -284,22 +293,35 @@ def _list_image_split(folder: Path) -> tuple[tuple[str, ...], list[str], list[in
 
 
 def _decode_image_folder(listing: _ImageFolderListing) -> _Content:
-    train = Split(_decode_images(listing.train_files), torch.tensor(listing.train_labels, dtype=torch.int64))
-    test = Split(_decode_images(listing.test_files), torch.tensor(listing.test_labels, dtype=torch.int64))
-    return train, test, listing.classes
+    train_images, train_scaled = _decode_images(listing.train_files)
+    test_images, test_scaled = _decode_images(listing.test_files)
+    train = Split(train_images, torch.tensor(listing.train_labels, dtype=torch.int64))
+    test = Split(test_images, torch.tensor(listing.test_labels, dtype=torch.int64))
+    return _Content(train, test, listing.classes, train_scaled + test_scaled)
 
 
-def _decode_images(files: list[str]) -> torch.Tensor:
-    """Decode image files into one uint8 ``[N,3,32,32]`` tensor, JPEGs in batches for speed."""
+def _decode_images(files: list[str]) -> tuple[torch.Tensor, int]:
+    """Decode image files into one uint8 ``[N,3,32,32]`` tensor (JPEGs in batches for speed), plus how many
+    were 16-bit and scaled down."""
     images = torch.empty(len(files), 3, _IMAGE_SIZE, _IMAGE_SIZE, dtype=torch.uint8)
+    scaled = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torchvision.io is deprecated, still fastest here
         for start in range(0, len(files), _DECODE_CHUNK):
             chunk = files[start : start + _DECODE_CHUNK]
             decoded = _decode_chunk(chunk)
             _check_sizes(chunk, decoded)
-            torch.stack(decoded, out=images[start : start + len(chunk)])
-    return images
+            scaled += sum(image.dtype == torch.uint16 for image in decoded)
+            torch.stack([_to_8bit(image) for image in decoded], out=images[start : start + len(chunk)])
+    return images, scaled
+
+
+def _to_8bit(image: torch.Tensor) -> torch.Tensor:
+    """16-bit PNGs decode as uint16; v / 257 rounded maps 0..65535 onto 0..255 and undoes an 8-bit image saved
+    as 16 bits (k * 257) exactly."""
+    if image.dtype != torch.uint16:
+        return image
+    return ((image.to(torch.int32) + 128) // 257).to(torch.uint8)
 
 
 def _check_sizes(files: list[str], images: list[torch.Tensor]) -> None:
@@ -357,20 +379,21 @@ def _read_cache(file: Path) -> _Content | None:
         payload = torch.load(file, weights_only=True, mmap=True)  # pages in lazily: instant start
         train = Split(payload["train_images"], payload["train_labels"])
         test = Split(payload["test_images"], payload["test_labels"])
-        return train, test, tuple(payload["classes"])
+        # caches written before 16-bit images could be decoded hold none
+        return _Content(train, test, tuple(payload["classes"]), int(payload.get("scaled_16bit", 0)))
     except Exception:  # truncated, corrupt or old-format file: any failure means "rebuild"
         return None
 
 
 def _write_cache(file: Path, content: _Content) -> _Content:
     """Write atomically (temp file + rename) so a killed run never leaves a half-written cache."""
-    train, test, classes = content
     payload = {
-        "train_images": train.images,
-        "train_labels": train.labels,
-        "test_images": test.images,
-        "test_labels": test.labels,
-        "classes": list(classes),
+        "train_images": content.train.images,
+        "train_labels": content.train.labels,
+        "test_images": content.test.images,
+        "test_labels": content.test.labels,
+        "classes": list(content.classes),
+        "scaled_16bit": content.scaled_16bit,
     }
     try:
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -67,13 +67,13 @@ def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, de
     sample = shared_sample(data.test.labels, cfg)
     tables = []
     for key in run_keys(config, cfg.variants):
-        unit_fp = fingerprint("explain", evaluate_fingerprint(config, data, key), cfg.model_dump())
+        unit_fp = fingerprint("explain", evaluate_fingerprint(config, data, key, store), cfg.model_dump())
         out = run_dir(store, key) / "explain"
         if not store.is_complete(f"explain/{key.id}", unit_fp):
             started = time.perf_counter()
             model = load_trained(store, key, len(data.classes), device)
             _explain_one(model, key, store, data, sample, cfg, device)
-            store.mark_complete(f"explain/{key.id}", unit_fp)
+            store.mark_complete(f"explain/{key.id}", unit_fp, artifacts=[out / "maps.pt", out / "quality.csv"])
             console.print(f"explain: {key.id} done in {time.perf_counter() - started:.0f} s")
         tables.append(pd.read_csv(out / "quality.csv").assign(run=key.id))
     table = pd.concat(tables, ignore_index=True)

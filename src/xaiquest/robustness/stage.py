@@ -44,7 +44,7 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
         return
     keys = run_keys(config, cfg.variants)
     names = corruption_names(cfg)
-    unit_fp = fingerprint("robustness", [evaluate_fingerprint(config, data, k) for k in keys], cfg.model_dump(), names)
+    unit_fp = fingerprint("robustness", [evaluate_fingerprint(config, data, k, store) for k in keys], cfg.model_dump(), names)
     if store.is_complete("robustness", unit_fp):
         console.print("robustness: already measured, skipping")
         return
@@ -63,7 +63,7 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
                 progress.advance(task)
     basis = f"clean accuracy on the same {len(clean):,} stratified test images, predictions under eval.tta = {config.eval.tta}"
     _write_outputs(store, scored, data.classes, names, _baseline_run(config, keys), clean.images[0], basis)
-    store.mark_complete("robustness", unit_fp)
+    store.mark_complete("robustness", unit_fp, artifacts=[store.path("tables", "robustness_summary.csv")])
 
 
 def corruption_names(cfg: RobustnessConfig) -> list[str]:

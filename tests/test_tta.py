@@ -51,7 +51,7 @@ def _audit(root: Path, config: ExperimentConfig, data: AuditData) -> RunStore:
 @pytest.fixture(scope="module")
 def data() -> AuditData:
     return AuditData(class_coloured_split(2, seed=0), class_coloured_split(1, seed=2), class_coloured_split(4, seed=1),
-                     CIFAR10_CLASSES, "synthetic", "synthetic")
+                     CIFAR10_CLASSES, "synthetic", Path("synthetic"), "synthetic")
 
 
 @pytest.fixture(scope="module")

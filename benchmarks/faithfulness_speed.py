@@ -5,15 +5,23 @@
     python benchmarks/faithfulness_speed.py \\
         --checkpoint runs/quick/models/fastnet__baseline__s0/model.pt --data ../shared/datasets/cifar10-jpeg
 
-Settings are matched so the numbers must agree: maps = input-gradient saliency (|grad| summed
-over channels, plus 1e-6 jitter so no two pixels tie and both libraries sort identically);
-deletion = ``quantus.PixelFlipping``, baseline 0 (our ``"mean"``: the normalised mean image),
-softmax probabilities, no abs / normalisation. Quantus ranks channel *values* (the map
-broadcast to 3 channels; a pixel's three copies are adjacent in its order) but requires
-``features_in_step`` to divide H*W, so one of our steps (3*H*W/steps values) is several of its
-steps (64 values for 32x32 and 16 steps: 48 Quantus steps), and its curve is compared at every
-third point, where both have removed the same whole pixels. Quantus' curve omits the
-unperturbed point, so ours is compared without it; AUCs as ``trapezoid(..., dx=1)`` over those points.
+The settings are the explain stage's defaults (Petsiuk et al.'s baselines), matched so the numbers
+must agree: maps = input-gradient saliency (|grad| summed over channels, plus 1e-6 jitter so no two
+pixels tie and both libraries sort identically), softmax probabilities, no abs / normalisation.
+
+* Deletion to the mean colour = ``quantus.PixelFlipping`` with ``perturb_baseline=0`` (our
+  ``deletion_baseline="mean"``: zeros, the normalised mean image).
+* Insertion into a blurred copy: Quantus 0.6.0 has no insertion metric, so ``PixelFlipping``
+  runs on our blurred images (``insertion_baseline="blur"``) with a ``perturb_func`` that puts
+  the original image's values back at the indices it is given: Quantus' ordering, step loop and
+  scoring, our blur.
+
+Quantus ranks channel *values* (the map broadcast to 3 channels; a pixel's three copies are
+adjacent in its order) but requires ``features_in_step`` to divide H*W, so one of our steps
+(3*H*W/steps values) is several of its steps (64 values for 32x32 and 16 steps: 48 Quantus
+steps), and its curve is compared at every third point, where both have swapped the same whole
+pixels. Quantus' curve omits the unperturbed point, so ours is compared without it; AUCs as
+``trapezoid(..., dx=1)`` over those points.
 
 ``quantus.ROAD`` (0.6.0) crashes on 3-channel images with per-pixel maps (it indexes the
 per-pixel mask with channel-expanded feature indices), so ROAD is compared through Quantus'
@@ -37,6 +45,7 @@ from torch import nn
 
 from xaiquest.data import load_dataset, to_float
 from xaiquest.explainers.quality import deletion_insertion, pixel_ranks, road
+from xaiquest.explainers.quality.faithfulness import baseline_images
 from xaiquest.models import build_model
 
 
@@ -71,53 +80,74 @@ def best_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
     return result, min(times)
 
 
-def compare_deletion(
-    model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, steps: int, repeats: int
-) -> None:
+def pixel_flipping_curves(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, a: np.ndarray, features_in_step: int, **metric_options: Any
+) -> np.ndarray:
+    """``quantus.PixelFlipping`` curves ``[N, steps]`` of one batch (softmax probabilities, channels first)."""
     import quantus
 
+    metric = quantus.PixelFlipping(
+        features_in_step=features_in_step, abs=False, normalise=False, disable_warnings=True, **metric_options
+    )
+    curves = metric(model=model, x_batch=x, y_batch=y, a_batch=a, device="cpu", softmax=True, channel_first=True,
+                    batch_size=len(x))
+    return np.asarray(curves)
+
+
+def restore_from(originals: np.ndarray) -> Callable[..., np.ndarray]:
+    """A Quantus ``perturb_func`` for insertion: the values at ``indices`` become the original image's."""
+    flat = originals.reshape(len(originals), -1)
+
+    def perturb(arr: np.ndarray, indices: np.ndarray, **_: Any) -> np.ndarray:
+        restored = arr.copy()
+        rows = np.arange(len(arr))[:, None]
+        restored[rows, indices] = flat[rows, indices]
+        return restored
+
+    return perturb
+
+
+def compare_curves(name: str, theirs: np.ndarray, ours: torch.Tensor, stride: int) -> None:
+    their_curves, our_curves = theirs[:, stride - 1 :: stride], ours[:, 1:].numpy()
+    their_auc, our_auc = np.trapezoid(their_curves, dx=1, axis=1), np.trapezoid(our_curves, dx=1, axis=1)
+    print(f"  {name}: max |curve difference| {np.abs(their_curves - our_curves).max():.2e}, "
+          f"max |AUC difference| (dx=1) {np.abs(their_auc - our_auc).max():.2e}, mean AUC {our_auc.mean():.4f}")
+
+
+def compare_deletion_insertion(
+    model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor, steps: int, repeats: int
+) -> None:
     pixels = images.shape[-2] * images.shape[-1]
     our_step = 3 * pixels // steps  # channel values per step of ours
     their_step = math.gcd(our_step, pixels)
     stride = our_step // their_step
-    metric = quantus.PixelFlipping(
-        features_in_step=their_step, perturb_baseline=0.0, abs=False, normalise=False, disable_warnings=True
-    )
     x, y, a = images.numpy(), targets.numpy(), maps[:, None].numpy()
+    blurred = baseline_images(images, "blur").numpy()
 
-    def run_quantus(rows: slice) -> np.ndarray:
-        curves = metric(
-            model=model, x_batch=x[rows], y_batch=y[rows], a_batch=a[rows], device="cpu", softmax=True,
-            channel_first=True, batch_size=len(x),
-        )  # fmt: skip
-        return np.asarray(curves)
+    def deletion(rows: slice) -> np.ndarray:
+        return pixel_flipping_curves(model, x[rows], y[rows], a[rows], their_step, perturb_baseline=0.0)
 
-    def theirs() -> np.ndarray:
-        return run_quantus(slice(None))
-
-    def theirs_one_by_one() -> np.ndarray:
-        return np.concatenate([run_quantus(slice(i, i + 1)) for i in range(len(x))])
+    def insertion() -> np.ndarray:
+        return pixel_flipping_curves(model, blurred, y, a, their_step, perturb_func=restore_from(x))
 
     def ours() -> dict[str, torch.Tensor]:
-        return deletion_insertion(model, images, maps, targets, steps=steps, baseline="mean")
+        return deletion_insertion(model, images, maps, targets, steps=steps, deletion_baseline="mean",
+                                  insertion_baseline="blur")
 
-    their_full, their_time = best_time(theirs, repeats)
-    _, one_by_one_time = best_time(theirs_one_by_one, 1)
-    their_curves = their_full[:, stride - 1 :: stride]
+    their_deletion, their_time = best_time(lambda: deletion(slice(None)), repeats)
+    _, one_by_one_time = best_time(lambda: np.concatenate([deletion(slice(i, i + 1)) for i in range(len(x))]), 1)
+    their_insertion, insertion_time = best_time(insertion, repeats)
     our_result, our_time = best_time(ours, repeats)
-    our_curves = our_result["deletion_curve"][:, 1:].numpy()
-    their_auc, our_auc = np.trapezoid(their_curves, dx=1, axis=1), np.trapezoid(our_curves, dx=1, axis=1)
-    print(f"deletion ({len(x)} images, {steps} steps, baseline 0, softmax probability)")
-    print(f"  max |curve difference|        {np.abs(their_curves - our_curves).max():.2e}")
-    print(f"  max |AUC difference| (dx=1)   {np.abs(their_auc - our_auc).max():.2e}   mean AUC {our_auc.mean():.4f}")
+    print(f"deletion to the mean colour, insertion into the blurred image ({len(x)} images, {steps} steps, "
+          "softmax probability): ours vs quantus.PixelFlipping")
+    compare_curves("deletion ", their_deletion, our_result["deletion_curve"], stride)
+    compare_curves("insertion", their_insertion, our_result["insertion_curve"], stride)
     print(f"  ours: deletion + insertion   {our_time:7.3f} s  ({2 * len(x) * (steps + 1)} forward images)")
-    print(f"  Quantus PixelFlipping        {their_time:7.3f} s  ({their_full.size} forward images, deletion only)")
-    print(f"  Quantus, one image per call  {one_by_one_time:7.3f} s  (a per-image loop, as unbatched code runs)")
-    print(f"  speed-up vs batched Quantus  {their_time / our_time:7.1f}x")
-    print(f"  speed-up vs per-image loop   {one_by_one_time / our_time:7.1f}x")
-    per_image_ours = our_time / (2 * len(x) * (steps + 1))
-    per_image_theirs = their_time / their_full.size
-    print(f"  speed-up per perturbed image {per_image_theirs / per_image_ours:7.1f}x")
+    print(f"  Quantus deletion             {their_time:7.3f} s  ({their_deletion.size} forward images)")
+    print(f"  Quantus insertion            {insertion_time:7.3f} s  ({their_insertion.size} forward images)")
+    print(f"  Quantus deletion, one image per call {one_by_one_time:7.3f} s  (a per-image loop)")
+    print(f"  speed-up vs batched Quantus (deletion + insertion)  {(their_time + insertion_time) / our_time:7.1f}x")
+    print(f"  speed-up vs per-image loop (deletion only, x2)      {2 * one_by_one_time / our_time:7.1f}x")
 
 
 def quantus_road(
@@ -171,7 +201,7 @@ def main() -> None:
     model, images, targets = load_inputs(args)
     maps = saliency(model, images, targets)
     print(f"{args.model} ({'trained' if args.checkpoint else 'random init'}), torch threads {args.threads}")
-    compare_deletion(model, images, maps, targets, args.steps, args.repeats)
+    compare_deletion_insertion(model, images, maps, targets, args.steps, args.repeats)
     compare_road(model, images, maps, targets, args.repeats)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import struct
+import zlib
 from pathlib import Path
 
 import torch
@@ -47,3 +49,19 @@ def write_image_folder(root: Path, train: Split, test: Split, suffix: str = ".pn
     return root
 
 
+
+
+def write_png16(file: Path, pixels: torch.Tensor) -> Path:
+    """A 16-bit PNG (grey ``[H,W]`` or RGB ``[3,H,W]`` uint16 values) written by hand: PIL cannot write 16-bit RGB."""
+    grey = pixels.ndim == 2
+    rows = (pixels if grey else pixels.permute(1, 2, 0)).to(torch.int32).numpy().astype(">u2")
+    height, width = rows.shape[:2]
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)  # filter byte 0 (none) per scanline
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 0 if grey else 2, 0, 0, 0)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return file

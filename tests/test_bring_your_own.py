@@ -19,6 +19,7 @@ from xaiquest.cli import app
 from xaiquest.config import ModelSpec, load_config
 from xaiquest.models import build_model, named_depths
 from xaiquest.runs import build_run_model, prepare_data
+from xaiquest.store import RunStore
 
 CLASSES = ["alpha", "beta", "gamma"]
 SIZE = 64  # at >= 64 px tv: models are torchvision's own networks, so a plain state_dict fits
@@ -106,6 +107,10 @@ def test_plain_pytorch_weights_are_audited_without_training(tmp_path, user_model
     assert metrics["accuracy"] == pytest.approx(plain_accuracy)
     manifest = json.loads((tmp_path / "runs" / "byo" / "manifest.json").read_text())
     assert manifest["dataset"]["classes"] == CLASSES and manifest["dataset"]["image_size"] == SIZE
+    assert manifest["data_path"] == str(Path(data).resolve())
+    # the imported weights are an artifact like trained ones: hashed, so evaluate's fingerprint covers them
+    store = RunStore(tmp_path / "runs" / "byo")
+    assert store.artifact_hash("train/tv-resnet18__baseline__s0", folder / "model.pt") is not None
 
 
 def _fails_cleanly(tmp_path: Path, config: Path, *fragments: str) -> None:

@@ -58,6 +58,11 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     assert (root / "report.html").exists() and (root / "report.md").exists()
     quality = (root / "tables" / "explain_quality.csv").read_text()
     assert all(method in quality for method in ("gradcam", "eigencam", "fusioncam", "integrated_gradients"))
+    layers = pd.read_csv(root / "tables" / "explain_quality.csv").set_index(["run", "method"])["layer"]
+    assert layers.loc[("fastnet__baseline__s0", "gradcam")] == "stage3"  # the last depth, named in the report
+    assert pd.isna(layers.loc[("fastnet__baseline__s0", "integrated_gradients")])
+    assert "**Layer each CAM method explained**" in (root / "report.md").read_text()
+    assert (root / "report.html").stat().st_size < 5_000_000
     first_model = (root / "models" / "fastnet__baseline__s0" / "model.pt").stat().st_mtime_ns
 
     again = _invoke("run", _config(tmp_path), "--data", str(tiny_cifar), "--runs-dir", str(runs))

@@ -12,6 +12,7 @@ from xaiquest.data.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES, 
 from xaiquest.data.corruptions.blur import apply_zoom_blur, separable_zoom_blur
 from xaiquest.data.corruptions.engine import to_unit
 from xaiquest.data.corruptions.sizing import IMAGENET_C, KEPT_AT_CIFAR, size_position
+from xaiquest.data.corruptions.weather import FROST_SCALE, frost_crops, frost_photos, frost_scale
 
 
 def test_32_px_and_smaller_use_the_cifar10c_tables_unchanged():
@@ -62,3 +63,16 @@ def test_every_corruption_runs_at_other_sizes_and_grows_with_severity(size):
         assert mild.shape == severe.shape == images.shape and severe.dtype == torch.uint8
         change = [(out.float() - images.float()).abs().mean().item() for out in (mild, severe)]
         assert change[1] > 0, name
+
+
+def test_frost_photos_are_scaled_by_the_size_rule_and_always_leave_room_for_the_crop():
+    assert frost_scale(32) == FROST_SCALE and frost_scale(28) == FROST_SCALE  # CIFAR-10-C's exact crops
+    assert frost_scale(64) == pytest.approx((1 - size_position(64)) * FROST_SCALE + size_position(64))
+    assert frost_scale(224) == 1.0  # ImageNet-C crops the photographs at full size
+    for size in (96, 400):  # 0.2-scaled photos are 63 px high: too small; full-size ones are 315 px
+        _, sizes = frost_photos(frost_scale(size))
+        assert int(sizes.min()) > size
+        crops = frost_crops(6, torch.Generator().manual_seed(0), size)
+        assert crops.shape == (6, 3, size, size) and crops.dtype == torch.uint8
+        # never a window into the zero padding of the stacked photos: no all-black row or column
+        assert (crops.sum(dim=(1, 3)) > 0).all() and (crops.sum(dim=(1, 2)) > 0).all()

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -176,3 +177,26 @@ def test_unknown_images_and_models_are_named(dashboard):
         dashboard.image("test:99999")
     with pytest.raises(XaiquestError, match="unknown model"):
         dashboard.model("vgg_small__baseline__s0")
+
+
+def test_the_report_tab_shows_floats_rounded():
+    from xaiquest.dashboard.views import rounded
+
+    table = pd.DataFrame({"run": ["a", "b"], "ece": [0.1234567890123456, 0.5], "n": [3, 4]})
+    shown = rounded(table)
+    assert shown["ece"].tolist() == [0.1235, 0.5] and shown["n"].tolist() == [3, 4] and shown["run"].tolist() == ["a", "b"]
+
+
+def test_galleries_show_whole_figures_that_open_full_size_and_captions_wrap(dashboard, monkeypatch):
+    gr = pytest.importorskip("gradio")
+    from xaiquest.dashboard import app as page_module
+
+    page = page_module.build_app(dashboard)
+    galleries = {b.elem_id: b for b in page.blocks.values() if isinstance(b, gr.Gallery)}
+    for name in ("heatmaps", "report-figures"):
+        assert galleries[name].object_fit == "contain" and galleries[name].allow_preview
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+    page_module.serve(dashboard, 7999, block=True)
+    assert launched["quiet"] is True and launched["share"] is False  # no "set share=True" hint for a CLI user
+    assert "#heatmaps .caption-label" in launched["css"] and "white-space: normal" in launched["css"]

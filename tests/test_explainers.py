@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
+from captum.attr import GuidedBackprop, GuidedGradCam
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.explainers import describe_explainers, explain, explainer_names
-from xaiquest.models import build_model, resolve_layer
+from xaiquest.explainers.own import forward_capturing
+from xaiquest.models import build_model, last_depth, resolve_layer
 
 METHODS = explainer_names()
 INPUT_GRADIENT_METHODS = ("saliency", "smoothgrad", "integrated_gradients", "guided_backprop")
@@ -236,6 +241,122 @@ def layer_cam_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, laye
 
 def test_describe_explainers() -> None:
     rows = {name: (family, uses_layer, text) for name, family, uses_layer, text in describe_explainers()}
-    assert set(rows) == set(METHODS) and len(METHODS) == 16
+    assert set(rows) == set(METHODS) and len(METHODS) == 17
     assert {family for family, _, _ in rows.values()} == {"cam", "gradient", "perturbation", "ours"}
     assert rows["gradcam"][1] and not rows["saliency"][1] and all(text for *_, text in rows.values())
+
+
+def test_guided_backprop_and_guided_gradcam_equal_captums_on_a_relu_network() -> None:
+    model, x, y = build_model("resnet_small").eval(), images(3), targets(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        backprop = GuidedBackprop(model).attribute(x.clone(), target=y).abs().sum(1)
+        guided_cam = GuidedGradCam(model, resolve_layer(model, "stage2")).attribute(
+            x.clone(), target=y, interpolate_mode="bilinear"
+        ).abs().sum(1)
+    torch.testing.assert_close(explain("guided_backprop", model, x, y), backprop)
+    torch.testing.assert_close(explain("guided_gradcam", model, x, y, layer="stage2"), guided_cam)
+
+
+@pytest.mark.parametrize("model_name", ["fastnet", "mobilenetv2_small", "tv:mobilenet_v3_small"])
+def test_guided_rule_applies_beyond_relu(model_name: str) -> None:
+    """GELU (FastNet), ReLU6 (MobileNetV2), Hardswish (MobileNetV3): Captum leaves the plain gradient there."""
+    model, x, y = build_model(model_name).eval(), images(), targets()
+    saliency = explain("saliency", model, x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain_cam = GuidedGradCam(model, resolve_layer(model, last_depth(model)))
+        plain_guided_cam = plain_cam.attribute(x.clone(), target=y, interpolate_mode="bilinear").abs().sum(1)
+    for guided, plain in ((explain("guided_backprop", model, x, y), saliency),
+                          (explain("guided_gradcam", model, x, y), plain_guided_cam)):
+        assert (guided - plain).abs().sum() > 0.1 * plain.abs().sum()
+
+
+class SiLUNet(nn.Module):
+    """Conv-SiLU twice, then a linear head; ``activation`` swaps the second nonlinearity."""
+
+    def __init__(self, activation: nn.Module | None = None) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.SiLU(), nn.Conv2d(8, 8, 3, padding=1))
+        self.activation = activation
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.body(x)
+        features = self.activation(features) if self.activation is not None else F.relu(features, inplace=True)
+        return self.fc(features.mean(dim=(2, 3)))
+
+
+def test_guided_rule_matches_a_hand_written_guided_backward_and_refuses_what_it_cannot_guide() -> None:
+    x, y = images(), targets()
+    model = SiLUNet().eval()
+    inputs = x.clone().requires_grad_()
+    first = model.body[0](inputs)
+    hidden = F.silu(first)
+    second = model.body[2](hidden)
+    logits = model.fc(F.relu(second).mean(dim=(2, 3)))
+    score = logits[torch.arange(2), y].sum()
+    (g_relu,) = torch.autograd.grad(score, second, retain_graph=True)
+    g_relu = (g_relu * (second > 0)).clamp_min(0)  # guided ReLU (functional, with inplace=True)
+    (g_hidden,) = torch.autograd.grad(second, hidden, g_relu, retain_graph=True)
+    (g_silu,) = torch.autograd.grad(hidden, first, g_hidden, retain_graph=True)
+    (g_input,) = torch.autograd.grad(first, inputs, g_silu.clamp_min(0))
+    torch.testing.assert_close(explain("guided_backprop", model, x, y), g_input.abs().sum(1), atol=1e-6, rtol=1e-4)
+    with pytest.raises(ConfigError, match=r"Softsign \(activation\)"):
+        explain("guided_backprop", SiLUNet(nn.Softsign()), x, y)
+    with pytest.raises(ConfigError, match="no elementwise activation"):
+        explain("guided_backprop", nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)), x, y)
+
+
+class TinyCamNet(nn.Module):
+    """Conv-ReLU (the explained layer, 4 channels at 8x8) then pooled linear head: a net small enough to loop over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(4))
+        self.fc = nn.Linear(4, 3)
+
+    def named_depths(self) -> dict[str, nn.Module]:
+        return {"features": self.features}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def score_cam_by_the_formula(model: nn.Module, x: torch.Tensor, y: torch.Tensor, paper: bool) -> torch.Tensor:
+    """Score-CAM one image and one channel at a time: the paper's weights, or pytorch-grad-cam's."""
+    maps = []
+    for image, target in zip(x, y):
+        activations = model.features(image[None])[0]
+        weights = []
+        for channel in activations:
+            mask = F.interpolate(channel[None, None], size=(32, 32), mode="bilinear", align_corners=not paper)[0, 0]
+            mask = (mask - mask.min()) / (mask.max() - mask.min())
+            logits = model(image[None] * mask)[0]
+            baseline = model(torch.zeros_like(image[None]))[0].softmax(0)[target]
+            weights.append(logits.softmax(0)[target] - baseline if paper else logits[target])
+        weights = torch.stack(weights) if paper else torch.stack(weights).softmax(0)
+        cam = (weights[:, None, None] * activations).sum(0).clamp_min(0)
+        cam = F.interpolate(cam[None, None], size=(32, 32), mode="bilinear", align_corners=False)[0, 0]
+        maps.append((cam - cam.min()) / (cam.max() - cam.min()))
+    return torch.stack(maps).detach()
+
+
+def test_scorecam_paper_follows_the_papers_formula_and_the_library_softmaxes_logits_over_channels() -> None:
+    model, x, y = TinyCamNet().eval(), images(3), torch.tensor([0, 1, 2])
+    paper = explain("scorecam_paper", model, x, y, layer="features")
+    torch.testing.assert_close(paper, score_cam_by_the_formula(model, x, y, paper=True), atol=1e-5, rtol=1e-4)
+    library = explain("scorecam", model, x, y, layer="features")
+    torch.testing.assert_close(library, score_cam_by_the_formula(model, x, y, paper=False), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(paper, library, atol=1e-2)
+
+
+def test_fusioncam_docs_state_the_last_depth_grids_the_models_have() -> None:
+    """The motivation rests on how coarse the last depth is; the docs must give the real sizes."""
+    docs = (Path(__file__).parents[1] / "docs" / "explainers.md").read_text()
+    motivation = docs[docs.index("**Motivation.**") : docs.index("**Method.**")]
+    for name in ("fastnet", "resnet_small", "vgg_small", "densenet_small", "mobilenetv2_small"):
+        model = build_model(name).eval()
+        _, (last,) = forward_capturing(model, images(1), [resolve_layer(model, last_depth(model))])
+        assert tuple(last.shape[-2:]) == (4, 4) and name in motivation
+    assert "4x4" in motivation and "3x3" not in motivation

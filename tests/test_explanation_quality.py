@@ -13,6 +13,7 @@ import scipy.stats
 import torch
 from torch import nn
 
+from xaiquest.config import ExplainConfig
 from xaiquest.explainers.quality import (
     agreement_matrix,
     cascading_randomisation,
@@ -31,6 +32,8 @@ from xaiquest.explainers.quality import (
     topk_iou,
     win_rates,
 )
+from xaiquest.explainers.quality.faithfulness import gaussian_blur
+from xaiquest.explain.stage import _explain_and_score, sanity_explainer
 from xaiquest.models import build_model
 
 REGION = (slice(2, 6), slice(2, 6))
@@ -78,8 +81,8 @@ def region_setup(n: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, 
 
 def test_deletion_insertion_rewards_the_map_that_finds_the_evidence() -> None:
     images, region_map, random_map, targets = region_setup()
-    good = deletion_insertion(RegionModel(), images, region_map, targets, steps=8, baseline="mean")
-    bad = deletion_insertion(RegionModel(), images, random_map, targets, steps=8, baseline="mean")
+    good = deletion_insertion(RegionModel(), images, region_map, targets, steps=8, insertion_baseline="mean")
+    bad = deletion_insertion(RegionModel(), images, random_map, targets, steps=8, insertion_baseline="mean")
     assert (good["deletion_auc"] < bad["deletion_auc"]).all()
     assert (good["insertion_auc"] > bad["insertion_auc"]).all()
     assert good["deletion_curve"].shape == (4, 9)
@@ -88,7 +91,7 @@ def test_deletion_insertion_rewards_the_map_that_finds_the_evidence() -> None:
 def test_deletion_insertion_hand_computed_curve() -> None:
     image = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
     result = deletion_insertion(
-        SumModel(), image, image[:, 0], torch.tensor([0]), steps=4, baseline="mean", score="logit"
+        SumModel(), image, image[:, 0], torch.tensor([0]), steps=4, insertion_baseline="mean", score="logit"
     )
     assert result["deletion_curve"].tolist() == [[10.0, 6.0, 3.0, 1.0, 0.0]]
     assert result["insertion_curve"].tolist() == [[0.0, 4.0, 7.0, 9.0, 10.0]]
@@ -109,10 +112,25 @@ def test_deletion_insertion_batching_matches_one_image_at_a_time() -> None:
 def test_deletion_insertion_rejects_unknown_baseline_and_leaves_train_mode() -> None:
     model = small_cnn().train()
     images, maps, targets = torch.randn(2, 3, 8, 8), torch.randn(2, 8, 8), torch.tensor([0, 1])
-    deletion_insertion(model, images, maps, targets, steps=2, baseline=torch.zeros(3, 1, 1))
+    deletion_insertion(model, images, maps, targets, steps=2, deletion_baseline=torch.zeros(3, 1, 1))
     assert model.training
     with pytest.raises(Exception, match="baseline"):
-        deletion_insertion(model, images, maps, targets, baseline="checkerboard")
+        deletion_insertion(model, images, maps, targets, insertion_baseline="checkerboard")
+
+
+def test_deletion_insertion_default_to_petsiuks_baselines() -> None:
+    """Deletion ends at a constant image (the mean colour), insertion starts from a blurred copy."""
+    model, images, maps = small_cnn(), torch.randn(3, 3, 8, 8), torch.randn(3, 8, 8)
+    targets = torch.tensor([0, 1, 2])
+    result = deletion_insertion(model, images, maps, targets, steps=4)
+    with torch.no_grad():
+        constant = model(torch.zeros_like(images)).softmax(1)[torch.arange(3), targets]
+        blurred = model(gaussian_blur(images, 1)).softmax(1)[torch.arange(3), targets]
+    torch.testing.assert_close(result["deletion_curve"][:, -1], constant)
+    torch.testing.assert_close(result["insertion_curve"][:, 0], blurred)
+    swapped = deletion_insertion(model, images, maps, targets, steps=4, deletion_baseline="blur", insertion_baseline="mean")
+    torch.testing.assert_close(swapped["deletion_curve"][:, -1], blurred)
+    torch.testing.assert_close(swapped["insertion_curve"][:, 0], constant)
 
 
 def exact_imputation(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
@@ -287,3 +305,28 @@ def test_cascading_randomisation_separates_model_dependent_maps() -> None:
 def test_randomisation_order_of_plain_models_looks_through_wrappers() -> None:
     wrapped = nn.Sequential(small_cnn())
     assert [name for name, _ in randomisation_order(wrapped)] == ["0.4", "0.0"]
+
+
+# --- repeatability and the stage's quality row ------------------------------------------
+
+
+def test_sanity_step_zero_shows_a_sampling_methods_own_noise() -> None:
+    """With a new seed per call, step 0 (the untouched copy) is below 1 for SmoothGrad, exactly 1 for Grad-CAM."""
+    model, images, targets = build_model("fastnet").eval(), torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
+    cfg = ExplainConfig()
+    noisy = cascading_randomisation(model, images, targets, sanity_explainer("smoothgrad", cfg))
+    assert noisy.loc[0, "spearman"] < 0.99
+    exact = cascading_randomisation(model, images, targets, sanity_explainer("gradcam", cfg))
+    assert exact.loc[0, "spearman"] == pytest.approx(1.0)
+
+
+def test_quality_row_names_its_baselines_and_measures_seed_repeatability() -> None:
+    model, images, targets = build_model("fastnet").eval(), torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 2])
+    cfg = ExplainConfig(sanity_images=1, deletion_steps=4, deletion_baseline="blur", insertion_baseline="mean")
+    _, row = _explain_and_score("smoothgrad", model, images, targets, cfg)
+    assert row["deletion_baseline"] == "blur" and row["insertion_baseline"] == "mean"
+    assert 0 < row["seed_spearman"] < 0.999
+    assert 0 < row["road_gap_seed_diff"] < 0.1
+    _, deterministic = _explain_and_score("saliency", model, images, targets, cfg)
+    assert math.isnan(deterministic["seed_spearman"])
+    assert ExplainConfig().deletion_baseline == "mean" and ExplainConfig().insertion_baseline == "blur"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -17,6 +22,7 @@ from xaiquest.report import RunTables, finding_rule, run_rules, write_report
 from xaiquest.report.findings import RULES, Finding, critical_reflection
 from xaiquest.report.sections import Paragraph, setup_section
 
+ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("fastnet__baseline__s0", "vgg_small__baseline__s0")
 METHODS = ("gradcam", "saliency", "lime")
 
@@ -179,7 +185,7 @@ def test_accuracy_ranking_and_single_seed_note(tmp_path: Path) -> None:
     _write(tmp_path, "tables/comparison.csv", _comparison())
     text = _text(_findings(tmp_path, "accuracy_ranking", "accuracy_noise"))
     assert "fastnet has the highest test accuracy (81.17%)" in text
-    assert "vgg_small the lowest (74.77%)" in text and "6.40 pp across 2 models" in text
+    assert "vgg_small has the lowest (74.77%)" in text and "6.40 pp across 2 models" in text
     assert "single seed" in text
 
 
@@ -207,7 +213,7 @@ def test_calibration_rules(tmp_path: Path) -> None:
     assert "vgg_small is the best calibrated model before temperature scaling (ECE 0.0500)" in text
     assert "fastnet is the worst calibrated" in text and "ECE 0.1825, 3.65x the best" in text
     assert "fastnet is under-confident: mean confidence 62.92% against 81.17% accuracy (gap -18.25 pp)" in text
-    assert "vgg_small is over-confident" in text and "(gap 5.00 pp)" in text
+    assert "vgg_small is over-confident" in text and "(gap +5.00 pp)" in text
     assert "T = 0.565 < 1: logits sharpened, the model was under-confident" in text
     assert "ECE from 0.1825 to 0.0148 (-91.9%)" in text
     assert "T = 1.800 > 1: logits softened, the model was over-confident" in text
@@ -225,7 +231,7 @@ def test_robustness_rules(tmp_path: Path) -> None:
     assert "fastnet is weakest on noise corruptions (40.00% mean accuracy over severities 1-5)" in text
     assert "strongest on weather (77.50%)" in text
     assert "From clean images (90.00%) to severity 5" in text
-    assert "loses most on noise (-70.00 pp, to 20.00%) and least on weather (-20.00 pp, to 70.00%)" in text
+    assert "changes worst on noise (-70.00 pp, to 20.00%) and best on weather (-20.00 pp, to 70.00%)" in text
     assert "ECE rises from 0.0300 on clean images to 0.2000 at severity 5 (mean over corruptions, 6.7x)" in text
 
 
@@ -243,7 +249,10 @@ def test_explanation_rules(tmp_path: Path) -> None:
 
 def test_sanity_rule_names_failures_and_passes(tmp_path: Path) -> None:
     _write(tmp_path, "tables/explain_quality.csv", _quality())
-    (finding,) = _findings(tmp_path, "sanity_failures")
+    overview, finding = _findings(tmp_path, "sanity_failures")
+    assert overview.kind == "weakness" and overview.text.startswith(
+        "1 method of 4 fails the cascading-randomisation sanity check on at least one model: lime (1 of 2 models). "
+        "Its maps barely depend on the learned weights there.")
     assert finding.kind == "weakness" and "lime fails the cascading-randomisation sanity check on fastnet" in finding.text
     assert "final SSIM 0.640, Spearman 0.697" in finding.text
     _write(tmp_path, "tables/explain_quality.csv", _quality().assign(sanity_fails=False))
@@ -294,8 +303,10 @@ def test_variant_rules_compare_each_variant_with_its_baseline(tmp_path: Path) ->
     _variants_run(tmp_path)
     findings = _findings(tmp_path, "variant_effects", "reexamination")
     text = _text(findings)
-    assert ("fastnet with label_smoothing instead of the baseline: accuracy 80.00% -> 81.00%, ECE 0.050 -> 0.020, "
-            "mCE 1.000 -> 0.950 and mean accuracy under the stress probes 50.00% -> 60.00% (+1.00 pp accuracy).") in text
+    # Each change sits next to its own metric (the old text put the accuracy change after the stress-probe one).
+    assert ("fastnet with label_smoothing instead of the baseline: accuracy 80.00% -> 81.00% (+1.00 pp), ECE 0.050 -> "
+            "0.020 (-0.030), mCE 1.000 -> 0.950 (-0.050) and mean accuracy under the stress probes 50.00% -> 60.00% "
+            "(+10.00 pp).") in text
     assert "patch" not in text
     assert ("On fastnet's 50 most confident baseline mistakes (mean confidence 95.00%), label_smoothing predicts the "
             "true class for 20.00%, repeats the baseline's wrong class for 70.00% and gives that class 60.00% on "
@@ -405,7 +416,7 @@ def test_write_report_on_a_minimal_run(tmp_path: Path) -> None:
     findings = pd.read_csv(root / "tables" / "findings.csv")
     assert {"section", "rule", "kind", "tags", "text", "source", "numbers"} <= set(findings.columns)
     markdown = md_path.read_text(encoding="utf-8")
-    assert "## 1. Setup" in markdown and "[tables/calibration.csv](tables/calibration.csv)" in markdown
+    assert "## 1. Summary" in markdown and "## 2. Setup" in markdown and "[tables/calibration.csv](tables/calibration.csv)" in markdown
     assert "This run did not measure bias" in markdown
 
 
@@ -458,3 +469,147 @@ def test_setup_states_the_prediction_policy_and_the_subsets_behind_each_clean_ac
            "explanation explains" in text
     assert "The robustness stage's clean accuracy is on 40 stratified test images of Stage 1's 100, under the same policy" in text
     assert "The stress stage's clean accuracy is on 99 stratified test images of Stage 1's 100" in text  # one held back
+
+
+# -- findings that must stay true (issue 12.5) ---------------------------------------------------
+
+
+def _chance_run(root: Path) -> Path:
+    """fastnet learned nothing (10 % on 10 classes) and is trivially well calibrated; vgg_small learned."""
+    _write(root, "tables/calibration.csv", pd.DataFrame({
+        "run": list(RUNS), "temperature": [1.299, 1.5], "ece": [0.0008, 0.05], "ece_after_ts": [0.0007, 0.02],
+        "accuracy": [0.1, 0.8], "mean_confidence": [0.1005, 0.86]}))
+    for run, accuracy in zip(RUNS, (0.1, 0.8)):
+        _write(root, f"models/{run}/eval/metrics.json", {"accuracy": accuracy})
+    return root
+
+
+def test_chance_level_models_are_flagged_and_kept_out_of_strengths(tmp_path: Path) -> None:
+    findings = run_rules(RunTables(_chance_run(tmp_path)))
+    (flag,) = [f for f in findings if f.rule == "chance_level"]
+    assert flag.kind == "weakness" and flag.text.startswith("fastnet (10.00%) is at or near chance level")
+    assert not [f for f in findings if f.kind == "strength" and "fastnet" in f.text]
+    text = _text(findings)
+    assert "fastnet is the best calibrated" not in text and "ECE 0.0008)." not in text
+    assert "T = 1.299 > 1: logits softened, although on the test set its confidence already matched its accuracy" in text
+    assert "Not counted as a strength: the model is at chance-level accuracy." in text
+
+
+def test_training_cost_says_when_the_recipes_differ(tmp_path: Path) -> None:
+    for run, epochs, seconds in zip(RUNS, (2, 4), (20.0, 60.0)):
+        _write(tmp_path, f"models/{run}/train.json", {"epochs": epochs, "train_time_s": seconds})
+    (finding,) = _findings(tmp_path, "training_cost")
+    assert finding.text.endswith("Their recipes differ (epochs 2 vs 4), so the times are not a like-for-like "
+                                 "comparison: per epoch 10.0 s vs 15.0 s.")
+
+
+def test_a_single_corruption_family_is_not_both_weakest_and_strongest(tmp_path: Path) -> None:
+    _write(tmp_path, "tables/robustness_accuracy.csv", pd.DataFrame({
+        "model": RUNS[0], "corruption": ["clean", "gaussian_noise"], "severity": [0, 5], "accuracy": [0.5, 0.52]}))
+    weakest, drop = _findings(tmp_path, "worst_corruption_family", "severity_drop")
+    assert weakest.text == ("fastnet keeps 52.00% mean accuracy over severities 1-5 on noise corruptions, the only "
+                            "family measured.")
+    assert "noise (+2.00 pp, to 52.00%)" in drop.text and "--" not in drop.text
+
+
+# -- summary, previews, reflection, wording (issues 11.10 and 12.6) -------------------------------
+
+
+def _section_html(html_text: str, key: str) -> str:
+    return html_text.split(f'<section id="{key}">', 1)[1].split("</section>", 1)[0]
+
+
+def test_the_report_opens_with_a_summary_that_links_to_its_sections(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _later_stages(root)
+    html_path, md_path = write_report(root)
+    parser = _check_html(html_path)
+    sections = [value for tag, name, value in parser.attributes if tag == "section" and name == "id"]
+    assert sections[0] == "summary"
+    summary = _section_html(html_path.read_text(encoding="utf-8"), "summary")
+    assert "Shortcut detected on fastnet" in summary and "worst calibrated" in summary
+    assert "hardest family" in summary and "fails the cascading-randomisation sanity check" in summary
+    targets = re.findall(r'class="section" href="#([^"]+)"', summary)
+    assert len(targets) >= 4 and set(targets) <= set(sections)
+    anchors = {value for _, name, value in parser.attributes if name == "id"}
+    assert all(ref in anchors for ref in re.findall(r'href="#(F\d+)"', summary))
+    markdown = md_path.read_text(encoding="utf-8")
+    assert markdown.index("## 1. Summary") < markdown.index("## 2. Setup")
+    assert "→ [7. Stress tests, bias probes and the planted patch](#7-stress-tests-bias-probes-and-the-planted-patch)" in markdown
+
+
+def _large_figure(path: Path, side: int, seed: int) -> None:
+    """A heatmap-like figure: blocks of random colour with a little noise, as hard to compress as real grids."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (side // 8, side // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    noisy = np.clip(blocks.astype(int) + rng.integers(-6, 7, blocks.shape), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(noisy).save(path)
+
+
+def test_html_stays_small_and_every_figure_opens_full_size(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    for i, run in enumerate(RUNS):
+        for figure in ("explain/grid.png", "explain/agreement.png", "eval/confusion.png"):
+            _large_figure(root / "models" / run / figure, 1400, i)
+    full_size = sum(p.stat().st_size for p in root.rglob("*.png"))
+    assert full_size > 6_000_000  # embedding the figures as they are would exceed the limit
+    html_path, _ = write_report(root)
+    html_text = html_path.read_text(encoding="utf-8")
+    assert html_path.stat().st_size < 5_000_000
+    figures = re.findall(r'<figure><a href="([^"]+)" title="open full size"><img src="data:image/png;base64,([^"]+)"',
+                         html_text)
+    assert len(figures) == html_text.count("<img ")
+    for path, data in figures:
+        assert (root / path).is_file()
+        with Image.open(io.BytesIO(base64.b64decode(data))) as preview:
+            assert preview.width <= 1100
+    grids = _section_html(html_text, "explanations")
+    assert 'class="gallery cols-1"' in grids.split("Explanation grids per model", 1)[1][:200]
+
+
+def test_last_updated_is_when_the_report_was_written(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    manifest = json.loads((root / "manifest.json").read_text())
+    _write(root, "manifest.json", {**manifest, "updated": "2020-01-01T00:00:00"})
+    before = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    markdown = write_report(root)[1].read_text(encoding="utf-8")
+    stamp = re.search(r"last updated (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", markdown)
+    assert stamp and "2020-01-01" not in markdown
+    assert datetime.strptime(stamp[1], "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc) >= before
+
+
+def test_the_reflection_cites_findings_instead_of_repeating_them(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _later_stages(root)
+    html_path, _ = write_report(root)
+    reflection = _section_html(html_path.read_text(encoding="utf-8"), "reflection")
+    findings = pd.read_csv(root / "tables" / "findings.csv")
+    assert not [text for text in findings["text"] if html.escape(text, quote=True) in reflection]
+    cited = set(re.findall(r'href="#(F\d+)"', reflection))
+    tagged = set(findings.loc[findings["tags"].notna(), "ref"])
+    assert cited == tagged  # every finding on bias, reliability or generalisation is cited, nothing else
+    assert "A model follows a planted shortcut" in reflection
+
+
+@pytest.mark.parametrize("document", ["README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))])
+def test_no_internal_source_document_numbers_in_user_facing_text(document: str) -> None:
+    path = ROOT / document if document == "README.md" else ROOT / "docs" / document
+    assert not re.search(r"\bseeds? 0\d\d\b", path.read_text(encoding="utf-8"), re.IGNORECASE)
+
+
+def test_the_report_names_the_layer_each_cam_used(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    quality = _quality().assign(layer=lambda t: t["method"].map({"gradcam": "stage3"}))
+    _write(root, "tables/explain_quality.csv", quality)
+    markdown = write_report(root)[1].read_text(encoding="utf-8")
+    assert "**Layer each CAM method explained**" in markdown
+    assert re.search(r"\| fastnet\s+\| stage3\s+\| gradcam\s+\|", markdown)
+    _write(root, "tables/explain_quality.csv", _quality())  # a run from before the layer was recorded
+    assert "explained each model's last feature depth (the default)" in write_report(root)[1].read_text(encoding="utf-8")
+
+
+def test_the_reflection_page_cites_findings_by_rules_that_exist() -> None:
+    text = (ROOT / "docs" / "trustworthy-ai.md").read_text(encoding="utf-8")
+    cited = {rule for block in re.findall(r"\*Findings: ([^*]+)\*", text) for rule in re.findall(r"`(\w+)`", block)}
+    assert len(cited) >= 10 and cited <= set(RULES)

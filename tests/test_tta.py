@@ -51,7 +51,7 @@ def _audit(root: Path, config: ExperimentConfig, data: AuditData) -> RunStore:
 @pytest.fixture(scope="module")
 def data() -> AuditData:
     return AuditData(class_coloured_split(2, seed=0), class_coloured_split(1, seed=2), class_coloured_split(4, seed=1),
-                     CIFAR10_CLASSES, "synthetic", "synthetic")
+                     CIFAR10_CLASSES, "synthetic", Path("synthetic"), "synthetic")
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +105,10 @@ def test_stress_predictions_follow_the_policy(flip_run, data):
     assert clean["accuracy"] == pytest.approx((flip == labels).float().mean().item())
 
 
-def test_every_predicting_unit_descends_from_a_fingerprint_that_holds_the_policy(data):
+def test_every_predicting_unit_descends_from_a_fingerprint_that_holds_the_policy(flip_run, data):
+    store, key, _ = flip_run
     flip, none = _config("flip"), _config("none")
-    (key,) = run_keys(flip)
-    assert evaluate_fingerprint(flip, data, key) != evaluate_fingerprint(none, data, key)
+    assert evaluate_fingerprint(flip, data, key, store) != evaluate_fingerprint(none, data, key, store)
 
 
 @pytest.mark.slow  # a second audit of every predicting stage; the default suite checks the fingerprint above

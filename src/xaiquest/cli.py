@@ -40,6 +40,11 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except XaiquestError as error:
             err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as error:  # the file system refused (read-only, full, missing folder) outside the store
+            where = f" {error.filename}" if error.filename else ""
+            err.print(f"[bold red]error:[/] cannot access{where} ({error.strerror or error}); check that the path "
+                      "exists and is writable and that the disk has space", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: finished work is kept; rerun the same command to resume")
             raise typer.Exit(130) from None

@@ -157,6 +157,12 @@ class ExplainConfig(Section):
     per_class: int = Field(2, ge=1, description="fixed seeded test images per class, the same for every model")
     confident_failures: int = Field(4, ge=0, description="each model's most confident mistakes, explained too")
     deletion_steps: int = Field(16, ge=2)
+    deletion_baseline: Literal["mean", "blur"] = Field(
+        "mean", description="what deleted pixels become: the mean colour (Petsiuk et al.'s constant) or a blurred copy"
+    )
+    insertion_baseline: Literal["blur", "mean"] = Field(
+        "blur", description="the image insertion starts from: a blurred copy (Petsiuk et al.) or the mean colour"
+    )
     topk_frac: float = Field(0.1, gt=0, lt=1, description="share of top pixels for the agreement IoU")
     sanity_images: int = Field(8, ge=1, description="images for the cascading-randomisation sanity check")
     reexamine: int = Field(

@@ -60,7 +60,7 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
     check_config(config, len(data.classes))
     check_model_sources(config, data)
     store = RunStore(Path(runs_dir) / config.name)
-    store.initialise(config.model_dump(mode="json"), data.source, describe_data(data))
+    store.initialise(config.model_dump(mode="json"), data.source, data.root, data.fingerprint, describe_data(data))
     with normalised_by(data.normalisation):
         for name in stages:
             stage_started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -35,9 +35,10 @@ class AuditData:
     test: Split
     classes: tuple[str, ...]
     source: str
+    root: Path  # the resolved data folder, stored in the run so it is found again from any folder
     fingerprint: str
-    normalisation: Normalisation
-    conversions: dict[str, int]
+    normalisation: Normalisation = CIFAR10_NORMALISATION
+    conversions: dict[str, int] = field(default_factory=dict)
 
     @property
     def image_size(self) -> int:
@@ -74,8 +75,8 @@ def prepare_data(config: ExperimentConfig) -> AuditData:
     identity: list[object] = [dataset.source, len(train), len(val), len(test), cfg.identity()]
     if normalisation != CIFAR10_NORMALISATION:
         identity.append(normalisation)  # CIFAR-10 runs keep the fingerprints they had before other data existed
-    return AuditData(train, val, test, dataset.classes, dataset.source, fingerprint(*identity), normalisation,
-                     dataset.conversions)
+    return AuditData(train, val, test, dataset.classes, dataset.source, dataset.root, fingerprint(*identity),
+                     normalisation, dataset.conversions)
 
 
 def describe_data(data: AuditData) -> dict[str, object]:
@@ -127,8 +128,29 @@ def _starting_point(spec: ModelSpec) -> list[object]:
     return [{key: value for key, value in extra.items() if value}] if any(extra.values()) else []
 
 
-def evaluate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
-    return fingerprint("evaluate", train_fingerprint(config, data, key), config.eval.model_dump())
+# what to do when an artifact a unit wrote is damaged: the unit's own command redoes it (it notices the
+# damage); a file no unit recorded (older run, copied in) must be deleted first
+_RETRAIN = "run `xaiquest train` to retrain {key} (delete the file first if the run did not record it)"
+_REEVALUATE = "run `xaiquest evaluate` to redo evaluate/{key} (delete the file first if the run did not record it)"
+
+
+def train_unit(key: RunKey) -> str:
+    return f"train/{key.id}"
+
+
+def evaluate_unit(key: RunKey) -> str:
+    return f"evaluate/{key.id}"
+
+
+def check_evaluation(store: RunStore, key: RunKey, path: Path) -> None:
+    """Before reading a file the evaluate stage wrote: one clear error if it changed since."""
+    store.check_artifact(evaluate_unit(key), path, _REEVALUATE.format(key=key.id))
+
+
+def evaluate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey, store: RunStore) -> str:
+    """Includes the hash of the weights, so everything measured on a model redoes when it is retrained."""
+    weights = store.artifact_hash(train_unit(key), run_dir(store, key) / "model.pt")
+    return fingerprint("evaluate", train_fingerprint(config, data, key), weights, config.eval.model_dump())
 
 
 def build_run_model(spec: ModelSpec, data: AuditData, start: bool = False) -> nn.Module:
@@ -159,12 +181,19 @@ def check_model_sources(config: ExperimentConfig, data: AuditData) -> None:
 
 
 def load_trained(store: RunStore, key: RunKey, data: AuditData, device: torch.device) -> nn.Module:
-    """A trained (or imported) model of the run, in eval mode on ``device``."""
+    """A trained (or imported) model of the run, in eval mode on ``device``; a damaged or foreign ``model.pt``
+    is one clear error."""
     path = run_dir(store, key) / "model.pt"
+    retrain = _RETRAIN.format(key=key.id)
     if not path.exists():
         raise XaiquestError(f"{key.id} is not trained yet ({path} missing); run `xaiquest train` first")
+    store.check_artifact(train_unit(key), path, retrain)
     model = build_run_model(key.spec, data)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as error:  # truncated zip, foreign pickle, other architecture: all mean "retrain"
+        reason = " ".join(str(error).split())[:160]
+        raise XaiquestError(f"{path} is not readable {key.spec.name} weights ({reason}); {retrain}") from error
     return model.to(device).eval()
 
 
@@ -179,6 +208,7 @@ def confident_mistakes(store: RunStore, key: RunKey) -> torch.Tensor:
     path = run_dir(store, key) / "eval" / "misclassified.csv"
     if not path.exists():
         raise XaiquestError(f"{key.id} has no evaluation yet ({path} missing); run `xaiquest evaluate` first")
+    check_evaluation(store, key, path)
     return torch.tensor(pd.read_csv(path)["index"].to_list(), dtype=torch.long)
 
 
@@ -187,4 +217,9 @@ def load_logits(store: RunStore, key: RunKey) -> dict[str, torch.Tensor]:
     path = run_dir(store, key) / "eval" / "logits.pt"
     if not path.exists():
         raise XaiquestError(f"{key.id} has no evaluation yet ({path} missing); run `xaiquest evaluate` first")
-    return torch.load(path, map_location="cpu")
+    check_evaluation(store, key, path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated or foreign file
+        raise XaiquestError(f"{path} is not readable logits; {_REEVALUATE.format(key=key.id)}") from error
+

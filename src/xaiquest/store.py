@@ -9,13 +9,14 @@ fingerprint matches and redoes the rest.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,19 +24,46 @@ from typing import Any
 import torch
 
 import xaiquest
+from xaiquest.console import console
+from xaiquest.errors import XaiquestError
+
+
+class StoreError(XaiquestError):
+    """The run directory cannot be written, or one of its finished artifacts was damaged."""
+
+
+def unwritable(path: Path, error: OSError | RuntimeError) -> StoreError:
+    """One line for a write the file system refused (read-only, full, a file where a folder should be)."""
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else " ".join(str(error).split())
+    blocking = next((folder for folder in path.parents if folder.exists() and not folder.is_dir()), None)
+    if blocking is not None:
+        fix = f"{blocking} is a file where a folder is needed: move it away"
+    elif path.is_dir():
+        fix = f"{path} is a folder where a file is needed: move it away"
+    elif isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free disk space"
+    else:
+        fix = f"make {path.parent} writable"
+    return StoreError(f"cannot write {path} ({reason}); {fix}")
 
 
 @contextmanager
 def atomic_target(path: Path) -> Iterator[Path]:
     """A temp path beside ``path`` that replaces it only if the ``with`` block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+    except OSError as error:
+        raise unwritable(path, error) from error
     try:
         yield Path(temp)
         os.chmod(temp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
         os.replace(temp, path)
+    except OSError as error:
+        Path(temp).unlink(missing_ok=True)
+        raise unwritable(path, error) from error
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
@@ -52,7 +80,10 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
     with atomic_target(path) as temp:
-        torch.save(obj, temp)
+        try:
+            torch.save(obj, temp)
+        except RuntimeError as error:  # torch reports a failed write (disk full) as a RuntimeError
+            raise unwritable(path, error) from error
 
 
 def fingerprint(*parts: Any) -> str:
@@ -61,28 +92,47 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def file_digest(path: Path) -> dict[str, Any]:
+    """Size and BLAKE2b hash of a file: what a unit records of each key artifact it wrote."""
+    digest = hashlib.blake2b()
+    with open(path, "rb") as handle:  # hashlib.file_digest needs Python 3.11; we support 3.10
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "blake2b": digest.hexdigest()}
+
+
 class RunStore:
     """``runs/<experiment>/``: paths for every stage plus ``manifest.json``."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.manifest_path = self.root / "manifest.json"
+        self._digests: dict[tuple[Path, int, int, int], dict[str, Any]] = {}
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
 
     def read_manifest(self) -> dict[str, Any]:
-        if not self.manifest_path.exists():
+        if not self.manifest_path.is_file():
             return {"units": {}}
-        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise StoreError(f"cannot read {self.manifest_path} ({error}); make it readable, or delete it to "
+                             "redo the run from scratch") from error
 
-    def initialise(self, config: dict[str, Any], data_source: str, dataset: dict[str, Any] | None = None) -> None:
-        """Record the resolved config, the data and environment; keeps the record of finished units."""
+    def initialise(self, config: dict[str, Any], data_source: str, data_path: Path | None = None,
+                   data_fingerprint: str | None = None, dataset: dict[str, Any] | None = None) -> None:
+        """Record the resolved config, the data and environment; keeps the record of finished units.
+
+        ``data_path`` is stored resolved, so the run can find its data again from any folder."""
         manifest = self.read_manifest()
         manifest.update(
             experiment=self.root.name,
             config=config,
             data=data_source,
+            data_path=None if data_path is None else str(Path(data_path).resolve()),
+            data_fingerprint=data_fingerprint,
             dataset=dataset or {},
             xaiquest=xaiquest.__version__,
             torch=torch.__version__,
@@ -92,21 +142,71 @@ class RunStore:
         atomic_write_json(self.manifest_path, manifest)
 
     def is_complete(self, unit: str, unit_fingerprint: str) -> bool:
+        """Finished under this fingerprint, with every recorded artifact unchanged since (else say which is not)."""
         entry = self.read_manifest()["units"].get(unit)
-        return bool(entry) and entry.get("fingerprint") == unit_fingerprint
+        if not entry or entry.get("fingerprint") != unit_fingerprint:
+            return False
+        for name, recorded in entry.get("artifacts", {}).items():
+            problem = self._artifact_problem(self.path(name), recorded)
+            if problem:
+                console.print(f"[yellow]{unit}[/]: {self.path(name)} {problem} since it was finished; redoing it",
+                              highlight=False, soft_wrap=True)
+                return False
+        return True
 
     def unit_record(self, unit: str) -> dict[str, Any]:
         return self.read_manifest()["units"].get(unit, {})
 
-    def mark_complete(self, unit: str, unit_fingerprint: str, summary: dict[str, Any] | None = None) -> None:
-        """Call only after every artifact of ``unit`` has been written."""
+    def mark_complete(self, unit: str, unit_fingerprint: str, summary: dict[str, Any] | None = None,
+                      artifacts: Iterable[Path] = ()) -> None:
+        """Call only after every artifact of ``unit`` has been written; ``artifacts`` (its key files,
+        under the run directory) are recorded by size and hash, and checked on every later skip or read."""
+        recorded = {self._name(path): self._digest(Path(path)) for path in artifacts}
         manifest = self.read_manifest()
         manifest["units"][unit] = {
             "fingerprint": unit_fingerprint,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **({"artifacts": recorded} if recorded else {}),
             **(summary or {}),
         }
         atomic_write_json(self.manifest_path, manifest)
+
+    def artifact_hash(self, unit: str, path: Path) -> str | None:
+        """The hash ``unit`` recorded for ``path`` (None if not recorded): downstream fingerprints include it,
+        so units built on an artifact redo their work when it is rebuilt with other content."""
+        recorded = self._recorded(unit, path)
+        return None if recorded is None else recorded["blake2b"]
+
+    def check_artifact(self, unit: str, path: Path, fix: str) -> None:
+        """Before a later unit reads ``path``: fail with one line if it differs from what ``unit`` recorded."""
+        recorded = self._recorded(unit, path)
+        problem = recorded and self._artifact_problem(Path(path), recorded)
+        if problem:
+            raise StoreError(f"{path} {problem} since {unit} finished; {fix}")
+
+    def _recorded(self, unit: str, path: Path) -> dict[str, Any] | None:
+        return self.unit_record(unit).get("artifacts", {}).get(self._name(path))
+
+    def _name(self, path: Path) -> str:
+        return Path(path).relative_to(self.root).as_posix()
+
+    def _artifact_problem(self, path: Path, recorded: dict[str, Any]) -> str | None:
+        if not path.is_file():
+            return "was deleted"
+        actual = self._digest(path)
+        if actual["bytes"] != recorded["bytes"]:
+            return f"changed size ({actual['bytes']} bytes, {recorded['bytes']} when written)"
+        if actual["blake2b"] != recorded["blake2b"]:
+            return "changed content (its hash differs from the one recorded)"
+        return None
+
+    def _digest(self, path: Path) -> dict[str, Any]:
+        """``file_digest`` memoised on the file's identity, so checking the same weights twice costs one hash."""
+        stat = path.stat()
+        key = (path.resolve(), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = file_digest(path)
+        return self._digests[key]
 
     def record_timing(self, stage: str, seconds: float) -> None:
         """Wall time of the latest run of a stage (skipped work included), for reports and notes."""

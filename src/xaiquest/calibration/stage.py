@@ -28,10 +28,10 @@ def calibrate_stage(config: ExperimentConfig, store: RunStore, data: AuditData, 
     rows, curves = [], {}
     for key in run_keys(config):
         out = run_dir(store, key) / "calibration"
-        unit_fp = fingerprint("calibrate", evaluate_fingerprint(config, data, key), config.calibration.model_dump())
+        unit_fp = fingerprint("calibrate", evaluate_fingerprint(config, data, key, store), config.calibration.model_dump())
         if not store.is_complete(f"calibrate/{key.id}", unit_fp):
             _calibrate_one(store, key, config.calibration.bins, data.classes)
-            store.mark_complete(f"calibrate/{key.id}", unit_fp)
+            store.mark_complete(f"calibrate/{key.id}", unit_fp, artifacts=[out / "calibration.json"])
         summary = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
         rows.append(_table_row(key, summary))
         curves[key.id] = pd.read_csv(out / "reliability_bins.csv")

@@ -26,7 +26,7 @@ from xaiquest.dashboard.session import (
     report_tables,
     stress_choices,
 )
-from xaiquest.dashboard.views import caption, enlarged, overlay, quality_table
+from xaiquest.dashboard.views import caption, enlarged, overlay, quality_table, rounded
 from xaiquest.explainers import explainer_names
 
 NO_MODEL = "(none)"
@@ -35,6 +35,11 @@ COLUMNS, ROW_HEIGHT = 6, 210
 """Heatmap gallery layout: six maps a row (about 190 px each at the page's width), grown to fit every row."""
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 """System fonts: the default theme would fetch Google Fonts, and the dashboard must work offline."""
+CSS = """
+#heatmaps .caption-label { white-space: normal; overflow: visible; max-width: 100%; left: 0; right: 0;
+  font-size: 11px; line-height: 1.25; }
+"""
+"""Gradio cuts gallery captions to one line with an ellipsis; heatmap captions carry the numbers, so they wrap."""
 
 
 def build_app(dashboard: Dashboard) -> gr.Blocks:
@@ -62,7 +67,8 @@ def build_app(dashboard: Dashboard) -> gr.Blocks:
                 shown = gr.Image(label="input (after stress)", elem_id="input-image", height=220, interactive=False)
                 prediction_a = gr.Label(num_top_classes=5, label="prediction", elem_id="prediction-a")
                 prediction_b = gr.Label(num_top_classes=5, label="prediction (side by side)", elem_id="prediction-b")
-            heatmaps = gr.Gallery(label="heatmaps", columns=COLUMNS, height=ROW_HEIGHT, elem_id="heatmaps", allow_preview=False)
+            heatmaps = gr.Gallery(label="heatmaps", columns=COLUMNS, height=ROW_HEIGHT, elem_id="heatmaps",
+                                  object_fit="contain", allow_preview=True)
             quality = gr.Dataframe(label="quality of each map", elem_id="quality", interactive=False)
         with gr.Tab("Report", elem_id="report-tab"):
             _report_tab(dashboard)
@@ -107,10 +113,11 @@ def _report_tab(dashboard: Dashboard) -> None:
         return
     first = next(iter(tables))
     chosen = gr.Dropdown(list(tables), value=first, label="table", elem_id="report-table")
-    view = gr.Dataframe(pd.read_csv(tables[first]), interactive=False, elem_id="report-view")
-    chosen.change(lambda name: pd.read_csv(tables[name]), chosen, view)
+    view = gr.Dataframe(rounded(pd.read_csv(tables[first])), interactive=False, elem_id="report-view")
+    chosen.change(lambda name: rounded(pd.read_csv(tables[name])), chosen, view)
     figures = report_figures(dashboard.run.root)
-    gr.Gallery([(str(path), path.stem) for path in figures], label="figures", columns=2, height="auto")
+    gr.Gallery([(str(path), path.stem) for path in figures], label="figures (click one for full size)", columns=2,
+               height="auto", object_fit="contain", allow_preview=True, elem_id="report-figures")
 
 
 def _image_choices(dashboard: Dashboard, model: str, wanted_class: str, wanted: str) -> dict[str, Any]:
@@ -159,11 +166,14 @@ def _error(error: Exception) -> str:
 
 
 def serve(dashboard: Dashboard, port: int, block: bool = True) -> gr.Blocks:
-    """Serve on 127.0.0.1:``port``; ``block=False`` returns once the server answers (tests, screenshots)."""
+    """Serve on 127.0.0.1:``port``; ``block=False`` returns once the server answers (tests, screenshots).
+
+    Gradio stays quiet: the CLI prints the address itself, and Gradio's "set share=True" hint offers
+    the CLI user a public link this command deliberately never creates."""
     torch.set_num_threads(SERVING_THREADS)
     page = build_app(dashboard)
     page.queue(default_concurrency_limit=1)
     page.launch(server_name="127.0.0.1", server_port=port, share=False, ssr_mode=False, prevent_thread_lock=not block,
-                allowed_paths=[str(dashboard.run.root / "figures")], theme=THEME, quiet=not block,
+                allowed_paths=[str(dashboard.run.root / "figures")], theme=THEME, css=CSS, quiet=True,
                 footer_links=[], max_file_size="40mb")
     return page

@@ -116,9 +116,11 @@ def open_run(root: Path, data: Path | None = None) -> Run:
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():
         raise XaiquestError(f"{root} is not a run directory (no manifest.json); pass e.g. runs/quick")
-    raw = json.loads(manifest_path.read_text(encoding="utf-8"))["config"]
-    if data is not None:
-        raw["data"] = {**raw.get("data", {}), "source": str(data)}
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    raw = manifest["config"]
+    source = data if data is not None else _recorded_data(manifest)
+    if source is not None:
+        raw["data"] = {**raw.get("data", {}), "source": str(source)}
     try:
         config = ExperimentConfig(**raw)
     except ValidationError as error:
@@ -130,6 +132,13 @@ def open_run(root: Path, data: Path | None = None) -> Run:
     data = prepare_data(config)
     check_config(config, len(data.classes))
     return Run(root, config, store, data, keys)
+
+
+def _recorded_data(manifest: dict) -> Path | None:
+    """The absolute data folder the run read, if it is still there: the config may hold a path relative to
+    the folder the run was started from."""
+    recorded = manifest.get("data_path")
+    return Path(recorded) if recorded and Path(recorded).is_dir() else None
 
 
 def stress_choices() -> list[str]:

@@ -42,6 +42,15 @@ def caption(explanation: Explanation) -> str:
             f"del {explanation.deletion_auc:.3f} ins {explanation.insertion_auc:.3f}{tko}")
 
 
+REPORT_DECIMALS = 4
+
+
+def rounded(table: pd.DataFrame, decimals: int = REPORT_DECIMALS) -> pd.DataFrame:
+    """A CSV table for reading: float columns to ``decimals`` places (a CSV keeps all 16 digits)."""
+    floats = table.select_dtypes("float").columns
+    return table.assign(**{column: table[column].round(decimals) for column in floats})
+
+
 def quality_table(explanations: list[Explanation], classes: tuple[str, ...]) -> pd.DataFrame:
     """One row per map: the explained class, deletion/insertion AUC, patch TKO and the explainer's time."""
     return pd.DataFrame([{

@@ -24,7 +24,7 @@ import torch
 import torchvision
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.io import ImageReadMode, decode_jpeg, decode_png, read_file
 from torchvision.transforms.v2 import functional as tvf
 
 from xaiquest.errors import DataError
@@ -46,6 +46,8 @@ DATA_ENV_VAR = "XAIQUEST_DATA"
 PICKLE_DIR_NAME = "cifar-10-batches-py"
 DEFAULT_TEST_FRACTION = 0.2
 """Share of each class held out as test images when a dataset is one ``<class>/*`` tree."""
+SCALED_16BIT = "16-bit->8-bit"
+"""The conversions key counting 16-bit images scaled down to 8 bits."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ _PICKLE_LAYOUTS = (
 )
 _PICKLE_SIZE = 32
 _DECODE_CHUNK = 4096
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3  # 3: 16-bit PNGs scaled, not clipped
 _HOW_TO_PASS_DATA = (
     f"pass --data PATH or set {DATA_ENV_VAR} to a {PICKLE_DIR_NAME} or cifar-100-python folder (or its parent), "
     "or to an image folder: train/<class>/ + test/<class>/, or <class>/ folders split by data.test_fraction"
@@ -108,11 +110,17 @@ class Dataset:
     test: Split
     classes: tuple[str, ...]
     source: str  # where the data came from, for logs and reports
+    root: Path  # the resolved folder it was read from
     conversions: dict[str, int] = field(default_factory=dict)  # e.g. {"grayscale->RGB": 12, "resized": 40}
 
     @property
     def image_size(self) -> int:
         return self.train.images.shape[-1]
+
+    @property
+    def scaled_16bit(self) -> int:
+        """How many 16-bit images were scaled down to 8 bits on decoding."""
+        return self.conversions.get(SCALED_16BIT, 0)
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,8 @@ def load_dataset(
         build = partial(_decode_image_folder, listing, image_size)
         source = f"image folders at {root}"
     cache_file = cache_dir / "tensors" / f"{_cache_key(kind, root, signature, image_size)}.pt"
-    content = _read_cache(cache_file) or _write_cache(cache_file, build())
+    cached = _read_cache(cache_file)
+    content = cached if cached is not None else _write_cache(cache_file, build())
     if len(content.classes) < 2:
         raise DataError(
             f"{root} has {len(content.classes)} class ({', '.join(content.classes)}); a classifier audit needs "
@@ -172,7 +181,11 @@ def load_dataset(
         fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
         train, test = _split_by_fraction(train, fraction, split_seed, root)
         source += f" (one tree, {fraction:g} of each class held out as test, seed {split_seed})"
-    return Dataset(train=train, test=test, classes=content.classes, source=source, conversions=content.conversions)
+    scaled = content.conversions.get(SCALED_16BIT, 0)
+    if scaled:
+        source += f" ({scaled} 16-bit image{'s' if scaled > 1 else ''} scaled to 8 bits)"
+    return Dataset(train=train, test=test, classes=content.classes, source=source, root=root,
+                   conversions=content.conversions)
 
 
 def _split_by_fraction(split: Split, fraction: float, seed: int, root: Path) -> tuple[Split, Split]:
@@ -368,7 +381,7 @@ def _decode_image_folder(listing: _ImageFolderListing, image_size: int | None) -
 
 def _decode_images(files: list[str], image_size: int | None) -> tuple[torch.Tensor, dict[str, int]]:
     """Decode image files into one uint8 ``[N,3,S,S]`` tensor (JPEGs in batches for speed), and
-    count the images converted to RGB (by source mode) or resized on the way."""
+    count the images converted to RGB (by source mode), scaled from 16 to 8 bits or resized on the way."""
     conversions: dict[str, int] = {}
     size = image_size
     images: torch.Tensor | None = None
@@ -380,6 +393,9 @@ def _decode_images(files: list[str], image_size: int | None) -> tuple[torch.Tens
             for file, (image, mode) in zip(chunk, _decode_chunk(chunk)):
                 if mode != "RGB":
                     conversions[f"{mode}->RGB"] = conversions.get(f"{mode}->RGB", 0) + 1
+                if image.dtype == torch.uint16:
+                    conversions[SCALED_16BIT] = conversions.get(SCALED_16BIT, 0) + 1
+                    image = _to_8bit(image)
                 if size is None:
                     size = _native_size(file, image)
                 if tuple(image.shape[1:]) != (size, size):
@@ -393,6 +409,12 @@ def _decode_images(files: list[str], image_size: int | None) -> tuple[torch.Tens
             torch.stack(decoded, out=images[start : start + len(chunk)])
     assert images is not None  # listings never come empty
     return images, conversions
+
+
+def _to_8bit(image: torch.Tensor) -> torch.Tensor:
+    """16-bit PNGs decode as uint16; v / 257 rounded maps 0..65535 onto 0..255 and undoes an 8-bit image saved
+    as 16 bits (k * 257) exactly."""
+    return ((image.to(torch.int32) + 128) // 257).to(torch.uint8)
 
 
 def _native_size(file: str, image: torch.Tensor) -> int:
@@ -444,7 +466,13 @@ def _as_rgb(image: torch.Tensor) -> tuple[torch.Tensor, str]:
 
 
 def _decode_one(file: str, data: torch.Tensor) -> tuple[torch.Tensor, str]:
-    """PIL for every format (it names palette and CMYK modes torchvision would expand silently)."""
+    """PIL for every format (it names palette and CMYK modes torchvision would expand silently), except
+    16-bit PNGs: PIL clips 16-bit grey at 255, so torchvision decodes them as uint16 (scaled down later)."""
+    if _is_16bit_png(data):
+        try:
+            return _as_rgb(decode_png(data, mode=ImageReadMode.UNCHANGED))
+        except RuntimeError as exc:
+            raise DataError(f"cannot decode image {file}; the file is corrupt, replace or delete it") from exc
     try:
         with Image.open(file) as image:
             mode = {"L": "grayscale", "LA": "grayscale+alpha", "P": "palette", "PA": "palette",
@@ -452,6 +480,11 @@ def _decode_one(file: str, data: torch.Tensor) -> tuple[torch.Tensor, str]:
             return torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1), mode
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DataError(f"cannot decode image {file}; the file is corrupt or not an image, replace or delete it") from exc
+
+
+def _is_16bit_png(data: torch.Tensor) -> bool:
+    """The PNG signature and a bit depth of 16 in the IHDR chunk (byte 24 of every PNG)."""
+    return len(data) > 24 and bytes(data[:8].tolist()) == b"\x89PNG\r\n\x1a\n" and int(data[24]) == 16
 
 
 # --- tensor cache ---------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from xaiquest.evaluate.artifacts import write_evaluation
 from xaiquest.evaluate.compare import write_comparison
 from xaiquest.inference import audit_logits
 from xaiquest.metrics import classification_metrics, top_confident_mistakes
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_dir, run_keys
+from xaiquest.runs import (AuditData, RunKey, check_evaluation, evaluate_fingerprint, evaluate_unit, load_trained, run_dir,
+                           run_keys)
 from xaiquest.store import RunStore, atomic_torch_save
 
 STAGE1_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc")
@@ -26,8 +27,8 @@ STAGE1_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "ma
 def evaluate_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
     """Test metrics of every trained model, plus its val and test logits for later stages."""
     for key in run_keys(config):
-        unit_fp = evaluate_fingerprint(config, data, key)
-        if store.is_complete(f"evaluate/{key.id}", unit_fp):
+        unit_fp = evaluate_fingerprint(config, data, key, store)
+        if store.is_complete(evaluate_unit(key), unit_fp):
             continue
         started = time.perf_counter()
         model = load_trained(store, key, data, device)
@@ -40,7 +41,8 @@ def evaluate_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
         write_evaluation(metrics, mistakes, data.classes, out, title=key.id)
         atomic_torch_save(out / "logits.pt", {"test": test_logits, "test_labels": data.test.labels,
                                               "val": val_logits, "val_labels": data.val.labels})
-        store.mark_complete(f"evaluate/{key.id}", unit_fp, {"accuracy": metrics.accuracy})
+        store.mark_complete(evaluate_unit(key), unit_fp, {"accuracy": metrics.accuracy},
+                            artifacts=[out / name for name in ("logits.pt", "metrics.json", "misclassified.csv")])
         console.print(f"evaluate: {key.id} test accuracy {metrics.accuracy:.2%} ({time.perf_counter() - started:.1f} s)")
 
 
@@ -58,6 +60,7 @@ def _comparison_row(store: RunStore, key: RunKey) -> dict[str, Any]:
     metrics_file = folder / "eval" / "metrics.json"
     if not metrics_file.exists():
         raise XaiquestError(f"{key.id} has no evaluation yet; run `xaiquest evaluate` first")
+    check_evaluation(store, key, metrics_file)
     setup = json.loads((folder / "train.json").read_text(encoding="utf-8"))
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     row = {**{k: v for k, v in setup.items() if k not in ("device", "train_images", "patch")}, **{k: metrics[k] for k in STAGE1_METRICS}}

@@ -36,14 +36,16 @@ def explanation_grid(images: torch.Tensor, maps: Mapping[str, torch.Tensor], row
 
 
 def agreement_figure(iou: pd.DataFrame, rank: pd.DataFrame, title: str) -> Figure:
-    """Method x method top-k IoU and Spearman side by side."""
+    """Method x method top-k IoU and Spearman side by side, values printed as large as the cells allow."""
     fig = Figure(figsize=(12, 5.4))
+    cell_font = min(10.0, 110 / max(len(iou), 1))  # as large as a cell allows: 16 methods -> ~7 pt, not 5
     for ax, (name, table) in zip(fig.subplots(1, 2), (("top-k IoU", iou), ("Spearman", rank))):
         image = ax.imshow(table.to_numpy(dtype=float), cmap="viridis", vmin=0 if name == "top-k IoU" else -1, vmax=1)
         ax.set_xticks(range(len(table)), table.columns, rotation=90, fontsize=7)
         ax.set_yticks(range(len(table)), table.index, fontsize=7)
         for (i, j), value in np.ndenumerate(table.to_numpy(dtype=float)):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5, color="white" if value < 0.5 else "black")
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=cell_font,
+                    color="white" if value < 0.5 else "black")
         ax.set_title(name)
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.suptitle(title)

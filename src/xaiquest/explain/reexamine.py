@@ -54,8 +54,8 @@ def reexamine_variants(config: ExperimentConfig, store: RunStore, data: AuditDat
     summaries = []
     for baseline, variant in pairs:
         unit = f"explain/reexamine/{variant.id}"
-        unit_fp = fingerprint("reexamine", evaluate_fingerprint(config, data, baseline),
-                              evaluate_fingerprint(config, data, variant), config.explain.reexamine, config.explain.layer)
+        unit_fp = fingerprint("reexamine", evaluate_fingerprint(config, data, baseline, store),
+                              evaluate_fingerprint(config, data, variant, store), config.explain.reexamine, config.explain.layer)
         out = run_dir(store, variant) / "explain"
         if not store.is_complete(unit, unit_fp):
             table = _reexamine_pair(baseline, variant, store, data, config, device)

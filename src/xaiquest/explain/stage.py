@@ -11,6 +11,8 @@ aside) is also re-examined on its baseline's most confident mistakes (``reexamin
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 
 import pandas as pd
@@ -29,9 +31,11 @@ from xaiquest.explainers.quality import (
     road,
     sanity_flag,
     sparseness,
+    spearman,
 )
+from xaiquest.explainers.quality.sanity import ExplainFn
 from xaiquest.explain.reexamine import reexamine_variants
-from xaiquest.explainers.registry import explain
+from xaiquest.explainers.registry import explain, explained_layer, seed_option
 from xaiquest.figures import save_figure
 from xaiquest.inference import prepare_batch
 from xaiquest.runs import (
@@ -46,9 +50,12 @@ from xaiquest.runs import (
 )
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_text, fingerprint
 
-QUALITY_PLOTS = (("deletion_auc", "deletion AUC (lower = better)"), ("insertion_auc", "insertion AUC (higher = better)"),
+QUALITY_PLOTS = (("deletion_auc", "deletion AUC, pixels to the {deletion_baseline} (lower = better)"),
+                 ("insertion_auc", "insertion AUC, pixels into the {insertion_baseline} (higher = better)"),
                  ("road_gap", "ROAD MoRF-LeRF gap (higher = better)"), ("sanity_ssim", "SSIM after full randomisation (lower = better)"),
+                 ("seed_spearman", "Spearman between two seeds' maps (higher = more repeatable)"),
                  ("seconds_per_image", "seconds per image"))
+BASELINE_NAMES = {"mean": "mean colour", "blur": "blurred image"}
 CROSS_MODEL_IMAGES = 3
 
 
@@ -60,19 +67,22 @@ def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, de
     sample = shared_sample(data.test.labels, cfg)
     tables = []
     for key in run_keys(config, cfg.variants):
-        unit_fp = fingerprint("explain", evaluate_fingerprint(config, data, key), cfg.model_dump())
+        unit_fp = fingerprint("explain", evaluate_fingerprint(config, data, key, store), cfg.model_dump())
         out = run_dir(store, key) / "explain"
         if not store.is_complete(f"explain/{key.id}", unit_fp):
             started = time.perf_counter()
             model = load_trained(store, key, data, device)
             _explain_one(model, key, store, data, sample, cfg, device)
-            store.mark_complete(f"explain/{key.id}", unit_fp)
+            store.mark_complete(f"explain/{key.id}", unit_fp, artifacts=[out / "maps.pt", out / "quality.csv"])
             console.print(f"explain: {key.id} done in {time.perf_counter() - started:.0f} s")
         tables.append(pd.read_csv(out / "quality.csv").assign(run=key.id))
     table = pd.concat(tables, ignore_index=True)
     atomic_write_text(store.path("tables", "explain_quality.csv"), table.to_csv(index=False))
     atomic_write_text(store.path("tables", "explain_quality.md"), table.to_markdown(index=False, floatfmt=".4f") + "\n")
-    save_figure(quality_figure(table, QUALITY_PLOTS), store.path("figures", "explain_quality.png"))
+    baselines = {"deletion_baseline": BASELINE_NAMES[cfg.deletion_baseline],
+                 "insertion_baseline": BASELINE_NAMES[cfg.insertion_baseline]}
+    plots = tuple((column, label.format(**baselines)) for column, label in QUALITY_PLOTS)
+    save_figure(quality_figure(table, plots), store.path("figures", "explain_quality.png"))
     _cross_model_grids(store, config, data, sample)
     reexamine_variants(config, store, data, device)
 
@@ -119,21 +129,25 @@ def _explain_and_score(method: str, model: nn.Module, images: torch.Tensor, targ
     """One method's maps and its quality row (faithfulness, complexity, cost, sanity)."""
     info: dict[str, torch.Tensor] = {}
     started = time.perf_counter()
-    maps = explain(method, model, images, targets, layer=cfg.layer, info=info)
+    maps = explain(method, model, images, targets, layer=cfg.layer, info=info, **seed_option(method, cfg.seed))
     seconds = (time.perf_counter() - started) / len(images)
     on_device = maps.to(images.device)
-    curves = deletion_insertion(model, images, on_device, targets, steps=cfg.deletion_steps)
-    removal = road(model, images, on_device, targets, seed=cfg.seed)
+    curves = deletion_insertion(model, images, on_device, targets, steps=cfg.deletion_steps,
+                                deletion_baseline=cfg.deletion_baseline, insertion_baseline=cfg.insertion_baseline)
+    road_gaps = [road(model, images, on_device, targets, seed=cfg.seed + run)["road_gap"].mean().item() for run in (0, 1)]
     n = min(cfg.sanity_images, len(images))
-    sanity = cascading_randomisation(
-        model, images[:n], targets[:n], lambda m, x, t: explain(method, m, x, t, layer=cfg.layer), seed=cfg.seed
-    )
+    sanity = cascading_randomisation(model, images[:n], targets[:n], sanity_explainer(method, cfg), seed=cfg.seed)
     final = sanity.iloc[-1]
     row = {
         "method": method,
+        "layer": explained_layer(method, model, cfg.layer),
         "deletion_auc": curves["deletion_auc"].mean().item(),
         "insertion_auc": curves["insertion_auc"].mean().item(),
-        "road_gap": removal["road_gap"].mean().item(),
+        "deletion_baseline": cfg.deletion_baseline,
+        "insertion_baseline": cfg.insertion_baseline,
+        "road_gap": road_gaps[0],
+        "road_gap_seed_diff": abs(road_gaps[1] - road_gaps[0]),
+        "seed_spearman": seed_spearman(method, model, images, targets, maps, cfg),
         "entropy": entropy(maps).mean().item(),
         "sparseness": sparseness(maps).mean().item(),
         "seconds_per_image": seconds,
@@ -143,6 +157,29 @@ def _explain_and_score(method: str, model: nn.Module, images: torch.Tensor, targ
         "ig_delta_abs": info["delta"].abs().mean().item() if "delta" in info else float("nan"),
     }
     return maps, row
+
+
+def seed_spearman(method: str, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor,
+                  cfg: ExplainConfig) -> float:
+    """Repeatability of a sampling method: mean Spearman between its maps for seeds ``seed`` and ``seed + 1``.
+
+    NaN for deterministic methods, which have nothing to repeat.
+    """
+    options = seed_option(method, cfg.seed + 1)
+    if not options:
+        return math.nan
+    again = explain(method, model, images, targets, layer=cfg.layer, **options)
+    return spearman(maps, again).nanmean().item()
+
+
+def sanity_explainer(method: str, cfg: ExplainConfig) -> ExplainFn:
+    """The method for the sanity check, drawing a new seed on every call (``seed``, ``seed + 1``, ...).
+
+    With one fixed seed a sampling method's maps on the untouched copy (step 0) would equal the
+    originals exactly, hiding the method's own noise that the randomised steps are judged against.
+    """
+    seeds = itertools.count(cfg.seed)
+    return lambda m, x, t: explain(method, m, x, t, layer=cfg.layer, **seed_option(method, next(seeds)))
 
 
 def _row_title(row: object, classes: tuple[str, ...]) -> str:

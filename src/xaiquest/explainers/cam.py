@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from xaiquest.explainers.own import forward_capturing
 from xaiquest.explainers.registry import ExplainFn, Info, register_explainer
 from xaiquest.models import resolve_layer
 
@@ -121,10 +123,53 @@ def scorecam(
     info: Info,
     batch_size: int = CPU_BATCH_SIZE,
 ) -> torch.Tensor:
-    """Score-CAM (Wang et al. 2020): channel weights = target score of the input masked by each channel."""
+    """Score-CAM as pytorch-grad-cam computes it: weights = softmax over channels of the masked inputs' target logits.
+
+    The paper's weights are the increase in target-class probability over a baseline input
+    (``scorecam_paper``); the library instead softmaxes the raw target logits across channels.
+    """
     with silent_progress():
         # ScoreCAM takes no batch_size argument; it reads the attribute when present (default 16).
         return cam_maps(library_class("ScoreCAM"), model, images, targets, layer, configure={"batch_size": batch_size})
+
+
+@register_explainer("scorecam_paper", "cam", uses_layer=True)
+@torch.no_grad()
+def scorecam_paper(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    layer: str,
+    info: Info,
+    batch_size: int = CPU_BATCH_SIZE,
+) -> torch.Tensor:
+    """Score-CAM (Wang et al. 2020) by the paper's formula: weights = increase in target probability over the baseline.
+
+    Channel ``k``'s activation map is upsampled bilinearly and min-max scaled to a [0, 1] mask
+    ``H_k``; its weight is ``softmax(f(X * H_k))_c - softmax(f(X_b))_c`` with the baseline ``X_b``
+    the mean image (zeros in normalised space, which masking also fades towards); a constant
+    channel carries no location and gets weight 0. The map is ``ReLU(sum_k w_k A_k)``, resized
+    bilinearly and min-max scaled, as the library's CAMs end up.
+    """
+    _, (activations,) = forward_capturing(model, images, [resolve_layer(model, layer)])
+    activations = activations.detach()
+    masks = F.interpolate(activations, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    low, high = masks.amin((2, 3), keepdim=True), masks.amax((2, 3), keepdim=True)
+    masks = (masks - low) / (high - low).clamp_min(torch.finfo(masks.dtype).tiny)
+    baseline = model(torch.zeros_like(images[:1])).softmax(1)[0, targets]
+    channels = activations.shape[1]
+    weights = torch.stack([
+        torch.cat([
+            model(image[None] * masks[i, first : first + batch_size, None]).softmax(1)[:, targets[i]]
+            for first in range(0, channels, batch_size)
+        ])
+        for i, image in enumerate(images)
+    ]) - baseline[:, None]
+    weights = torch.where((high > low).flatten(1), weights, 0.0)
+    cam = (weights[:, :, None, None] * activations).sum(1, keepdim=True).clamp_min(0)
+    cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    low, high = cam.amin((1, 2), keepdim=True), cam.amax((1, 2), keepdim=True)
+    return (cam - low) / (high - low).clamp_min(torch.finfo(cam.dtype).tiny)
 
 
 @register_explainer("ablationcam", "cam", uses_layer=True)

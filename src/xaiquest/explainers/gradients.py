@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from xaiquest.data.augment import active_normalisation
+from xaiquest.explainers.guided import guided_gradients
 from xaiquest.explainers.registry import Info, register_explainer, seeded
 from xaiquest.models import resolve_layer
 
@@ -34,11 +35,10 @@ def abs_channel_sum(attributions: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def quiet_captum() -> Iterator[None]:
-    """Captum warns on every call that it set ``requires_grad`` on the input and hooks on ReLUs;
-    both are expected here (the input is our copy, the hooks are removed by Captum)."""
+    """Captum warns on every call that it set ``requires_grad`` on the input; expected here (the
+    input is our copy)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
-        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU activations")
         yield
 
 
@@ -111,15 +111,12 @@ def integrated_gradients(
 def guided_backprop(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: None, info: Info
 ) -> torch.Tensor:
-    """Guided Backpropagation (Springenberg et al. 2015): only positive gradients pass each ReLU.
+    """Guided Backpropagation (Springenberg et al. 2015): only positive gradients pass each activation.
 
-    Captum modifies ``nn.ReLU`` modules only: through GELU (FastNet) or ReLU6 (MobileNetV2) the
-    gradient passes unmodified, so on FastNet this equals ``saliency``.
+    The rule is applied at every elementwise activation (GELU, SiLU, Hardswish, ReLU6, ...), not
+    only at ``nn.ReLU`` as Captum does (``guided.py``); on ReLU networks it equals Captum's.
     """
-    from captum.attr import GuidedBackprop
-
-    with quiet_captum():
-        return abs_channel_sum(GuidedBackprop(model).attribute(images, target=targets))
+    return abs_channel_sum(guided_gradients(model, images, targets))
 
 
 @register_explainer("guided_gradcam", "gradient", uses_layer=True)
@@ -128,10 +125,12 @@ def guided_gradcam(
 ) -> torch.Tensor:
     """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop times the layer's upsampled Grad-CAM.
 
-    Grad-CAM is upsampled bilinearly like the CAM family (Captum's default is nearest).
+    Captum's ``GuidedGradCam`` computation with our guided rule: Grad-CAM (ReLU'd, unscaled) is
+    upsampled bilinearly like the CAM family (Captum's default is nearest).
     """
-    from captum.attr import GuidedGradCam
+    from captum.attr import LayerAttribution, LayerGradCam
 
-    explainer = GuidedGradCam(model, resolve_layer(model, layer))
     with quiet_captum():
-        return abs_channel_sum(explainer.attribute(images, target=targets, interpolate_mode="bilinear"))
+        cam = LayerGradCam(model, resolve_layer(model, layer)).attribute(images, target=targets, relu_attributions=True)
+    cam = LayerAttribution.interpolate(cam.detach(), tuple(images.shape[-2:]), interpolate_mode="bilinear")
+    return abs_channel_sum(guided_gradients(model, images, targets) * cam)

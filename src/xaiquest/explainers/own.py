@@ -1,9 +1,9 @@
 """FusionCAM (ours): Layer-CAMs at consecutive named depths, fused by a geometric mean.
 
-Why: on 32x32 inputs the last depth is 4x4 (ResNet, MobileNetV2), 3x3 (FastNet) or 2x2 (VGG), so
-a last-layer CAM can only say which quarter of the image matters. One depth shallower has 4x the
-resolution, but its units see small receptive fields and its CAM lights up edges and texture that
-are not specific to the class. A geometric mean keeps a location only where both depths agree: the
+Why: on 32x32 inputs the last depth of every CPU-sized zoo model is a 4x4 grid (resnet20: 8x8,
+vgg16_bn: 2x2), so a last-layer CAM can only say which of 16 cells of the image matters. One depth
+shallower has 4x the resolution, but its units see small receptive fields and its CAM lights up
+edges and texture that are not specific to the class. A geometric mean keeps a location only where both depths agree: the
 deep map supplies class-specificity, the shallow map sharpens where inside the deep map's coarse
 cells the evidence lies. Layer-CAM weights (positive gradient per location, Jiang et al. 2021)
 rather than Grad-CAM's averaged ones, because they stay meaningful at shallow layers.

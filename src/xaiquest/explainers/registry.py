@@ -96,6 +96,11 @@ def explain(
     return maps.detach().float().cpu()
 
 
+def explained_layer(method: str, model: nn.Module, layer: str | None) -> str | None:
+    """The layer ``explain`` uses for ``method`` (None for input-attribution methods), so results can name it."""
+    return (layer or last_depth(model)) if EXPLAINERS.get(method).uses_layer else None
+
+
 def describe_explainers() -> list[tuple[str, Family, bool, str]]:
     """(name, family, uses a layer, one-line description) per registered method."""
     return [(e.name, e.family, e.uses_layer, e.description) for e in map(EXPLAINERS.get, EXPLAINERS)]
@@ -105,6 +110,11 @@ def explainer_options(explainer: Explainer) -> dict[str, Any]:
     """The method's options and their defaults: its parameters after the common five."""
     parameters = list(inspect.signature(explainer.compute).parameters.values())[len(COMMON_PARAMETERS) :]
     return {p.name: p.default for p in parameters}
+
+
+def seed_option(method: str, seed: int) -> dict[str, int]:
+    """``{"seed": seed}`` for a sampling method (one with a ``seed`` option), ``{}`` for a deterministic one."""
+    return {"seed": seed} if "seed" in explainer_options(EXPLAINERS.get(method)) else {}
 
 
 def check_options(explainer: Explainer, options: dict[str, Any]) -> None:

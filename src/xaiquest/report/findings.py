@@ -149,6 +149,10 @@ class Finding:
     kind: Kind = "note"
     tags: tuple[str, ...] = ()
     rule: str = ""
+    subjects: tuple[str, ...] = ()
+    """Run or (model, variant) ids the finding judges: a strength about a chance-level model is demoted."""
+    ref: str = ""
+    """The finding's number in the report (``F12``), set when the report orders its findings."""
 
 
 RuleFn = Callable[[RunTables], list[Finding]]
@@ -182,14 +186,25 @@ def finding_rule(name: str, tags: Iterable[str] = ()) -> Callable[[RuleFn], Rule
 
 
 def run_rules(run: RunTables, names: Iterable[str] | None = None) -> list[Finding]:
-    """The findings of every rule (or of ``names``), stamped with the rule's name and default tags."""
+    """The findings of every rule (or of ``names``), stamped with the rule's name and default tags;
+    strengths about chance-level models are demoted to notes (an untrained model has no strengths)."""
     findings: list[Finding] = []
+    near_chance = chance_level_groups(run)
     for name in RULES if names is None else names:
         if name not in RULES:
             raise UnknownNameError(f"unknown finding rule {name!r}; available: {', '.join(RULES)}")
         rule = RULES[name]
-        findings += [replace(f, rule=name, tags=f.tags or rule.tags) for f in rule.fn(run)]
+        findings += [demote_at_chance(replace(f, rule=name, tags=f.tags or rule.tags), near_chance)
+                     for f in rule.fn(run)]
     return findings
+
+
+def demote_at_chance(finding: Finding, near_chance: set[str]) -> Finding:
+    """A strength about a model at chance level becomes a note that says why."""
+    if finding.kind != "strength" or not any(group_of(s) in near_chance for s in finding.subjects):
+        return finding
+    return replace(finding, kind="note",
+                   text=finding.text + " Not counted as a strength: the model is at chance-level accuracy.")
 
 
 def pct(value: float) -> str:
@@ -202,6 +217,12 @@ def pp(value: float) -> str:
 
 def num(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
+
+
+def signed_pp(value: float) -> str:
+    """A change in percentage points with its sign (``+1.64 pp``, ``-2.00 pp``)."""
+    shown = 100 * value if abs(100 * value) >= 0.005 else 0.0  # no "-0.00"
+    return f"{shown:+.2f} pp"
 
 
 def ms(seconds: float) -> str:
@@ -257,6 +278,32 @@ def _cell(value: Any) -> Any:
     return ", ".join(map(str, value)) if isinstance(value, list | tuple) else value
 
 
+SETTINGS = {"epochs": "epochs", "batch_size": "batch size", "train_images": "training images",
+            "optimizer": "optimizer", "lr_schedule": "learning-rate schedule"}
+"""Training settings a comparison between runs must mention when they differ (from ``train.json``)."""
+
+
+def setting_differences(run: RunTables, a: Iterable[str], b: Iterable[str]) -> list[str]:
+    """How the recipes of runs ``a`` and runs ``b`` differ (``"epochs 2 vs 4"``), so comparisons say so."""
+    records = run.per_run_json("train.json")
+
+    def values(ids: Iterable[str], key: str) -> str:
+        found = sorted({str(_cell(records[i][key])) for i in ids if i in records and key in records[i]})
+        return "/".join(found)
+
+    differences = []
+    for key, label in SETTINGS.items():
+        left, right = values(a, key), values(b, key)
+        if left and right and left != right:
+            differences.append(f"{label} {left} vs {right}")
+    return differences
+
+
+def runs_of(run: RunTables, group: str) -> list[str]:
+    """The run ids of a (model, variant) group (or the run itself)."""
+    return [r for r in run.runs if r == group or group_of(r) == group]
+
+
 @finding_rule("training_cost")
 def training_cost(run: RunTables) -> list[Finding]:
     table = setup_table(run)
@@ -267,10 +314,71 @@ def training_cost(run: RunTables) -> list[Finding]:
     def params(row: pd.Series) -> str:
         return f", {row['params'] / 1e6:.2f} M parameters" if "params" in row and pd.notna(row["params"]) else ""
 
+    numbers = {"fastest_s": fast["train_time_s"], "slowest_s": slow["train_time_s"]}
+    if fast["train_time_s"] == slow["train_time_s"]:
+        text = f"All {len(table)} models took the same training time ({fast['train_time_s']:.1f} s)."
+        return [Finding("setup", text, numbers, SETUP)]
+    ratio = f", {slow['train_time_s'] / fast['train_time_s']:.2f}x longer" if fast["train_time_s"] > 0 else ""
     text = (f"{fast['label']} trains fastest ({fast['train_time_s']:.1f} s{params(fast)}) and "
-            f"{slow['label']} slowest ({slow['train_time_s']:.1f} s{params(slow)}), "
-            f"{slow['train_time_s'] / fast['train_time_s']:.2f}x longer.")
-    return [Finding("setup", text, {"fastest_s": fast["train_time_s"], "slowest_s": slow["train_time_s"]}, SETUP)]
+            f"{slow['label']} slowest ({slow['train_time_s']:.1f} s{params(slow)}){ratio}.")
+    differences = setting_differences(run, [fast["run"]], [slow["run"]])
+    if differences:
+        text += f" Their recipes differ ({'; '.join(differences)}), so the times are not a like-for-like comparison"
+        if _has(table, "epochs") and pd.notna(fast.get("epochs")) and pd.notna(slow.get("epochs")):
+            per_fast, per_slow = fast["train_time_s"] / fast["epochs"], slow["train_time_s"] / slow["epochs"]
+            text += f": per epoch {per_fast:.1f} s vs {per_slow:.1f} s"
+            numbers |= {"fastest_s_per_epoch": per_fast, "slowest_s_per_epoch": per_slow}
+        text += "."
+    return [Finding("setup", text, numbers, SETUP)]
+
+
+CHANCE_MARGIN = 0.05
+"""A model within 5 pp of chance accuracy (1 / classes) learned next to nothing: it is flagged, and
+its calibration or robustness (trivially good at chance) never counts as a strength."""
+
+
+def run_accuracies(run: RunTables) -> dict[str, float]:
+    """Test accuracy per run, from ``eval/metrics.json`` (else ``calibration.csv``)."""
+    accuracy = {r: float(m["accuracy"]) for r, m in run.per_run_json("eval/metrics.json").items() if "accuracy" in m}
+    calibration = run.csv(CALIBRATION)
+    if _has(calibration, "run", "accuracy"):
+        for row in calibration.dropna(subset=["accuracy"]).itertuples():
+            accuracy.setdefault(str(row.run), float(row.accuracy))
+    return accuracy
+
+
+def class_count(run: RunTables) -> int:
+    """Classes of the dataset: the rows of a per-class table, else CIFAR-10's 10."""
+    for table in run.per_run_csv("eval/per_class.csv").values():
+        if "class" in table:
+            return int(table["class"].nunique())
+    return 10
+
+
+def chance_level_groups(run: RunTables) -> set[str]:
+    """(model, variant) groups whose mean test accuracy is within ``CHANCE_MARGIN`` of chance."""
+    accuracy = pd.Series(run_accuracies(run), dtype=float)
+    if accuracy.empty:
+        return set()
+    means = accuracy.groupby(accuracy.index.map(group_of)).mean()
+    return set(means.index[means <= 1 / class_count(run) + CHANCE_MARGIN])
+
+
+@finding_rule("chance_level", tags=("reliability", "generalisation"))
+def chance_level(run: RunTables) -> list[Finding]:
+    groups = sorted(chance_level_groups(run))
+    if not groups:
+        return []
+    accuracy = pd.Series(run_accuracies(run), dtype=float)
+    means = accuracy.groupby(accuracy.index.map(group_of)).mean()
+    names, chance = run.labels(groups), 1 / class_count(run)
+    quoted = _join([f"{names[g]} ({pct(means[g])})" for g in groups])
+    verb = "is" if len(groups) == 1 else "are"
+    text = (f"{quoted} {verb} at or near chance level (chance is {pct(chance)} with {class_count(run)} classes; "
+            f"flagged within {pp(CHANCE_MARGIN)} of it): such a model learned next to nothing, so its calibration, "
+            "robustness and explanation results are not counted as strengths.")
+    return [Finding("comparison", text, {"chance": chance, **{f"accuracy_{g}": means[g] for g in groups}},
+                    COMPARISON, kind="weakness", subjects=tuple(groups))]
 
 
 @finding_rule("accuracy_ranking", tags=("generalisation",))
@@ -287,8 +395,12 @@ def accuracy_ranking(run: RunTables) -> list[Finding]:
     if len(table) == 1:
         return [Finding("comparison", f"{names[best]}, the only model, reaches {pct(top)} test accuracy.",
                         {"accuracy": top}, COMPARISON)]
-    text = (f"{names[best]} has the highest test accuracy ({pct(top)}) and {names[worst]} the lowest "
-            f"({pct(low)}): a spread of {pp(top - low)} across {len(table)} models.")
+    if top == low:
+        text = f"All {len(table)} models reach the same test accuracy ({pct(top)})."
+        return [Finding("comparison", text, {"accuracy": top}, COMPARISON)]
+    accuracy = pd.Series(table["accuracy_mean"].to_numpy(), index=names.to_numpy())
+    text = (f"{_holders(accuracy, top)} the highest test accuracy ({pct(top)}) and {_holders(accuracy, low)} the "
+            f"lowest ({pct(low)}): a spread of {pp(top - low)} across {len(table)} models.")
     return [Finding("comparison", text, {"best": top, "worst": low, "spread": top - low}, COMPARISON)]
 
 
@@ -320,8 +432,9 @@ def accuracy_noise(run: RunTables) -> list[Finding]:
         _, a, b, diff, noise = min(margins)
         text = (f"All {len(seeded)} multi-seed models differ by more than their combined seed std "
                 f"(closest pair: {names[a]} vs {names[b]}, {pp(diff)} > {pp(noise)}).")
+        groups = tuple(f"{table.at[i, 'model']}__{table.at[i, 'variant']}" for i in table.index)
         findings.append(Finding("comparison", text, {"difference": diff, "combined_std": noise}, COMPARISON,
-                                kind="strength"))
+                                kind="strength", subjects=groups))
     return findings
 
 
@@ -354,18 +467,31 @@ def _calibration(run: RunTables) -> tuple[pd.DataFrame, dict[str, str]] | None:
 
 @finding_rule("calibration_extremes", tags=("reliability",))
 def calibration_extremes(run: RunTables) -> list[Finding]:
+    """Best and worst ECE among models above chance: a chance-level model is trivially calibrated."""
     loaded = _calibration(run)
-    if loaded is None or len(loaded[0]) < 2:
+    if loaded is None:
         return []
     table, names = loaded
+    near_chance = chance_level_groups(run)
+    table = table[~table["run"].map(group_of).isin(near_chance)].reset_index(drop=True)
+    if len(table) < 2 or table["ece"].min() == table["ece"].max():
+        return []
     best, worst = table.loc[table["ece"].idxmin()], table.loc[table["ece"].idxmax()]
+    among = f" among the {len(table)} models above chance level" if near_chance else ""
+    ratio = f", {worst['ece'] / best['ece']:.2f}x the best" if best["ece"] > 0 else ""
     return [
-        Finding("calibration", f"{names[best['run']]} is the best calibrated model before temperature scaling "
-                f"(ECE {num(best['ece'])}).", {"ece": best["ece"]}, CALIBRATION, kind="strength"),
-        Finding("calibration", f"{names[worst['run']]} is the worst calibrated model before temperature scaling "
-                f"(ECE {num(worst['ece'])}, {worst['ece'] / best['ece']:.2f}x the best).",
-                {"ece": worst["ece"]}, CALIBRATION, kind="weakness"),
+        Finding("calibration", f"{names[best['run']]} is the best calibrated model before temperature scaling{among} "
+                f"(ECE {num(best['ece'])}).", {"ece": best["ece"]}, CALIBRATION, kind="strength",
+                subjects=(best["run"],)),
+        Finding("calibration", f"{names[worst['run']]} is the worst calibrated model before temperature scaling{among} "
+                f"(ECE {num(worst['ece'])}{ratio}).", {"ece": worst["ece"]}, CALIBRATION, kind="weakness",
+                subjects=(worst["run"],)),
     ]
+
+
+def confidence_gap(row: Any) -> float:
+    """Mean confidence minus accuracy (NaN when either is missing): > 0 over-, < 0 under-confident."""
+    return getattr(row, "mean_confidence", math.nan) - getattr(row, "accuracy", math.nan)
 
 
 @finding_rule("confidence_direction", tags=("reliability",))
@@ -375,38 +501,54 @@ def confidence_direction(run: RunTables) -> list[Finding]:
         return []
     table, names = loaded
     findings = []
-    for row in table.itertuples():
-        gap = row.mean_confidence - row.accuracy
+    for row in table.dropna(subset=["mean_confidence", "accuracy"]).itertuples():
+        gap = confidence_gap(row)
         numbers = {"mean_confidence": row.mean_confidence, "accuracy": row.accuracy, "gap": gap}
         quoted = f"mean confidence {pct(row.mean_confidence)} against {pct(row.accuracy)} accuracy"
         if abs(gap) < CONFIDENCE_TOLERANCE:
-            text = f"{names[row.run]}'s confidence matches its accuracy: {quoted} (gap {pp(gap)})."
-            findings.append(Finding("calibration", text, numbers, CALIBRATION, kind="strength"))
+            text = f"{names[row.run]}'s confidence matches its accuracy: {quoted} (gap {signed_pp(gap)})."
+            findings.append(Finding("calibration", text, numbers, CALIBRATION, kind="strength", subjects=(row.run,)))
         else:
             direction = "over-confident" if gap > 0 else "under-confident"
-            text = f"{names[row.run]} is {direction}: {quoted} (gap {pp(gap)})."
-            findings.append(Finding("calibration", text, numbers, CALIBRATION, kind="weakness"))
+            text = f"{names[row.run]} is {direction}: {quoted} (gap {signed_pp(gap)})."
+            findings.append(Finding("calibration", text, numbers, CALIBRATION, kind="weakness", subjects=(row.run,)))
     return findings
+
+
+def temperature_meaning(temperature: float, gap: float) -> str:
+    """What T says, checked against the test-set confidence gap: T > 1 only means over-confidence
+    when the model's confidence actually exceeds its accuracy (a chance-level model's T is noise)."""
+    if temperature == 1:
+        return "= 1: no change"
+    effect = "> 1: logits softened" if temperature > 1 else "< 1: logits sharpened"
+    expected = "over-confident" if temperature > 1 else "under-confident"
+    if math.isnan(gap):
+        return f"{effect}, the model was {expected} on the validation split"
+    if abs(gap) < CONFIDENCE_TOLERANCE:
+        return f"{effect}, although on the test set its confidence already matched its accuracy (gap {signed_pp(gap)})"
+    actual = "over-confident" if gap > 0 else "under-confident"
+    if actual == expected:
+        return f"{effect}, the model was {actual} (test gap {signed_pp(gap)})"
+    return f"{effect}, although on the test set the model is {actual} (gap {signed_pp(gap)})"
 
 
 @finding_rule("temperature_scaling", tags=("reliability",))
 def temperature_scaling(run: RunTables) -> list[Finding]:
-    """T > 1 softens the logits (the model was over-confident), T < 1 sharpens them (under-confident)."""
+    """T > 1 softens the logits, T < 1 sharpens them; the direction is checked against the confidence gap."""
     loaded = _calibration(run)
     if loaded is None or not _has(loaded[0], "temperature", "ece_after_ts"):
         return []
     table, names = loaded
     findings = []
-    for row in table.itertuples():
-        meaning = ("> 1: logits softened, the model was over-confident" if row.temperature > 1
-                   else "< 1: logits sharpened, the model was under-confident" if row.temperature < 1
-                   else "= 1: no change")
-        change = (row.ece_after_ts - row.ece) / row.ece if row.ece else math.nan
-        text = (f"Temperature scaling on {names[row.run]} (T = {num(row.temperature, 3)} {meaning}) moves ECE from "
-                f"{num(row.ece)} to {num(row.ece_after_ts)} ({change:+.1%}).")
-        kind: Kind = "strength" if row.ece_after_ts < row.ece else "weakness"
+    for row in table.dropna(subset=["temperature", "ece_after_ts"]).itertuples():
+        change = f" ({(row.ece_after_ts - row.ece) / row.ece:+.1%})" if row.ece else ""
+        text = (f"Temperature scaling on {names[row.run]} (T = {num(row.temperature, 3)} "
+                f"{temperature_meaning(row.temperature, confidence_gap(row))}) moves ECE from "
+                f"{num(row.ece)} to {num(row.ece_after_ts)}{change}.")
+        kind: Kind = "strength" if row.ece_after_ts < row.ece else "weakness" if row.ece_after_ts > row.ece else "note"
         findings.append(Finding("calibration", text, {"temperature": row.temperature, "ece": row.ece,
-                                                      "ece_after_ts": row.ece_after_ts}, CALIBRATION, kind=kind))
+                                                      "ece_after_ts": row.ece_after_ts}, CALIBRATION, kind=kind,
+                                subjects=(row.run,)))
     return findings
 
 
@@ -459,23 +601,31 @@ def robustness_ranking(run: RunTables) -> list[Finding]:
         return ", ".join(parts)
 
     best, worst = table.loc[table["mce"].idxmin()], table.loc[table["mce"].idxmax()]
+    if len(table) > 1 and best["mce"] == worst["mce"]:
+        return []
     if len(table) == 1:
         return [Finding("robustness", f"{names[best['run']]}: {describe(best)}.", {"mce": best["mce"]},
                         ROBUSTNESS_SUMMARY)]
     findings = [
         Finding("robustness", f"{names[best['run']]} is the most robust model to corruptions ({describe(best)}).",
-                {"mce": best["mce"]}, ROBUSTNESS_SUMMARY, kind="strength"),
+                {"mce": best["mce"]}, ROBUSTNESS_SUMMARY, kind="strength", subjects=(best["run"],)),
         Finding("robustness", f"{names[worst['run']]} is the least robust model to corruptions ({describe(worst)}).",
-                {"mce": worst["mce"]}, ROBUSTNESS_SUMMARY, kind="weakness"),
+                {"mce": worst["mce"]}, ROBUSTNESS_SUMMARY, kind="weakness", subjects=(worst["run"],)),
     ]
-    if _has(table, "relative_mce"):
-        relative = table.loc[table["relative_mce"].idxmin()]
-        if relative["run"] != best["run"]:
+    above_chance = table[~table["run"].map(group_of).isin(chance_level_groups(run))]
+    if _has(above_chance, "relative_mce") and pd.notna(best.get("relative_mce")):
+        relative = above_chance.loc[above_chance["relative_mce"].idxmin()]
+        if relative["run"] != best["run"] and relative["relative_mce"] < best["relative_mce"]:
             text = (f"By relative mCE (degradation beyond the clean error) the most robust model is "
                     f"{names[relative['run']]} ({num(relative['relative_mce'], 3)}), not {names[best['run']]} "
                     f"({num(best['relative_mce'], 3)}).")
             findings.append(Finding("robustness", text, {"relative_mce": relative["relative_mce"]}, ROBUSTNESS_SUMMARY))
     return findings
+
+
+def _extremes(values: pd.Series) -> str:
+    """The index labels holding ``values``' extreme, joined (ties name every holder)."""
+    return _join([str(i) for i in values.index])
 
 
 @finding_rule("worst_corruption_family", tags=("generalisation",))
@@ -486,13 +636,40 @@ def worst_corruption_family(run: RunTables) -> list[Finding]:
     names = run.labels(families["model"])
     findings = []
     for model, rows in families.groupby("model", sort=False):
-        worst, best = rows.loc[rows["mean_accuracy"].idxmin()], rows.loc[rows["mean_accuracy"].idxmax()]
-        text = (f"{names[model]} is weakest on {worst['family']} corruptions ({pct(worst['mean_accuracy'])} mean "
-                f"accuracy over severities 1-{worst['max_severity']}) and strongest on {best['family']} "
-                f"({pct(best['mean_accuracy'])}).")
-        findings.append(Finding("robustness", text, {"worst": worst["mean_accuracy"], "best": best["mean_accuracy"]},
-                                ROBUSTNESS_FAMILIES, kind="weakness"))
+        accuracy = rows.set_index("family")["mean_accuracy"].dropna()
+        if accuracy.empty:
+            continue
+        low, high = accuracy.min(), accuracy.max()
+        over = f"mean accuracy over severities 1-{rows['max_severity'].iloc[0]}"
+        if len(accuracy) == 1:
+            text = f"{names[model]} keeps {pct(low)} {over} on {accuracy.index[0]} corruptions, the only family measured."
+        elif low == high:
+            text = f"{names[model]} is equally accurate on all {len(accuracy)} corruption families ({pct(low)} {over})."
+        else:
+            text = (f"{names[model]} is weakest on {_extremes(accuracy[accuracy == low])} corruptions ({pct(low)} {over}) "
+                    f"and strongest on {_extremes(accuracy[accuracy == high])} ({pct(high)}).")
+        findings.append(Finding("robustness", text, {"worst": low, "best": high}, ROBUSTNESS_FAMILIES,
+                                kind="weakness" if len(accuracy) > 1 and low < high else "note", subjects=(model,)))
     return findings
+
+
+@finding_rule("hardest_family_overall", tags=("generalisation",))
+def hardest_family_overall(run: RunTables) -> list[Finding]:
+    """The family that costs the most accuracy averaged over models above chance (the summary's headline)."""
+    families = robustness_families(run)
+    if families is None:
+        return []
+    families = families[~families["model"].map(group_of).isin(chance_level_groups(run))]
+    accuracy = families.groupby("family", sort=False)["mean_accuracy"].mean().dropna()
+    if len(accuracy) < 2 or accuracy.min() == accuracy.max():
+        return []
+    low, high = accuracy.min(), accuracy.max()
+    clean = families.drop_duplicates("model")["clean_accuracy"].mean()
+    models = plural(families["model"].nunique(), "model")
+    text = (f"Averaged over {models} and severities, {_extremes(accuracy[accuracy == low])} corruptions are the "
+            f"hardest family ({pct(low)} mean accuracy") + (f" against {pct(clean)} clean" if pd.notna(clean) else "")
+    text += f") and {_extremes(accuracy[accuracy == high])} the easiest ({pct(high)})."
+    return [Finding("robustness", text, {"hardest": low, "easiest": high}, ROBUSTNESS_FAMILIES, kind="weakness")]
 
 
 @finding_rule("severity_drop", tags=("generalisation",))
@@ -505,10 +682,17 @@ def severity_drop(run: RunTables) -> list[Finding]:
     findings = []
     for model, rows in families.groupby("model", sort=False):
         most, least = rows.loc[rows["drop"].idxmax()], rows.loc[rows["drop"].idxmin()]
-        text = (f"From clean images ({pct(most['clean_accuracy'])}) to severity {most['max_severity']}, "
-                f"{names[model]} loses most on {most['family']} (-{pp(most['drop'])}, to "
-                f"{pct(most['max_severity_accuracy'])}) and least on {least['family']} (-{pp(least['drop'])}, to "
-                f"{pct(least['max_severity_accuracy'])}).")
+
+        def change(row: pd.Series) -> str:
+            return f"{signed_pp(-row['drop'])}, to {pct(row['max_severity_accuracy'])}"
+
+        start = f"From clean images ({pct(most['clean_accuracy'])}) to severity {most['max_severity']}, {names[model]}"
+        if most["family"] == least["family"] or most["drop"] == least["drop"]:
+            which = most["family"] if len(rows) == 1 else f"all {len(rows)} families"
+            text = f"{start}'s accuracy changes by the same amount on {which} ({change(most)})."
+        else:
+            text = (f"{start}'s accuracy changes worst on {most['family']} ({change(most)}) and best on "
+                    f"{least['family']} ({change(least)}).")
         findings.append(Finding("robustness", text, {"largest_drop": most["drop"], "smallest_drop": least["drop"]},
                                 ROBUSTNESS_FAMILIES))
     return findings
@@ -526,12 +710,12 @@ def corruption_calibration(run: RunTables) -> list[Finding]:
     findings = []
     for model in clean.index.intersection(severe.index):
         before, after = clean[model], severe[model]
-        verb = "rises" if after > before else "falls"
+        verb = "rises" if after > before else "falls" if after < before else "stays the same,"
         ratio = f", {after / before:.1f}x" if before > 0 else ""
         text = (f"{names[model]}'s ECE {verb} from {num(before)} on clean images to {num(after)} at severity {top} "
                 f"(mean over corruptions{ratio}).")
         findings.append(Finding("robustness", text, {"ece_clean": before, "ece_severe": after}, ROBUSTNESS_ACCURACY,
-                                kind="weakness" if after > before else "strength"))
+                                kind="weakness" if after > before else "strength", subjects=(model,)))
     return findings
 
 
@@ -623,7 +807,15 @@ def sanity_failures(run: RunTables) -> list[Finding]:
                                 f"{names[top['run']]}).")
             numbers["max_ssim"] = top["sanity_ssim"]
         return [Finding("explanations", text, numbers, EXPLAIN_QUALITY, kind="strength")]
-    findings = []
+    per_method = failed.groupby("method", sort=False)["run"].nunique()
+    models = quality["run"].nunique()
+    listed = _join([f"{method} ({m} of {plural(models, 'model')})" for method, m in per_method.items()])
+    overview = (f"{plural(len(per_method), 'method')} of {quality['method'].nunique()} "
+                f"{'fails' if len(per_method) == 1 else 'fail'} the cascading-randomisation sanity check on at least "
+                f"one model: {listed}. {'Its' if len(per_method) == 1 else 'Their'} maps barely depend on the learned "
+                "weights there.")
+    findings = [Finding("explanations", overview, {"failing_methods": float(len(per_method))}, EXPLAIN_QUALITY,
+                        kind="weakness")]
     for row in failed.itertuples():
         text = (f"{row.method} fails the cascading-randomisation sanity check on {names[row.run]}: with every layer "
                 f"randomised its maps stay similar to the trained model's (final SSIM {num(row.sanity_ssim, 3)}, "
@@ -769,9 +961,16 @@ VARIANT_METRICS = (("accuracy", "accuracy", pct), ("ece", "ECE", lambda v: num(v
                    ("mce", "mCE", lambda v: num(v, 3)), ("stress_accuracy", "mean accuracy under the stress probes", pct))
 
 
+def _variant_change(column: str, before: float, after: float) -> str:
+    """The change of one variant metric, in its own unit, quoted right after the metric it belongs to."""
+    if column in ("accuracy", "stress_accuracy"):
+        return signed_pp(after - before)
+    return f"{after - before:+.3f}"
+
+
 @finding_rule("variant_effects", tags=("generalisation", "reliability"))
 def variant_effects(run: RunTables) -> list[Finding]:
-    """One sentence per variant: each metric of its baseline -> the variant's."""
+    """One sentence per variant: each metric of its baseline -> the variant's, with the change next to it."""
     table = variant_table(run)
     if table is None:
         return []
@@ -779,19 +978,23 @@ def variant_effects(run: RunTables) -> list[Finding]:
     for model, rows in table.groupby("model", sort=False):
         base = rows[rows["variant"] == BASELINE].iloc[0]
         for row in rows[rows["variant"] != BASELINE].itertuples():
-            parts = [f"{label} {fmt(base[column])} -> {fmt(getattr(row, column))}"
+            parts = [f"{label} {fmt(base[column])} -> {fmt(getattr(row, column))} "
+                     f"({_variant_change(column, base[column], getattr(row, column))})"
                      for column, label, fmt in VARIANT_METRICS if pd.notna(base[column]) and pd.notna(getattr(row, column))]
             if not parts:
                 continue
-            gain = row.accuracy - base["accuracy"]
-            text = f"{model} with {row.variant} instead of the baseline: {_join(parts)} ({'+' if gain >= 0 else ''}{pp(gain)} accuracy)."
-            findings.append(Finding("variants", text, {"accuracy_gain": gain}, COMPARISON))
+            text = f"{model} with {row.variant} instead of the baseline: {_join(parts)}."
+            differences = setting_differences(run, runs_of(run, f"{model}__{BASELINE}"),
+                                              runs_of(run, f"{model}__{row.variant}"))
+            if differences:
+                text += f" Beyond the variant itself their recipes differ: {'; '.join(differences)}."
+            findings.append(Finding("variants", text, {"accuracy_gain": row.accuracy - base["accuracy"]}, COMPARISON))
     return findings
 
 
 @finding_rule("reexamination", tags=("reliability",))
 def reexamination(run: RunTables) -> list[Finding]:
-    """Seed 003: what each variant makes of the baseline's most confident mistakes."""
+    """Confident-failure re-examination: what each variant makes of the baseline's most confident mistakes."""
     table = run.csv(REEXAMINE)
     if not _has(table, "model", "variant", "mistakes", "variant_correct", "baseline_confidence", "variant_prob_baseline_class"):
         return []
@@ -806,7 +1009,8 @@ def reexamination(run: RunTables) -> list[Finding]:
         less_sure = row.variant_prob_baseline_class < row.baseline_confidence
         findings.append(Finding("variants", text + ".", {"variant_correct": row.variant_correct,
                                                          "variant_prob_baseline_class": row.variant_prob_baseline_class},
-                                REEXAMINE, kind="strength" if less_sure and row.variant_correct > 0 else "note"))
+                                REEXAMINE, kind="strength" if less_sure and row.variant_correct > 0 else "note",
+                                subjects=(f"{row.model}__{row.variant}",)))
     return findings
 
 
@@ -833,7 +1037,7 @@ def patch_shortcut(run: RunTables) -> list[Finding]:
             text = (f"No shortcut detected on {names[row.run]}: attack success {pct(row.attack_success)}, {versus} "
                     f"(threshold: >= {pct(SHORTCUT_SUCCESS)} and >= {SHORTCUT_RATIO:.0f}x){context}.")
         findings.append(Finding("stress", text, {"attack_success": row.attack_success, "ratio": ratio}, PATCH_RELIANCE,
-                                kind="weakness" if detected else "strength"))
+                                kind="weakness" if detected else "strength", subjects=(row.run,)))
     return findings
 
 
@@ -1072,6 +1276,33 @@ def overall_ranking(run: RunTables) -> list[Finding]:
 
 
 # --------------------------------------------------------------------------------------------
+# Summary
+
+
+SUMMARY = (  # (rules tried in order, kinds preferred in order): one finding per entry
+    (("chance_level",), ("weakness",)),
+    (("overall_ranking", "accuracy_ranking"), ("note",)),
+    (("patch_shortcut",), ("weakness", "strength", "note")),
+    (("calibration_extremes", "confidence_direction"), ("weakness",)),
+    (("hardest_family_overall", "worst_corruption_family"), ("weakness", "note")),
+    (("sanity_failures",), ("weakness", "strength")),
+)
+"""The verdict first: models that learned nothing, the overall ranking, a learned shortcut, miscalibration,
+the hardest corruption family and explanation methods failing the sanity check."""
+
+
+def summary_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """The few findings the summary leads with, at most one per ``SUMMARY`` entry."""
+    findings = list(findings)
+    chosen = []
+    for rules, kinds in SUMMARY:
+        candidates = [f for rule in rules for kind in kinds for f in findings if f.rule == rule and f.kind == kind]
+        if candidates:
+            chosen.append(candidates[0])
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------
 # Critical reflection
 
 
@@ -1085,26 +1316,82 @@ EVIDENCE = {
 """What would have measured each reflection category, quoted when a run lacks it."""
 
 
+LESSONS: dict[tuple[str, Kind], str] = {
+    ("chance_level", "weakness"): "Some models learned next to nothing: every other number about them describes an "
+                                  "untrained network, so none of it counts in their favour",
+    ("accuracy_noise", "note"): "Accuracy gaps are not all known to exceed seed noise, so rankings by accuracy "
+                                "alone are provisional",
+    ("calibration_extremes", "weakness"): "Calibration differs between models, so their confidence scores cannot be "
+                                          "compared, or read as probabilities, without recalibration",
+    ("confidence_direction", "weakness"): "Confidence does not match accuracy for some models: a confidence "
+                                          "threshold tuned on one model does not transfer to another",
+    ("temperature_scaling", "weakness"): "A single global temperature made some models worse: their miscalibration "
+                                         "is not global",
+    ("hardest_family_overall", "weakness"): "Accuracy on clean test images overstates accuracy under distribution "
+                                            "shift, by an amount that depends on the kind of shift",
+    ("corruption_calibration", "weakness"): "Calibration degrades under corruption, so confidence is least "
+                                            "trustworthy exactly when the inputs drift",
+    ("sanity_failures", "weakness"): "Some explanation methods barely depend on the learned weights: their maps are "
+                                     "no evidence of what a model learned",
+    ("sanity_failures", "strength"): "Every method passes the randomisation sanity check, which rules out "
+                                     "weight-independent maps but not unfaithful ones",
+    ("faithfulness_overall", "note"): "Methods differ in faithfulness, so the choice of explainer changes the "
+                                      "story an explanation tells",
+    ("patch_shortcut", "weakness"): "A model follows a planted shortcut: a good test accuracy does not rule out "
+                                    "shortcut learning",
+    ("patch_shortcut", "strength"): "No model learned the planted patch at the strength tested; that bounds this "
+                                    "shortcut, not shortcuts in general",
+    ("stress_probe_sensitivity", "weakness"): "Predictions move with input properties that should not decide the "
+                                              "class, the signature of biases learned from the data",
+    ("variant_effects", "note"): "Each training variant moves several properties at once, so it has to be judged "
+                                 "on all of them, not on accuracy alone",
+    ("reexamination", "note"): "Re-examining the baseline's most confident mistakes shows how little (or how much) "
+                               "a recipe change repairs the failures that matter most",
+    ("layerwise_cka", "note"): "Clean and noisy representations part at specific depths, which locates where "
+                               "robustness is lost",
+}
+"""What a kind of finding implies for trust, stated once and backed by the findings that triggered it."""
+
+
 @dataclass(frozen=True)
 class Reflection:
+    """One category: a count, the lessons drawn (each citing its findings by number) and the findings cited."""
+
     tag: str
     summary: str
     findings: tuple[Finding, ...]
+    lessons: tuple[str, ...] = ()
+
+
+def cite(findings: Iterable[Finding]) -> str:
+    """``F3, F7``: findings cited by their report numbers (by rule name before they are numbered)."""
+    refs = dict.fromkeys(f.ref or f.rule for f in findings)
+    return ", ".join(sorted(refs, key=lambda r: int(r[1:]) if re.fullmatch(r"F\d+", r) else math.inf))
 
 
 def critical_reflection(findings: Iterable[Finding]) -> list[Reflection]:
-    """The findings of each reflection tag, weaknesses first: the reflection argues only from measurements."""
+    """Per category, what the measurements imply, citing the findings instead of repeating them: the
+    reflection argues only from this run's findings, weaknesses first, and says what was not measured."""
     order = {"weakness": 0, "note": 1, "strength": 2}
     findings = list(findings)
     reflections = []
     for tag in TAGS:
         tagged = tuple(sorted((f for f in findings if tag in f.tags), key=lambda f: order[f.kind]))
-        if tagged:
-            weak = sum(f.kind == "weakness" for f in tagged)
-            strong = sum(f.kind == "strength" for f in tagged)
-            summary = (f"{plural(len(tagged), 'measured finding')} on {tag}: {plural(weak, 'weakness', 'weaknesses')}, "
-                       f"{plural(strong, 'strength')}, {plural(len(tagged) - weak - strong, 'note')}.")
-        else:
-            summary = f"This run did not measure {tag}: it has none of {EVIDENCE[tag]}."
-        reflections.append(Reflection(tag, summary, tagged))
+        if not tagged:
+            reflections.append(Reflection(tag, f"This run did not measure {tag}: it has none of {EVIDENCE[tag]}.", ()))
+            continue
+        weak = sum(f.kind == "weakness" for f in tagged)
+        strong = sum(f.kind == "strength" for f in tagged)
+        summary = (f"{plural(len(tagged), 'measured finding')} on {tag}: {plural(weak, 'weakness', 'weaknesses')}, "
+                   f"{plural(strong, 'strength')}, {plural(len(tagged) - weak - strong, 'note')}.")
+        lessons, explained = [], set()
+        for f in tagged:
+            key = (f.rule, f.kind)
+            if key in LESSONS and key not in explained:
+                explained.add(key)
+                lessons.append(f"{LESSONS[key]} ({cite(g for g in tagged if (g.rule, g.kind) == key)}).")
+        rest = [f for f in tagged if (f.rule, f.kind) not in explained]
+        if rest:
+            lessons.append(f"Also bearing on {tag}: {cite(rest)}.")
+        reflections.append(Reflection(tag, summary, tagged, tuple(lessons)))
     return reflections

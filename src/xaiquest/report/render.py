@@ -1,7 +1,9 @@
 """Render a :class:`Report` as ``report.md`` and a self-contained ``report.html``.
 
-The HTML opens offline from a single file: figures are embedded as base64 PNG, the CSS is
-inline and nothing points outside the run directory (links go to its CSVs and PNGs, relative).
+The HTML opens offline from a single file: figures are embedded as base64 PNG previews (scaled
+to the width they are shown at and reduced to 256 colours, so the page stays small) that link to
+the full-size PNG in the run directory; the CSS is inline and nothing points outside the run
+directory (links go to its CSVs and PNGs, relative).
 It is also well-formed XML (void tags closed, no named entities), so a test can parse it
 strictly. The Markdown carries the same content with figures linked by relative path.
 """
@@ -10,14 +12,16 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from PIL import Image
 
 from xaiquest.figures import save_figure
 from xaiquest.report.findings import Finding
@@ -28,6 +32,13 @@ MAX_ROWS = 25
 """Longer tables show their first rows and link the full CSV."""
 FINDINGS = "tables/findings.csv"
 NUMERIC_TEXT = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( ± [\d.]+)?$")
+PAGE_WIDTH = 1100
+"""Pixels of the page's content column: embedded previews are no wider than they are shown."""
+PREVIEW_COLOURS = 256
+FINDING_REF = re.compile(r"\bF\d+\b")
+
+Titles = Mapping[str, tuple[int, str]]
+"""Section key -> (number, title), for links from the summary to the sections."""
 
 
 def write_report_files(report: Report, root: Path) -> tuple[Path, Path]:
@@ -47,9 +58,10 @@ def write_report_files(report: Report, root: Path) -> tuple[Path, Path]:
 
 def findings_table(findings: tuple[Finding, ...]) -> pd.DataFrame:
     """Every finding as a row; ``numbers`` as JSON so the values a sentence quotes stay machine-readable."""
-    rows = [{"section": f.section, "rule": f.rule, "kind": f.kind, "tags": ";".join(f.tags), "text": f.text,
-             "source": f.source, "numbers": json.dumps({k: float(v) for k, v in f.numbers.items()})} for f in findings]
-    return pd.DataFrame(rows, columns=["section", "rule", "kind", "tags", "text", "source", "numbers"])
+    rows = [{"ref": f.ref, "section": f.section, "rule": f.rule, "kind": f.kind, "tags": ";".join(f.tags),
+             "text": f.text, "source": f.source, "numbers": json.dumps({k: float(v) for k, v in f.numbers.items()})}
+            for f in findings]
+    return pd.DataFrame(rows, columns=["ref", "section", "rule", "kind", "tags", "text", "source", "numbers"])
 
 
 def _all_blocks(report: Report) -> Iterator[Block]:
@@ -94,13 +106,18 @@ def _table_note(block: TableBlock) -> str:
 # Markdown
 
 
+def section_titles(report: Report) -> dict[str, tuple[int, str]]:
+    return {s.key: (i, s.title) for i, s in enumerate(report.sections, 1)}
+
+
 def render_markdown(report: Report) -> str:
+    titles = section_titles(report)
     lines = [f"# {report.title}", "", " · ".join(report.meta), "", "## Contents", ""]
     lines += [f"{i}. [{s.title}](#{_slug(f'{i}. {s.title}')})" for i, s in enumerate(report.sections, 1)]
     for i, section in enumerate(report.sections, 1):
         lines += ["", f"## {i}. {section.title}", "", section.intro]
         for block in section.blocks:
-            lines += ["", *_markdown_block(block)]
+            lines += ["", *_markdown_block(block, titles)]
     return "\n".join(lines) + "\n"
 
 
@@ -109,7 +126,7 @@ def _slug(title: str) -> str:
     return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
 
 
-def _markdown_block(block: Block) -> list[str]:
+def _markdown_block(block: Block, titles: Titles) -> list[str]:
     if isinstance(block, Paragraph):
         return [block.text]
     if isinstance(block, TableBlock):
@@ -120,14 +137,22 @@ def _markdown_block(block: Block) -> list[str]:
         links = ", ".join(f"[{p}]({p})" for p in (block.source, *block.see_also))
         return [f"**{block.title}**", "", table, "", f"*{_table_note(block)}CSV: {links}*"]
     if isinstance(block, FigureBlock):
-        return [f"![{block.caption}]({block.path})", "", f"*{block.caption}*"]
+        return [f"[![{block.caption}]({block.path})]({block.path})", "", f"*{block.caption}*"]
     if isinstance(block, Gallery):
         lines = [f"**{block.title}**", ""]
         for figure in block.figures:
-            lines += [f"![{figure.caption}]({figure.path})", f"*{figure.caption}*", ""]
+            lines += [f"[![{figure.caption}]({figure.path})]({figure.path})", f"*{figure.caption}*", ""]
         return lines[:-1]
     lines = [f"### {block.title}", ""] + ([block.intro, ""] if block.intro else [])
-    return lines + [f"- **{f.kind}**: {f.text} ([{f.source}]({f.source}))" for f in block.findings]
+    return lines + [f"- **{f.ref} {f.kind}**: {f.text} ([{f.source}]({f.source}))" + _markdown_section_link(f, block, titles)
+                    for f in block.findings]
+
+
+def _markdown_section_link(finding: Finding, block: FindingList, titles: Titles) -> str:
+    if not block.linked or finding.section not in titles:
+        return ""
+    number, title = titles[finding.section]
+    return f" → [{number}. {title}](#{_slug(f'{number}. {title}')})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,7 +187,7 @@ tbody tr:last-child td { border-bottom: 0; }
 .note { font-size: .82rem; margin: .2rem 0 1rem; }
 figure { margin: 1.2rem 0; }
 figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; border: 1px solid var(--line);
-  border-radius: 4px; }
+  border-radius: 4px; cursor: zoom-in; }
 figcaption { font-size: .84rem; text-align: center; margin-top: .35rem; }
 .gallery { display: grid; gap: 1rem 1.4rem; align-items: start; }
 .gallery figure { margin: .4rem 0; }
@@ -176,6 +201,10 @@ ul.findings li { display: flex; gap: .7rem; align-items: baseline; margin: .5rem
 .kind.strength { background: #e2f3e7; color: #1d6a39; }
 .kind.weakness { background: #fbe6e4; color: #9a2b22; }
 .kind.note { background: #e7edf7; color: #2d4d84; }
+.ref { flex: 0 0 2.6rem; font-size: .78rem; font-weight: 700; color: var(--muted); }
+ul.findings li:target { background: #fff7d6; }
+a.section { font-size: .84rem; white-space: nowrap; margin-left: .4rem; }
+#summary ul.findings { font-size: 1.04rem; }
 a.source { font-size: .78rem; color: var(--muted); margin-left: .3rem; overflow-wrap: anywhere; }
 @media (max-width: 760px) { .cols-2, .cols-3 { grid-template-columns: minmax(0, 1fr); } nav.toc ol { columns: 1; } }
 @media print { .page { max-width: none; } figure, table { break-inside: avoid; } }
@@ -183,9 +212,10 @@ a.source { font-size: .78rem; color: var(--muted); margin-left: .3rem; overflow-
 
 
 def render_html(report: Report, root: Path) -> str:
-    """The whole report as one offline HTML page; figures are read from ``root`` and embedded."""
+    """The whole report as one offline HTML page; figures are read from ``root`` and embedded as previews."""
+    titles = section_titles(report)
     toc = "".join(f'<li><a href="#{s.key}">{_e(s.title)}</a></li>' for s in report.sections)
-    body = "".join(_html_section(i, s, Path(root)) for i, s in enumerate(report.sections, 1))
+    body = "".join(_html_section(i, s, Path(root), titles) for i, s in enumerate(report.sections, 1))
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8" /><meta name="viewport" content="width=device-width, '
@@ -205,23 +235,29 @@ def _link(path: str, css: str = "") -> str:
     return f'<a{attribute} href="{_e(path)}">{_e(path)}</a>'
 
 
-def _html_section(number: int, section: Section, root: Path) -> str:
-    blocks = "\n".join(_html_block(block, root) for block in section.blocks)
+def _html_section(number: int, section: Section, root: Path, titles: Titles) -> str:
+    blocks = "\n".join(_html_block(block, root, titles) for block in section.blocks)
     return (f'\n<section id="{section.key}"><h2>{number}. {_e(section.title)}</h2>'
             f'<p class="intro">{_e(section.intro)}</p>\n{blocks}</section>')
 
 
-def _html_block(block: Block, root: Path) -> str:
+def _html_block(block: Block, root: Path, titles: Titles) -> str:
     if isinstance(block, Paragraph):
-        return f"<p>{_e(block.text)}</p>"
+        text = _e(block.text)
+        return f"<p>{FINDING_REF.sub(_ref_link, text) if block.cites else text}</p>"
     if isinstance(block, TableBlock):
         return _html_table(block)
     if isinstance(block, FigureBlock):
         return _html_figure(block, root)
     if isinstance(block, Gallery):
-        figures = "".join(_html_figure(f, root) for f in block.figures)
+        figures = "".join(_html_figure(f, root, PAGE_WIDTH // block.columns) for f in block.figures)
         return (f'<h3>{_e(block.title)}</h3><div class="gallery cols-{block.columns}">{figures}</div>')
-    return _html_findings(block)
+    return _html_findings(block, titles)
+
+
+def _ref_link(match: re.Match[str]) -> str:
+    return f'<a href="#{match[0]}">{match[0]}</a>'
+
 
 
 def _html_table(block: TableBlock) -> str:
@@ -237,14 +273,42 @@ def _html_table(block: TableBlock) -> str:
             f'</thead><tbody>{body}</tbody></table></div><p class="note">{_e(_table_note(block))}CSV: {links}</p>')
 
 
-def _html_figure(block: FigureBlock, root: Path) -> str:
-    data = base64.b64encode((root / block.path).read_bytes()).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(block.caption)}" />'
-            f"<figcaption>{_e(block.caption)} ({_link(block.path)})</figcaption></figure>")
+def preview_png(path: Path, width: int = PAGE_WIDTH) -> bytes:
+    """The figure as shown on the page: at most ``width`` px wide and 256 colours (plots barely change;
+    the page stays a few MB). The full-size PNG stays in the run directory, one click away."""
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
+    if image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.quantize(PREVIEW_COLOURS, method=Image.Quantize.FASTOCTREE).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
-def _html_findings(block: FindingList) -> str:
+def _html_figure(block: FigureBlock, root: Path, width: int = PAGE_WIDTH) -> str:
+    data = base64.b64encode(preview_png(root / block.path, width)).decode("ascii")
+    return (f'<figure><a href="{_e(block.path)}" title="open full size"><img src="data:image/png;base64,{data}" '
+            f'alt="{_e(block.caption)}" /></a><figcaption>{_e(block.caption)} (click to enlarge; full size: '
+            f"{_link(block.path)})</figcaption></figure>")
+
+
+def _html_findings(block: FindingList, titles: Titles) -> str:
     intro = f"<p>{_e(block.intro)}</p>" if block.intro else ""
-    items = "".join(f'<li><span class="kind {f.kind}">{f.kind}</span><span>{_e(f.text)}{_link(f.source, "source")}'
-                    "</span></li>" for f in block.findings)
+    items = "".join(_html_finding(f, block, titles) for f in block.findings)
     return f'<h3>{_e(block.title)}</h3>{intro}' + (f'<ul class="findings">{items}</ul>' if items else "")
+
+
+def _html_finding(finding: Finding, block: FindingList, titles: Titles) -> str:
+    """A numbered finding: in its own section it carries the anchor (``#F12``); the summary links to it."""
+    anchor = f' id="{finding.ref}"' if finding.ref and not block.linked else ""
+    ref = f'<span class="ref"><a href="#{finding.ref}">{finding.ref}</a></span>' if finding.ref else ""
+    return (f'<li{anchor}>{ref}<span class="kind {finding.kind}">{finding.kind}</span><span>{_e(finding.text)}'
+            f'{_link(finding.source, "source")}{_html_section_link(finding, block, titles)}</span></li>')
+
+
+def _html_section_link(finding: Finding, block: FindingList, titles: Titles) -> str:
+    if not block.linked or finding.section not in titles:
+        return ""
+    number, title = titles[finding.section]
+    return f'<a class="section" href="#{finding.section}">→ {number}. {_e(title)}</a>'
+

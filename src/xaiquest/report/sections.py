@@ -8,7 +8,8 @@ whose data is absent returns None, so a stage that did not run leaves no empty s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -38,6 +39,7 @@ from xaiquest.report.findings import (
     run_rules,
     setup_table,
     stress_tables,
+    summary_findings,
     variant_table,
     xai_method_table,
 )
@@ -77,14 +79,20 @@ class Gallery:
 
 @dataclass(frozen=True)
 class Paragraph:
+    """Text; with ``cites`` its finding numbers (``F12``) become links to the findings."""
+
     text: str
+    cites: bool = False
 
 
 @dataclass(frozen=True)
 class FindingList:
+    """Findings with their numbers; with ``linked`` each also links to the section that states it (the summary)."""
+
     title: str
     intro: str
     findings: tuple[Finding, ...]
+    linked: bool = False
 
 
 Block = TableBlock | FigureBlock | Gallery | Paragraph | FindingList
@@ -109,18 +117,31 @@ class Report:
 SectionBuilder = Callable[[RunTables, list[Finding]], Section | None]
 
 
-def build_report(run: RunTables) -> Report:
-    """Run every finding rule, then every section builder, in reading order."""
-    findings = run_rules(run)
+SECTION_ORDER = ("setup", "comparison", "calibration", "robustness", "explanations", "stress", "variants",
+                 "layerwise", "final", "xai_methods")
+"""Sections that state findings, in reading order: findings are numbered F1, F2, ... in this order."""
+
+
+def build_report(run: RunTables, written: datetime | None = None) -> Report:
+    """Run every finding rule, number the findings in reading order, then build every section.
+
+    ``written`` (default: now) is the "last updated" time: when the report was written, not when the run began.
+    """
+    findings = numbered(run_rules(run))
     sections = tuple(s for builder in BUILDERS if (s := builder(run, findings)) is not None)
     manifest = run.json("manifest.json") or {}
-    meta = tuple(part for part in (
-        f"Run directory: {run.root.name}",
-        f"last updated {manifest['updated']}" if "updated" in manifest else "",
-        f"{len(findings)} findings",
-    ) if part)
+    written = written or datetime.now(timezone.utc)
+    meta = (f"Run directory: {run.root.name}", f"last updated {written:%Y-%m-%d %H:%M} UTC (report written)",
+            f"{len(findings)} findings")
     return Report(f"xaiquest audit report: {manifest.get('experiment', run.root.name)}", meta, sections,
                   tuple(findings))
+
+
+def numbered(findings: list[Finding]) -> list[Finding]:
+    """Findings sorted by section (rule order within one) and stamped ``F1``, ``F2``, ... so others can cite them."""
+    order = {key: i for i, key in enumerate(SECTION_ORDER)}
+    ordered = sorted(findings, key=lambda f: order.get(f.section, len(order)))
+    return [replace(f, ref=f"F{i}") for i, f in enumerate(ordered, 1)]
 
 
 def _section(key: str, title: str, intro: str, blocks: Iterable[Block | None],
@@ -163,6 +184,17 @@ def _files_gallery(run: RunTables, title: str, pattern: str, columns: int = 1) -
 
 
 # --------------------------------------------------------------------------------------------
+
+
+def summary_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    """The verdict first: the few findings that matter most, each linked to its section and number."""
+    chosen = summary_findings(findings)
+    if not chosen:
+        return None
+    return Section("summary", "Summary",
+                   "The findings that matter most for trusting these models; each links to the section that "
+                   "measures it, where the tables, figures and the other findings are.",
+                   (FindingList("Key findings", "", tuple(chosen), linked=True),))
 
 
 def setup_section(run: RunTables, findings: list[Finding]) -> Section | None:
@@ -342,18 +374,35 @@ def explanations_section(run: RunTables, findings: list[Finding]) -> Section | N
             "sanity_spearman": "Sanity Spearman ↓", "sanity_ssim": "Sanity SSIM ↓", "sanity_fails": "Sanity fails",
             "ig_delta_abs": "IG completeness error"}), "tables/explain_quality_by_method.csv",
             data=means.drop(columns="ms_per_image", errors="ignore"), see_also=(EXPLAIN_QUALITY,)))
+    blocks.append(_cam_layers(run, quality))
     blocks.append(_figure(run, "figures/explain_quality.png", "Quality metrics per method and model"))
     blocks.append(_files_gallery(run, "The same test images explained on every model", "figures/explain_image_*.png"))
     blocks.append(_gallery(run, "Explanation grids per model", "explain/grid.png", "explanations of the predicted class",
-                           columns=3))
+                           columns=1))
     blocks.append(_gallery(run, "Agreement between methods per model", "explain/agreement.png",
-                           "top-k IoU and Spearman between methods"))
+                           "top-k IoU and Spearman between methods", columns=1))
     return _section("explanations", "Explanations",
                     "Every explanation method on a shared sample of test images: faithfulness (deletion AUC, lower "
                     "is better; insertion AUC and ROAD gap, higher is better), complexity, cost, the "
                     "cascading-randomisation sanity check (final Spearman/SSIM to the trained model's maps; a method "
                     "fails when both stay above 0.5), Integrated Gradients' completeness error, and agreement "
                     "between methods.", blocks, findings)
+
+
+def _cam_layers(run: RunTables, quality: pd.DataFrame | None) -> Block | None:
+    """Which layer each layer-based method (the CAMs) explained, per model, as the explain stage recorded it."""
+    if quality is not None and {"run", "method", "layer"} <= set(quality) and quality["layer"].notna().any():
+        used = quality.dropna(subset=["layer"])
+        table = used.groupby(["run", "layer"], sort=False)["method"].agg(", ".join).reset_index()
+        table["run"] = table["run"].map(run.labels(table["run"]))
+        return TableBlock("Layer each CAM method explained", _display(table, {
+            "run": "Model", "layer": "Layer", "method": "Methods"}), EXPLAIN_QUALITY)
+    layer = ((run.json("manifest.json") or {}).get("config", {}).get("explain", {}) or {}).get("layer")
+    if quality is None:
+        return None
+    named = f"layer {layer}" if layer else "each model's last feature depth (the default)"
+    return Paragraph(f"Layer-based methods (the CAM family) explained {named}; this run's quality table does not "
+                     "record the layer per model.")
 
 
 def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
@@ -405,8 +454,9 @@ def variants_section(run: RunTables, findings: list[Finding]) -> Section | None:
                            "the baseline's most confident mistakes, baseline vs variant Grad-CAM", columns=1))
     return _section("variants", "Training variants against their baseline",
                     "Each variant changes one thing in its baseline's recipe. Its accuracy, calibration, corruption "
-                    "robustness and stress-probe accuracy are set against the baseline's, and (as in seed 003) it is "
-                    "re-examined on the images the baseline got most confidently wrong, with both models' Grad-CAM.",
+                    "robustness and stress-probe accuracy are set against the baseline's. It is then re-examined on the "
+                    "images the baseline got most confidently wrong, with both models' Grad-CAM: does a training change "
+                    "(label smoothing, say) repair confident mistakes, or only lower the average confidence?",
                     blocks, findings)
 
 
@@ -490,13 +540,18 @@ def xai_methods_section(run: RunTables, findings: list[Finding]) -> Section | No
 
 
 def reflection_section(run: RunTables, findings: list[Finding]) -> Section | None:
-    blocks = tuple(FindingList(r.tag.capitalize(), r.summary, r.findings) for r in critical_reflection(findings))
+    blocks: list[Block] = []
+    for reflection in critical_reflection(findings):
+        blocks.append(Paragraph(f"{reflection.tag.capitalize()}. {reflection.summary}"))
+        blocks += [Paragraph(lesson, cites=True) for lesson in reflection.lessons]
     return Section("reflection", "Critical reflection",
-                   "The findings above that bear on bias, reliability and generalisation, weaknesses first. Only "
-                   "measured statements appear; a category without measurements says so.", blocks)
+                   "What the findings imply for bias, reliability and generalisation. Each point cites the findings "
+                   "(F-numbers) it rests on instead of repeating them; a category without measurements says so.",
+                   tuple(blocks))
 
 
 BUILDERS: tuple[SectionBuilder, ...] = (
+    summary_section,
     setup_section,
     comparison_section,
     calibration_section,

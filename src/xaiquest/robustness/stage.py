@@ -44,26 +44,26 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
         return
     keys = run_keys(config, cfg.variants)
     names = corruption_names(cfg)
-    unit_fp = fingerprint("robustness", [evaluate_fingerprint(config, data, k) for k in keys], cfg.model_dump(), names)
+    unit_fp = fingerprint("robustness", [evaluate_fingerprint(config, data, k, store) for k in keys], cfg.model_dump(), names)
     if store.is_complete("robustness", unit_fp):
         console.print("robustness: already measured, skipping")
         return
     models = {key.id: load_trained(store, key, data, device) for key in keys}
-    clean, subset = _clean_subset(data.test, cfg)
-    real = load_cifar10c(cfg.cifar10c, names) if cfg.cifar10c else None
+    clean = _clean_subset(data.test, cfg)
+    real = load_cifar10c(cfg.cifar10c, names, cfg.test_images, cfg.seed) if cfg.cifar10c else None
     scored = [_score(run, "clean", 0, audit_logits(model, clean.images, device, config), clean.labels, len(data.classes))
               for run, model in models.items()]
     with progress_bar() as progress:
         task = progress.add_task("robustness", total=len(names) * len(cfg.severities))
         for name in names:
             for severity in cfg.severities:
-                images, labels = _corrupted(clean, name, severity, cfg, real, subset)
+                images, labels = _corrupted(clean, name, severity, cfg, real)
                 for run, model in models.items():
                     scored.append(_score(run, name, severity, audit_logits(model, images, device, config), labels, len(data.classes)))
                 progress.advance(task)
     basis = f"clean accuracy on the same {len(clean):,} stratified test images, predictions under eval.tta = {config.eval.tta}"
     _write_outputs(store, scored, data.classes, names, _baseline_run(config, keys), clean.images[0], basis)
-    store.mark_complete("robustness", unit_fp)
+    store.mark_complete("robustness", unit_fp, artifacts=[store.path("tables", "robustness_summary.csv")])
 
 
 def corruption_names(cfg: RobustnessConfig) -> list[str]:
@@ -76,20 +76,22 @@ def corruption_names(cfg: RobustnessConfig) -> list[str]:
     return list(cfg.corruptions)
 
 
-def _clean_subset(test: Split, cfg: RobustnessConfig) -> tuple[Split, torch.Tensor]:
-    """The stratified test subset (the same images for every corruption) and its indices."""
+def _clean_subset(test: Split, cfg: RobustnessConfig) -> Split:
+    """The stratified test subset (the same images for every generated corruption)."""
     if cfg.test_images is None or cfg.test_images >= len(test):
-        return test, torch.arange(len(test))
+        return test
     _, chosen = stratified_indices(test.labels, cfg.test_images, cfg.seed)
-    return test.subset(chosen), chosen
+    return test.subset(chosen)
 
 
 def _corrupted(clean: Split, name: str, severity: int, cfg: RobustnessConfig,
-               real: dict[str, torch.Tensor] | None, subset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generated corruption of the clean subset, or the same test indices of real CIFAR-10-C."""
+               real: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generated corruption of the clean subset, or real CIFAR-10-C's own stratified subset (its
+    rows follow the original test order, not necessarily the project's, so the images can differ
+    from the clean subset's; the class counts are the same)."""
     if real is None:
         return corrupt(clean.images, name, severity, seed=cfg.seed), clean.labels
-    return real[name][severity - 1][subset], real["labels"][subset]
+    return real[name][severity - 1], real["labels"]
 
 
 def _score(run: str, corruption: str, severity: int, logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Scored:

@@ -65,7 +65,7 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         probe_patch = inputs.patch is not None and (planted or key.variant == BASELINE)
         if key.id not in battery and not probe_patch:
             continue
-        unit_fp = fingerprint("stress", evaluate_fingerprint(config, data, key), cfg.model_dump(), config.explain.methods,
+        unit_fp = fingerprint("stress", evaluate_fingerprint(config, data, key, store), cfg.model_dump(), config.explain.methods,
                               None if inputs.patch is None else stamp_parameters(inputs.patch))
         if not store.is_complete(f"stress/{key.id}", unit_fp):
             model = load_trained(store, key, data, device)

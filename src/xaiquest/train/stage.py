@@ -11,14 +11,23 @@ from xaiquest.console import console, progress_bar
 from xaiquest.inference import seed_everything
 from xaiquest.models.weights import weights_digest
 from xaiquest.patch import poison_split
-from xaiquest.runs import AuditData, RunKey, build_run_model, imported_model, run_dir, run_keys, train_fingerprint
+from xaiquest.runs import (
+    AuditData,
+    RunKey,
+    build_run_model,
+    imported_model,
+    run_dir,
+    run_keys,
+    train_fingerprint,
+    train_unit,
+)
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json
 from xaiquest.train.mixing import augmentation_names
 from xaiquest.train.trainer import CHECKPOINT, train_model
 
 
 def train_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
-    keys = [key for key in run_keys(config) if not store.is_complete(f"train/{key.id}", train_fingerprint(config, data, key))]
+    keys = [key for key in run_keys(config) if not store.is_complete(train_unit(key), train_fingerprint(config, data, key))]
     if not keys:
         console.print("train: all models already trained, skipping")
         return
@@ -44,7 +53,8 @@ def _import_one(store: RunStore, data: AuditData, key: RunKey, unit_fp: str) -> 
         "train_time_s": 0.0, "train_images": 0,
     }
     atomic_write_json(out / "train.json", setup)
-    store.mark_complete(f"train/{key.id}", unit_fp, {"train_time_s": 0.0, "imported": True})
+    store.mark_complete(train_unit(key), unit_fp, {"train_time_s": 0.0, "imported": True},
+                        artifacts=[out / "model.pt", out / "train.json"])
     console.print(f"train: imported {key.id} from {key.spec.weights} (not trained)")
 
 
@@ -69,7 +79,8 @@ def _train_one(config: ExperimentConfig, store: RunStore, data: AuditData, devic
     }
     atomic_write_json(out / "train.json", setup)
     (out / CHECKPOINT).unlink(missing_ok=True)
-    store.mark_complete(f"train/{key.id}", unit_fp, {"train_time_s": setup["train_time_s"]})
+    store.mark_complete(train_unit(key), unit_fp, {"train_time_s": setup["train_time_s"]},
+                        artifacts=[out / "model.pt", out / "train.json"])
 
 
 def _describe_optimizer(cfg: TrainConfig) -> str:

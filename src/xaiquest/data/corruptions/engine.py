@@ -4,7 +4,8 @@ The reference generator (Hendrycks & Dietterich 2019, ``make_cifar_c.py``) corru
 image at a time with NumPy, scikit-image, OpenCV and ImageMagick; generating the 19 x 5 x 10,000
 images takes hours. Here every corruption is one registered function that corrupts a whole
 uint8 batch with tensor ops on the batch's device, with the reference's parameter table attached,
-so the full suite takes about a minute on two CPU cores and the parameters are inspectable.
+so the parameters are inspectable (``benchmarks/corruption_speed.py`` times it against the
+reference generator side by side).
 """
 
 from __future__ import annotations

@@ -2,12 +2,16 @@
 
 The reference builds each random layer per image (a diamond-square heightmap for fog, a crop of a
 frost photograph, a motion-blurred snow layer from ImageMagick, an OpenCV-embossed liquid layer
-for spatter). Here each layer is one ``[N, ...]`` tensor; the frost photographs are replaced by
-a procedural texture (see ``frost_texture``).
+for spatter). Here each layer is one ``[N, ...]`` tensor; frost crops the reference's own
+photographs, shipped in ``frost/`` (Apache-2.0, see the LICENSE there and the repository's NOTICE).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+from importlib.resources import files
+
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -28,6 +32,7 @@ from xaiquest.data.corruptions.engine import (
     to_unit,
     uniform,
 )
+from xaiquest.data.corruptions.sizing import size_position
 
 _SIZE = 32
 _GRAY = (0.299, 0.587, 0.114)  # OpenCV RGB2GRAY weights
@@ -62,20 +67,62 @@ def fractal_of_size(n: int, decay: float, generator: torch.Generator, size: int)
     return plasma_fractal(n, decay, generator, max(_SIZE, 1 << (size - 1).bit_length()))[:, :size, :size]
 
 
-_FROST_TINT = (0.82, 0.91, 1.0)
+FROST_PHOTOS: tuple[str, ...] = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
+FROST_DRAWN = 5
+"""The reference draws ``np.random.randint(5)``: frost6.jpg is shipped with the others but never picked."""
+FROST_SCALE = 0.2  # the reference's cv2.resize(frost, (0, 0), fx=0.2, fy=0.2)
 
 
-def frost_texture(n: int, generator: torch.Generator, size: int = _SIZE) -> torch.Tensor:
-    """Procedural stand-in for the reference's six frost photographs, ``[n, 3, size, size]`` in [0, 1].
+@lru_cache(maxsize=1)
+def _frost_originals() -> tuple[np.ndarray, ...]:
+    """The drawable frost photographs as OpenCV reads them (BGR, full size). Read once per process."""
+    folder = files("xaiquest.data.corruptions") / "frost"
+    photos = []
+    for name in FROST_PHOTOS[:FROST_DRAWN]:
+        bgr = cv2.imread(str(folder / name))
+        if bgr is None:
+            raise FileNotFoundError(f"frost photograph {folder / name} is missing; reinstall xaiquest")
+        photos.append(bgr)
+    return tuple(photos)
 
-    Ice-crystal filaments are the ridges of a rough heightmap (where it crosses its mid level),
-    laid over a soft haze and tinted pale blue, so the texture has the photographs' character:
-    bright, bluish, with thin high-frequency streaks, mean about 0.5.
-    """
-    haze = fractal_of_size(n, 2.0, generator, size)
-    ridges = (1 - (2 * fractal_of_size(n, 1.5, generator, size) - 1).abs()) ** 6
-    brightness = (0.3 + 0.35 * haze + 0.6 * ridges).clamp(0, 1).unsqueeze(1)
-    return brightness * torch.tensor(_FROST_TINT, device=generator.device).view(1, 3, 1, 1)
+
+def frost_scale(size: int) -> float:
+    """How much the photographs are resized for ``size``-px images: CIFAR-10-C's 0.2 up to 32 px,
+    ImageNet-C's full size (1.0) from 224 px, log-interpolated by ``size_position`` in between (as
+    every other parameter, ``sizing.py``); never so small that a photo has no room for a crop (above
+    224 px, or for smaller photographs, the photos are enlarged until the shortest side is ``size + 1``)."""
+    t = size_position(size)
+    shortest = min(min(photo.shape[:2]) for photo in _frost_originals())
+    return max((1 - t) * FROST_SCALE + t * 1.0, (size + 1) / shortest)
+
+
+@lru_cache(maxsize=4)
+def frost_photos(scale: float = FROST_SCALE) -> tuple[torch.Tensor, torch.Tensor]:
+    """The drawable frost photographs as the reference prepares them (OpenCV read, bilinear resize by
+    ``scale``, 0.2 in CIFAR-10-C, BGR -> RGB): uint8 ``[FROST_DRAWN, H_max, W_max, 3]`` zero-padded to
+    the largest, and each photo's ``(height, width)`` as int64 ``[FROST_DRAWN, 2]``."""
+    photos = [cv2.resize(bgr, (0, 0), fx=scale, fy=scale)[..., ::-1] for bgr in _frost_originals()]
+    sizes = torch.tensor([photo.shape[:2] for photo in photos])
+    stack = torch.zeros(len(photos), *sizes.amax(0).tolist(), 3, dtype=torch.uint8)
+    for index, photo in enumerate(photos):
+        stack[index, : photo.shape[0], : photo.shape[1]] = torch.from_numpy(np.ascontiguousarray(photo))
+    return stack, sizes
+
+
+def frost_crops(n: int, generator: torch.Generator, size: int = _SIZE) -> torch.Tensor:
+    """``n`` random ``size x size`` crops of the frost photographs (resized by ``frost_scale(size)``),
+    uint8 ``[n, 3, size, size]``: the reference's photo ``randint(5)`` and corner
+    ``randint(0, h - size), randint(0, w - size)`` (upper bounds exclusive), all gathered at once from
+    the padded stack."""
+    device = generator.device
+    stack, sizes = (t.to(device) for t in frost_photos(frost_scale(size)))
+    pick = torch.randint(0, len(stack), (n,), generator=generator, device=device)
+    room = sizes[pick] - size  # [n, 2], >= 1 by frost_scale
+    corner = (uniform(generator, (n, 2), 0.0, 1.0) * room).long().minimum(room - 1)
+    offsets = torch.arange(size, device=device)
+    rows = (corner[:, 0:1] + offsets).view(n, size, 1)
+    cols = (corner[:, 1:2] + offsets).view(n, 1, size)
+    return stack[pick.view(n, 1, 1), rows, cols].permute(0, 3, 1, 2)
 
 
 def gray(x: torch.Tensor) -> torch.Tensor:
@@ -197,10 +244,20 @@ def equalize_hist(image: torch.Tensor) -> torch.Tensor:
     return lut.gather(1, values).view_as(image)
 
 
+def wrap_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """The reference's ``(x * 255).astype(np.uint8)`` of non-negative ``x``: truncated and, above
+    255, wrapped modulo 256 as NumPy's C cast does on x86 (1.2 becomes 306 - 256 = 50), kept as
+    floats. Severity-3 spatter's liquid exceeds 1; the wrap is kept for comparability with
+    published CIFAR-10-C numbers."""
+    return torch.floor(x * 255).remainder_(256)
+
+
 def water_drops(liquid: torch.Tensor, intensity: float) -> torch.Tensor:
-    """Spatter's water layer ``[N, 1, H, W]`` in [0, intensity]: the liquid shaded by an embossed,
-    histogram-equalised distance-to-edge map (OpenCV pipeline of the reference)."""
-    edges = canny(torch.floor(liquid.clamp(0, 1) * 255).squeeze(1), 50, 150)
+    """Spatter's water layer ``[N, 1, H, W]`` in [0, intensity]: the liquid, as the reference's
+    wrapped 8-bit layer, shaded by an embossed, histogram-equalised distance-to-edge map (OpenCV
+    pipeline of the reference)."""
+    liquid = wrap_to_uint8(liquid)
+    edges = canny(liquid.squeeze(1), 50, 150)
     distance = chamfer_distance(edges).clamp_max(20).unsqueeze(1)
     distance = torch.floor(filter_2d(distance, _BOX_3, "mirror") + 1e-4)
     distance = equalize_hist(distance)
@@ -232,9 +289,12 @@ def fog(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Te
     [{"image_weight": a, "frost_weight": b} for a, b in ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))],
 )
 def frost(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Tensor:
-    """Blend the image with a frost texture: image_weight * x + frost_weight * frost."""
-    texture = frost_texture(images.shape[0], generator, images.shape[-1])
-    return floor_to_uint8(p["image_weight"] * to_unit(images) + p["frost_weight"] * texture)
+    """Blend the image with a crop of a frost photograph: image_weight * x + frost_weight * frost,
+    in float64 on the 0..255 scale and truncated to uint8, the reference's exact arithmetic; the crop
+    is as large as the image (``frost_crops``)."""
+    crops = frost_crops(images.shape[0], generator, images.shape[-1])
+    blend = p["image_weight"] * images.double() + p["frost_weight"] * crops.double()
+    return blend.clamp_(0, 255).to(torch.uint8)
 
 
 @register_corruption(

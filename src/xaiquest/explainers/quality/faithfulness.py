@@ -26,6 +26,8 @@ from xaiquest.errors import UnknownNameError
 from xaiquest.explainers.quality.agreement import pixel_ranks
 
 Score = Literal["probability", "logit"]
+Baseline = Literal["mean", "blur"]
+"""What removed pixels become: the dataset mean colour (a constant), or a blurred copy of the image."""
 
 BLUR_SIGMA_FRACTION = 1 / 8
 """Blur baseline: gaussian sigma as a share of the image side (4 px on CIFAR): colours stay, detail goes."""
@@ -40,26 +42,28 @@ def deletion_insertion(
     maps: torch.Tensor,
     targets: torch.Tensor,
     steps: int = 16,
-    baseline: str | torch.Tensor = "blur",
+    deletion_baseline: Baseline | torch.Tensor = "mean",
+    insertion_baseline: Baseline | torch.Tensor = "blur",
     batch_size: int = 128,
     score: Score = "probability",
 ) -> dict[str, torch.Tensor]:
     """Deletion and insertion curves ``[N, steps+1]`` and their AUCs ``[N]`` over the removed fraction.
 
     Step ``k`` swaps the ``round(k * H*W / steps)`` top-ranked pixels (all channels): deletion
-    replaces them in the image by the ``baseline`` (``"blur"``: a gaussian-blurred copy,
-    ``"mean"``: zeros, i.e. the dataset mean after normalisation, or a tensor broadcastable to
-    ``images``); insertion starts from the baseline and puts them back. Lower deletion AUC and
-    higher insertion AUC mean a more faithful map. Keys: ``fractions``, ``deletion_curve``,
-    ``insertion_curve``, ``deletion_auc``, ``insertion_auc``.
+    replaces them in the image by ``deletion_baseline``; insertion starts from
+    ``insertion_baseline`` and puts them back. The defaults are Petsiuk et al.'s (2018): delete to
+    a constant (``"mean"``: zeros, i.e. the dataset mean colour after normalisation), insert into a
+    blurred copy (``"blur"``); either may also be the other name or a tensor broadcastable to
+    ``images``. Lower deletion AUC and higher insertion AUC mean a more faithful map. Keys:
+    ``fractions``, ``deletion_curve``, ``insertion_curve``, ``deletion_auc``, ``insertion_auc``.
     """
     check_inputs(images, maps, targets)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     n, _, height, width = images.shape
     counts = torch.linspace(0, height * width, steps + 1, device=images.device).round().long()
-    fill = baseline_images(images, baseline)
-    starts, ends = torch.cat([images, fill]), torch.cat([fill, images])  # deletion rows, then insertion rows
+    deleted, inserted_into = baseline_images(images, deletion_baseline), baseline_images(images, insertion_baseline)
+    starts, ends = torch.cat([images, inserted_into]), torch.cat([deleted, images])  # deletion rows, then insertion rows
     ranks = pixel_ranks(maps).view(n, 1, height, width).repeat(2, 1, 1, 1)
     series_targets = targets.repeat(2)
 
@@ -211,7 +215,7 @@ def weighted_neighbour_sum(values: torch.Tensor) -> torch.Tensor:
     return (block - 4 * values) / 12
 
 
-def baseline_images(images: torch.Tensor, baseline: str | torch.Tensor) -> torch.Tensor:
+def baseline_images(images: torch.Tensor, baseline: Baseline | torch.Tensor) -> torch.Tensor:
     """What a removed pixel becomes: a blurred copy, zeros (the normalised mean), or given values."""
     if isinstance(baseline, torch.Tensor):
         return torch.broadcast_to(baseline.to(images), images.shape)

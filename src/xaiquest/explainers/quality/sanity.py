@@ -71,8 +71,11 @@ def cascading_randomisation(
     """Similarity of ``|maps|`` to the original ones as layers are randomised cumulatively, head first.
 
     Works on a deep copy (the caller's model is never touched), in eval mode. Rows: ``step`` 0
-    (``layer`` "none": the untouched copy, which shows the method's own run-to-run noise), then
-    one per randomised block; one column per similarity, the mean over images.
+    (``layer`` "none": the untouched copy), then one per randomised block; one column per
+    similarity, the mean over images. ``explain_fn`` is called once for the original maps and once
+    per row; step 0 shows a sampling method's own run-to-run noise only if ``explain_fn`` draws
+    new randomness on each call (a new seed per call, as the explain stage passes): with a fixed
+    seed it reads exactly 1.
     """
     unknown = [name for name in similarity if name not in SIMILARITIES]
     if unknown:

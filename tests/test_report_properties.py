@@ -1,0 +1,205 @@
+"""Property-style tests of the findings: on many seeded, randomly generated runs (chance-level models,
+ties, a single model, negative changes, recipes that differ), every sentence must be true of its tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from xaiquest.report import RunTables, run_rules
+from xaiquest.report.findings import (
+    CHANCE_MARGIN,
+    CONFIDENCE_TOLERANCE,
+    Finding,
+    chance_level_groups,
+    group_of,
+    robustness_families,
+)
+
+SEEDS = range(30)
+CLASSES = tuple(f"class{i}" for i in range(10))
+CORRUPTIONS = {"noise": ("gaussian_noise", "shot_noise"), "blur": ("defocus_blur",), "weather": ("fog",),
+               "digital": ("contrast", "pixelate")}
+
+
+def _save(root: Path, rel: str, content: pd.DataFrame | dict) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, pd.DataFrame):
+        content.to_csv(path, index=False)
+    else:
+        path.write_text(json.dumps(content))
+
+
+def _accuracy(rng: random.Random, pool: list[float]) -> float:
+    """At chance, near chance, a tie with an earlier model, or anywhere up to 95 %."""
+    choice = rng.random()
+    value = (0.1 if choice < 0.2 else round(0.1 + rng.uniform(0, 0.06), 4) if choice < 0.35
+             else rng.choice(pool) if choice < 0.5 and pool else round(rng.uniform(0.2, 0.95), 4))
+    pool.append(value)
+    return value
+
+
+def random_run(root: Path, seed: int) -> Path:
+    """A run directory whose tables vary in every way the rules must handle."""
+    rng = random.Random(seed)
+    single = seed % 10 == 3  # every tenth run: one model, one seed
+    models = [f"m{i}" for i in range(1 if single else rng.randint(1, 4))]
+    variants = ["baseline"] + (["label_smoothing"] if rng.random() < 0.6 and not single else [])
+    groups = [(m, "baseline") for m in models] + [(models[0], v) for v in variants[1:]]
+    seeds = 1 if single else rng.choice([1, 1, 2])
+    pool: list[float] = []
+    runs: dict[str, float] = {}
+    for model, variant in groups:
+        for s in range(seeds):
+            run_id = f"{model}__{variant}__s{s}"
+            runs[run_id] = accuracy = _accuracy(rng, pool)
+            _save(root, f"models/{run_id}/train.json", {
+                "model": model, "variant": variant, "seed": s, "epochs": rng.choice([2, 4]), "batch_size": 32,
+                "train_time_s": rng.choice([10.0, round(rng.uniform(1, 100), 1)]), "params": 1000 * rng.randint(1, 900),
+                "train_images": 450, "patch": None})
+            _save(root, f"models/{run_id}/eval/metrics.json", {"accuracy": accuracy, "num_samples": 100})
+            recall = [rng.choice([accuracy, round(rng.uniform(0, 1), 3)]) for _ in CLASSES]
+            _save(root, f"models/{run_id}/eval/per_class.csv", pd.DataFrame({"class": CLASSES, "recall": recall}))
+    _save(root, "manifest.json", {"experiment": f"random{seed}", "updated": "2020-01-01T00:00:00"})
+    ids = pd.Series(list(runs), dtype=str)
+    frame = pd.DataFrame({"run": ids, "group": ids.map(group_of), "accuracy": list(runs.values())})
+    comparison = frame.groupby("group", sort=False)["accuracy"].agg(["mean", "std", "size"]).reset_index()
+    _save(root, "tables/comparison.csv", pd.DataFrame({
+        "model": comparison["group"].str.split("__").str[0], "variant": comparison["group"].str.split("__").str[1],
+        "n_seeds": comparison["size"], "accuracy_mean": comparison["mean"], "accuracy_std": comparison["std"],
+        "ece_mean": [rng.uniform(0, 0.2) for _ in comparison.index], "mce_mean": [rng.uniform(0.5, 1.5) for _ in comparison.index]}))
+    gaps = [rng.choice([0.0, 0.005, rng.uniform(-0.15, 0.15)]) for _ in runs]
+    _save(root, "tables/calibration.csv", pd.DataFrame({
+        "run": list(runs), "temperature": [rng.choice([1.0, round(rng.uniform(0.5, 2.0), 3)]) for _ in runs],
+        "ece": [rng.choice([0.0008, 0.05, round(rng.uniform(0.001, 0.3), 4)]) for _ in runs],
+        "ece_after_ts": [round(rng.uniform(0.001, 0.3), 4) for _ in runs], "accuracy": list(runs.values()),
+        "mean_confidence": [min(1.0, max(0.0, a + g)) for a, g in zip(runs.values(), gaps)]}))
+    families = rng.sample(list(CORRUPTIONS), rng.randint(1, 4))
+    rows = []
+    for run_id, accuracy in runs.items():
+        rows.append({"model": run_id, "corruption": "clean", "severity": 0, "accuracy": accuracy, "ece": 0.05})
+        for family in families:
+            for corruption in CORRUPTIONS[family]:
+                for severity in (1, 3):
+                    change = rng.choice([0.0, 0.02, -rng.uniform(0, accuracy)])  # ties, gains, losses
+                    rows.append({"model": run_id, "corruption": corruption, "severity": severity,
+                                 "accuracy": min(1.0, accuracy + change), "ece": rng.uniform(0, 0.3)})
+    _save(root, "tables/robustness_accuracy.csv", pd.DataFrame(rows))
+    _save(root, "tables/robustness_summary.csv", pd.DataFrame({
+        "run": list(runs), "mce": [rng.choice([1.0, rng.uniform(0.5, 1.5)]) for _ in runs],
+        "relative_mce": [rng.uniform(0.5, 1.5) for _ in runs]}))
+    probes = [{"run": r, "probe": p, "accuracy": rng.uniform(0, 1)} for r in runs for p in ("clean", "grayscale")]
+    _save(root, "tables/stress_probes.csv", pd.DataFrame(probes))
+    return root
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+PERCENT_CHANGE = re.compile(r"(-?\d+\.\d+)% -> (-?\d+\.\d+)% \(([+-]\d+\.\d+) pp\)")
+DECIMAL_CHANGE = re.compile(r"(-?\d+\.\d+) -> (-?\d+\.\d+) \(([+-]\d+\.\d+)\)")
+PAIRED = (re.compile(r"weakest on (.+?) corruptions .* strongest on (.+?) \("),
+          re.compile(r"changes worst on (.+?) \(.* best on (.+?) \("),
+          re.compile(r"^(.+?) (?:has|share) the highest test accuracy .*?and (.+?) (?:has|share) the lowest"),
+          re.compile(r"^(.+?) trains fastest .*?\) and (.+?) slowest"))
+"""Sentences naming two extremes: the same thing must never be both."""
+
+
+def _renderings(value: float) -> set[str]:
+    """The ways a rule may print ``value``."""
+    if not math.isfinite(value):
+        return {"inf"}
+    shown = {f"{100 * value:.2f}", f"{value:.4f}", f"{value:.3f}", f"{value:.2f}", f"{value:.1f}",
+             f"{100 * abs(value):.2f}", f"{value:+.3f}"}
+    return shown | ({str(int(value))} if value == int(value) else set())
+
+
+def check_sentence(finding: Finding) -> None:
+    text = finding.text
+    assert not re.search(r"--|\+-|-\+|\+\+", text), text  # one sign per number
+    assert "nan" not in text.lower().split() and "nan%" not in text.lower(), text
+    for before, after, change in PERCENT_CHANGE.findall(text):
+        assert float(change) == pytest.approx(float(after) - float(before), abs=0.011), text
+    for before, after, change in DECIMAL_CHANGE.findall(text):
+        assert float(change) == pytest.approx(float(after) - float(before), abs=0.0011), text
+    for pattern in PAIRED:
+        if match := pattern.search(text):
+            assert set(match[1].split(" and ")).isdisjoint(match[2].split(" and ")), text
+    for key, value in finding.numbers.items():  # every number a finding carries is the one it quotes
+        if key not in {"strengths", "weaknesses", "models"}:
+            assert any(r in text for r in _renderings(float(value))), (key, value, text)
+
+
+def check_against_tables(run: RunTables, findings: list[Finding]) -> None:
+    near_chance = chance_level_groups(run)
+    accuracy = pd.read_csv(run.root / "tables/comparison.csv").assign(
+        group=lambda t: t["model"] + "__" + t["variant"]).set_index("group")["accuracy_mean"]
+    assert near_chance == set(accuracy.index[accuracy <= 0.1 + CHANCE_MARGIN])
+    calibration = pd.read_csv(run.root / "tables/calibration.csv").set_index("run")
+    labels = run.labels(run.runs)
+    families = robustness_families(run)
+    by_rule: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_rule.setdefault(finding.rule, []).append(finding)
+        assert finding.kind != "strength" or not {group_of(s) for s in finding.subjects} & near_chance, finding.text
+    for finding in by_rule.get("chance_level", []):
+        assert set(finding.subjects) == near_chance
+    for finding in by_rule.get("calibration_extremes", []):
+        (subject,) = finding.subjects
+        assert group_of(subject) not in near_chance
+        above = calibration[~calibration.index.map(group_of).isin(near_chance)]["ece"]
+        assert finding.numbers["ece"] == (above.min() if finding.kind == "strength" else above.max())
+    for finding in by_rule.get("temperature_scaling", []):
+        (subject,) = finding.subjects
+        gap = calibration.at[subject, "mean_confidence"] - calibration.at[subject, "accuracy"]
+        if "the model was over-confident" in finding.text:
+            assert gap >= CONFIDENCE_TOLERANCE, finding.text
+        if "the model was under-confident" in finding.text:
+            assert gap <= -CONFIDENCE_TOLERANCE, finding.text
+    for finding in by_rule.get("worst_corruption_family", []):
+        (model,) = finding.subjects
+        rows = families[families["model"] == model]["mean_accuracy"]
+        assert (finding.numbers["worst"], finding.numbers["best"]) == (rows.min(), rows.max())
+    for finding in by_rule.get("variant_effects", []):
+        model, variant = re.match(r"(\S+) with (\S+) instead", finding.text).groups()
+        assert finding.numbers["accuracy_gain"] == pytest.approx(accuracy[f"{model}__{variant}"] - accuracy[f"{model}__baseline"])
+    for finding in by_rule.get("training_cost", []):
+        setup = {r: json.loads((run.root / f"models/{r}/train.json").read_text()) for r in run.runs}
+        times = {labels[r]: s["train_time_s"] for r, s in setup.items()}
+        assert finding.numbers["fastest_s"] == min(times.values()) and finding.numbers["slowest_s"] == max(times.values())
+        if "took the same training time" in finding.text:
+            assert len(set(times.values())) == 1
+            continue
+        fast = next(r for r in run.runs if finding.text.startswith(labels[r] + " trains fastest"))
+        slow = next((r for r in run.runs if f") and {labels[r]} slowest" in finding.text), None)
+        if slow is not None and setup[fast]["epochs"] != setup[slow]["epochs"]:
+            assert f"epochs {setup[fast]['epochs']} vs {setup[slow]['epochs']}" in finding.text
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_finding_is_true_of_its_tables(tmp_path: Path, seed: int) -> None:
+    run = RunTables(random_run(tmp_path, seed))
+    findings = run_rules(run)
+    assert findings
+    for finding in findings:
+        check_sentence(finding)
+    check_against_tables(run, findings)
+
+
+def test_the_generator_covers_the_hard_cases(tmp_path: Path) -> None:
+    """The seeds above include chance-level models, a single model, ties and negative changes."""
+    seen = {"chance": False, "single": False, "negative": False, "epochs_differ": False}
+    for seed in SEEDS:
+        run = RunTables(random_run(tmp_path / str(seed), seed))
+        text = "\n".join(f.text for f in run_rules(run))
+        seen["chance"] |= bool(chance_level_groups(run))
+        seen["single"] |= len(run.runs) == 1
+        seen["negative"] |= "(-" in text
+        seen["epochs_differ"] |= "recipes differ" in text
+    assert all(seen.values()), seen

@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    model = build_model(args.model).eval()
+    model = build_model(args.model, 10).eval()
     if args.checkpoint:
         model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
     images = load_images(args)

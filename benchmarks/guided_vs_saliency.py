@@ -57,7 +57,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     images, rows, skipped = load_images(args), [], []
     for name in args.models:
-        model = build_model(name).eval()
+        model = build_model(name, 10).eval()
         if args.runs:
             checkpoint = Path(args.runs) / "models" / f"{name.replace(':', '-')}__baseline__s0" / "model.pt"
             if not checkpoint.exists():

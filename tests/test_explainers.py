@@ -247,7 +247,7 @@ def test_describe_explainers() -> None:
 
 
 def test_guided_backprop_and_guided_gradcam_equal_captums_on_a_relu_network() -> None:
-    model, x, y = build_model("resnet_small").eval(), images(3), targets(3)
+    model, x, y = build_model("resnet_small", 10).eval(), images(3), targets(3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         backprop = GuidedBackprop(model).attribute(x.clone(), target=y).abs().sum(1)
@@ -261,7 +261,7 @@ def test_guided_backprop_and_guided_gradcam_equal_captums_on_a_relu_network() ->
 @pytest.mark.parametrize("model_name", ["fastnet", "mobilenetv2_small", "tv:mobilenet_v3_small"])
 def test_guided_rule_applies_beyond_relu(model_name: str) -> None:
     """GELU (FastNet), ReLU6 (MobileNetV2), Hardswish (MobileNetV3): Captum leaves the plain gradient there."""
-    model, x, y = build_model(model_name).eval(), images(), targets()
+    model, x, y = build_model(model_name, 10).eval(), images(), targets()
     saliency = explain("saliency", model, x, y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -356,7 +356,7 @@ def test_fusioncam_docs_state_the_last_depth_grids_the_models_have() -> None:
     docs = (Path(__file__).parents[1] / "docs" / "explainers.md").read_text()
     motivation = docs[docs.index("**Motivation.**") : docs.index("**Method.**")]
     for name in ("fastnet", "resnet_small", "vgg_small", "densenet_small", "mobilenetv2_small"):
-        model = build_model(name).eval()
+        model = build_model(name, 10).eval()
         _, (last,) = forward_capturing(model, images(1), [resolve_layer(model, last_depth(model))])
         assert tuple(last.shape[-2:]) == (4, 4) and name in motivation
     assert "4x4" in motivation and "3x3" not in motivation

@@ -312,7 +312,7 @@ def test_randomisation_order_of_plain_models_looks_through_wrappers() -> None:
 
 def test_sanity_step_zero_shows_a_sampling_methods_own_noise() -> None:
     """With a new seed per call, step 0 (the untouched copy) is below 1 for SmoothGrad, exactly 1 for Grad-CAM."""
-    model, images, targets = build_model("fastnet").eval(), torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
+    model, images, targets = build_model("fastnet", 10).eval(), torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
     cfg = ExplainConfig()
     noisy = cascading_randomisation(model, images, targets, sanity_explainer("smoothgrad", cfg))
     assert noisy.loc[0, "spearman"] < 0.99
@@ -321,7 +321,7 @@ def test_sanity_step_zero_shows_a_sampling_methods_own_noise() -> None:
 
 
 def test_quality_row_names_its_baselines_and_measures_seed_repeatability() -> None:
-    model, images, targets = build_model("fastnet").eval(), torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 2])
+    model, images, targets = build_model("fastnet", 10).eval(), torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 2])
     cfg = ExplainConfig(sanity_images=1, deletion_steps=4, deletion_baseline="blur", insertion_baseline="mean")
     _, row = _explain_and_score("smoothgrad", model, images, targets, cfg)
     assert row["deletion_baseline"] == "blur" and row["insertion_baseline"] == "mean"

@@ -174,9 +174,9 @@ def load_upload(path: Path, size: int = 32) -> torch.Tensor:
     """An uploaded picture as a uint8 ``[3,size,size]`` image (centre-cropped and resized to the run's
     image size), or a clear UploadError."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_UPLOAD_BYTES:
-        raise UploadError(f"{path.name} is {size / 2**20:.1f} MB; uploads are limited to {MAX_UPLOAD_BYTES // 2**20} MB")
+    nbytes = path.stat().st_size
+    if nbytes > MAX_UPLOAD_BYTES:
+        raise UploadError(f"{path.name} is {nbytes / 2**20:.1f} MB; uploads are limited to {MAX_UPLOAD_BYTES // 2**20} MB")
     try:
         with Image.open(path) as picture:
             if picture.width * picture.height > MAX_UPLOAD_PIXELS:

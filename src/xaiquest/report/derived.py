@@ -11,13 +11,18 @@ import pandas as pd
 from xaiquest.config import BASELINE
 from xaiquest.data.corruptions import FAMILIES
 from xaiquest.report.reader import (
+    AGREEMENT,
     CALIBRATION,
     COMPARISON,
+    EVAL_METRICS,
     EXPLAIN_QUALITY,
     PATCH_LOCALISATION,
+    PER_CLASS,
     ROBUSTNESS_ACCURACY,
     ROBUSTNESS_SUMMARY,
     STRESS_PROBES,
+    STRESS_TABLES,
+    TRAIN_RECORD,
     RunTables,
     group_of,
 )
@@ -26,7 +31,7 @@ from xaiquest.report.text import as_bool, has_columns
 
 def setup_table(run: RunTables) -> pd.DataFrame | None:
     """Each model's recipe and training cost, from its ``train.json``."""
-    records = run.per_run_json("train.json")
+    records = run.per_run_json(TRAIN_RECORD)
     if not records:
         return None
     names = run.labels(records)
@@ -37,7 +42,7 @@ def setup_table(run: RunTables) -> pd.DataFrame | None:
 
 def planted_runs(run: RunTables) -> set[str]:
     """Runs trained with a planted patch: instruments for the shortcut test, not candidates to rank."""
-    return {run_id for run_id, record in run.per_run_json("train.json").items() if record.get("patch")}
+    return {run_id for run_id, record in run.per_run_json(TRAIN_RECORD).items() if record.get("patch")}
 
 
 def without_planted(run: RunTables, table: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +63,7 @@ SETTINGS = {"epochs": "epochs", "batch_size": "batch size", "train_images": "tra
 
 def setting_differences(run: RunTables, a: Iterable[str], b: Iterable[str]) -> list[str]:
     """How the recipes of runs ``a`` and runs ``b`` differ (``"epochs 2 vs 4"``), so comparisons say so."""
-    records = run.per_run_json("train.json")
+    records = run.per_run_json(TRAIN_RECORD)
 
     def values(ids: Iterable[str], key: str) -> str:
         found = sorted({str(_cell(records[i][key])) for i in ids if i in records and key in records[i]})
@@ -84,7 +89,7 @@ its calibration or robustness (trivially good at chance) never counts as a stren
 
 def run_accuracies(run: RunTables) -> dict[str, float]:
     """Test accuracy per run, from ``eval/metrics.json`` (else ``calibration.csv``)."""
-    accuracy = {r: float(m["accuracy"]) for r, m in run.per_run_json("eval/metrics.json").items() if "accuracy" in m}
+    accuracy = {r: float(m["accuracy"]) for r, m in run.per_run_json(EVAL_METRICS).items() if "accuracy" in m}
     calibration = run.csv(CALIBRATION)
     if has_columns(calibration, "run", "accuracy"):
         for row in calibration.dropna(subset=["accuracy"]).itertuples():
@@ -94,7 +99,7 @@ def run_accuracies(run: RunTables) -> dict[str, float]:
 
 def class_count(run: RunTables) -> int:
     """Classes of the dataset: the rows of a per-class table, else CIFAR-10's 10."""
-    for table in run.per_run_csv("eval/per_class.csv").values():
+    for table in run.per_run_csv(PER_CLASS).values():
         if "class" in table:
             return int(table["class"].nunique())
     return 10
@@ -157,7 +162,7 @@ def faithfulness_ranks(quality: pd.DataFrame) -> pd.DataFrame:
 
 def stress_tables(run: RunTables) -> dict[str, pd.DataFrame]:
     """``tables/stress_*.csv`` that have a ``probe`` column, by run-relative path."""
-    tables = {rel: run.csv(rel) for rel in run.files("tables/stress_*.csv")}
+    tables = {rel: run.csv(rel) for rel in run.files(STRESS_TABLES)}
     return {rel: table for rel, table in tables.items() if table is not None and "probe" in table}
 
 
@@ -192,7 +197,7 @@ def variant_table(run: RunTables) -> pd.DataFrame | None:
 def mean_agreement(run: RunTables) -> pd.Series | None:
     """Each method's mean top-k IoU with the other methods, averaged over models."""
     rows = []
-    for matrix in run.per_run_csv("explain/agreement_iou.csv", index_col=0).values():
+    for matrix in run.per_run_csv(AGREEMENT, index_col=0).values():
         methods = [m for m in matrix.index if m in matrix.columns]
         square = matrix.loc[methods, methods].astype(float)
         for m in methods:
@@ -245,7 +250,7 @@ def final_ranking(run: RunTables) -> pd.DataFrame | None:
     quality = run.csv(EXPLAIN_QUALITY)
     if has_columns(quality, "insertion_auc", "deletion_auc"):
         quality = quality.assign(interpretability=quality["insertion_auc"] - quality["deletion_auc"])
-    accuracy = {r: m["accuracy"] for r, m in run.per_run_json("eval/metrics.json").items() if "accuracy" in m}
+    accuracy = {r: m["accuracy"] for r, m in run.per_run_json(EVAL_METRICS).items() if "accuracy" in m}
     values = pd.DataFrame({
         "accuracy": pd.Series(accuracy, dtype=float),
         "ece": _per_run(run.csv(CALIBRATION), "ece"),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-
+# Run tables the stages write (under ``tables/``).
 COMPARISON = "tables/comparison.csv"
 CALIBRATION = "tables/calibration.csv"
 EXPLAIN_QUALITY = "tables/explain_quality.csv"
@@ -22,11 +22,24 @@ PATCH_LOCALISATION = "tables/patch_localisation.csv"
 LAYERWISE = "tables/layerwise.csv"
 STRESS_PROBES = "tables/stress_probes.csv"
 REEXAMINE = "tables/reexamine.csv"
+STRESS_TABLES = "tables/stress_*.csv"
+# Files the stages write per run (under ``models/<run>/``).
+TRAIN_RECORD = "train.json"
+EVAL_METRICS = "eval/metrics.json"
+PER_CLASS = "eval/per_class.csv"
+AGREEMENT = "explain/agreement_iou.csv"
 # Tables the report itself computes (written by the renderer next to the stage tables).
 SETUP = "tables/setup.csv"
 ROBUSTNESS_FAMILIES = "tables/robustness_families.csv"
 XAI_METHODS = "tables/xai_methods.csv"
 FINAL_RANKING = "tables/final_ranking.csv"
+
+STAGE_TABLES = (COMPARISON, CALIBRATION, EXPLAIN_QUALITY, ROBUSTNESS_SUMMARY, ROBUSTNESS_ACCURACY, PATCH_RELIANCE,
+                PATCH_LOCALISATION, LAYERWISE, STRESS_PROBES, REEXAMINE, STRESS_TABLES)
+"""Run-relative tables (or glob patterns) from the stages that the findings rules read."""
+PER_RUN_FILES = (TRAIN_RECORD, EVAL_METRICS, PER_CLASS, AGREEMENT)
+"""Per-run files from the stages that the findings rules read: a test checks a stage writes each one,
+so renaming a stage's output fails loudly instead of silencing the rules that read it."""
 
 
 class RunTables:

@@ -10,7 +10,7 @@ import pandas as pd
 from xaiquest.report.derived import (
     CHANCE_MARGIN, chance_level_groups, class_count, run_accuracies, setting_differences, setup_table, without_planted,
 )
-from xaiquest.report.reader import COMPARISON, SETUP, RunTables, comparison_labels, group_of
+from xaiquest.report.reader import COMPARISON, PER_CLASS, SETUP, RunTables, comparison_labels, group_of
 from xaiquest.report.registry import Finding, finding_rule
 from xaiquest.report.text import has_columns, holders, join_and, pct, pp
 
@@ -121,12 +121,12 @@ def accuracy_noise(run: RunTables) -> list[Finding]:
 def hardest_class(run: RunTables) -> list[Finding]:
     findings = []
     names = run.labels(run.runs)
-    for run_id, table in run.per_run_csv("eval/per_class.csv").items():
+    for run_id, table in run.per_run_csv(PER_CLASS).items():
         if not has_columns(table, "class", "recall"):
             continue
         worst, best = table.loc[table["recall"].idxmin()], table.loc[table["recall"].idxmax()]
         text = (f"{names[run_id]} recognises {worst['class']} worst (recall {pct(worst['recall'])}) and "
                 f"{best['class']} best ({pct(best['recall'])}).")
         findings.append(Finding("comparison", text, {"worst_recall": worst["recall"], "best_recall": best["recall"]},
-                                f"models/{run_id}/eval/per_class.csv"))
+                                f"models/{run_id}/{PER_CLASS}"))
     return findings

@@ -7,7 +7,7 @@ from itertools import combinations
 import pandas as pd
 
 from xaiquest.report.derived import FAITHFULNESS, explain_quality, faithfulness_ranks
-from xaiquest.report.reader import EXPLAIN_QUALITY, RunTables
+from xaiquest.report.reader import AGREEMENT, EXPLAIN_QUALITY, RunTables
 from xaiquest.report.registry import Finding, finding_rule
 from xaiquest.report.text import as_bool, has_columns, holders, join_and, ms, num, plural
 
@@ -101,7 +101,7 @@ def _pairs(matrix: pd.DataFrame) -> pd.Series:
 
 @finding_rule("method_agreement")
 def method_agreement(run: RunTables) -> list[Finding]:
-    matrices = run.per_run_csv("explain/agreement_iou.csv", index_col=0)
+    matrices = run.per_run_csv(AGREEMENT, index_col=0)
     names = run.labels(matrices)
     findings = []
     for run_id, matrix in matrices.items():
@@ -113,7 +113,7 @@ def method_agreement(run: RunTables) -> list[Finding]:
         text = (f"On {names[run_id]}, {a} and {b} agree most (top-k IoU {num(pairs[(a, b)], 3)}{same}) and {c} and "
                 f"{d} least ({num(pairs[(c, d)], 3)}).")
         findings.append(Finding("explanations", text, {"max_iou": pairs[(a, b)], "min_iou": pairs[(c, d)]},
-                                f"models/{run_id}/explain/agreement_iou.csv"))
+                                f"models/{run_id}/{AGREEMENT}"))
     return findings
 
 

@@ -12,12 +12,6 @@ from synthetic import class_coloured_split, write_image_folder
 from xaiquest.cli import app
 
 
-@pytest.fixture(scope="module")
-def tiny_cifar(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_cifar")
-    return write_image_folder(root, class_coloured_split(30, seed=0), class_coloured_split(6, seed=1))
-
-
 def _config(tmp_path, **extra: str) -> str:
     lines = {
         "name": "tiny", "profile": "smoke", "models": "[fastnet, resnet_small]",

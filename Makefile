@@ -1,4 +1,5 @@
-# Two entry points (see README): `make run` (default audit) and `make test`.
+# Two entry points (see README): `make run` (default audit) and `make test` (`make test-audit` adds the
+# whole-audit CLI tests, as CI does).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 DATA ?= $(or $(XAIQUEST_DATA),$(wildcard ../shared/datasets/cifar10-jpeg))
 PROFILE ?= quick
 
-.PHONY: install run test clean
+.PHONY: install run test test-audit clean
 
 $(BIN)/xaiquest: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# The whole-audit CLI tests (minutes on 2 cores): CI runs them after `make test`.
+test-audit: install
+	$(BIN)/pytest -m audit
 
 clean:
 	rm -rf $(VENV) .cache runs

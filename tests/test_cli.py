@@ -12,12 +12,6 @@ from synthetic import class_coloured_split, write_image_folder
 from xaiquest.cli import app
 
 
-@pytest.fixture(scope="module")
-def tiny_cifar(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_cifar")
-    return write_image_folder(root, class_coloured_split(30, seed=0), class_coloured_split(6, seed=1))
-
-
 def _config(tmp_path, **extra: str) -> str:
     lines = {
         "name": "tiny", "profile": "smoke", "models": "[fastnet, resnet_small]",
@@ -34,6 +28,7 @@ def _invoke(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
+@pytest.mark.audit
 def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, tiny_cifar):
     runs = tmp_path / "runs"
     result = _invoke("run", _config(tmp_path), "--data", str(tiny_cifar), "--runs-dir", str(runs))
@@ -149,6 +144,7 @@ def test_list_models_names_every_family():
         assert name in result.output
 
 
+@pytest.mark.audit
 def test_a_planted_patch_variant_is_trained_then_probed_for_reliance_and_localisation(tmp_path, tiny_cifar):
     runs = tmp_path / "runs"
     config = _config(
@@ -170,6 +166,7 @@ def test_a_planted_patch_variant_is_trained_then_probed_for_reliance_and_localis
     assert (tables / "layerwise.csv").exists() and (tables / "stress_focus.csv").exists()
 
 
+@pytest.mark.audit
 def test_variants_are_selected_per_model_and_stage_and_re_examined_on_the_baselines_mistakes(tmp_path, tiny_cifar):
     runs = tmp_path / "runs"
     config = _config(

@@ -10,9 +10,11 @@ from xaiquest.runs import run_keys
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_every_profile_validates(profile):
+def test_every_profile_validates_and_names_its_run_after_itself(profile):
     config = load_config(profile)
-    assert config.name and config.models
+    assert config.name == profile  # runs/<profile>/: a profile never writes into another profile's run
+    ids = [key.id for key in run_keys(config)]
+    assert ids and len(ids) == len(set(ids))
 
 
 def test_a_config_file_overrides_its_profile_section_by_section(tmp_path):

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from synthetic import class_coloured_split, write_image_folder
 from typer.testing import CliRunner
 
 from xaiquest.cli import app
-from xaiquest.config import load_config
 from xaiquest.dashboard.session import (
     DEFAULT_LAYER,
     FILTERS,
@@ -30,37 +27,17 @@ from xaiquest.dashboard.session import (
 )
 from xaiquest.dashboard.views import overlay, quality_table
 from xaiquest.errors import ConfigError, XaiquestError
-from xaiquest.pipeline import run_pipeline
-
-MODELS = ("fastnet__baseline__s0", "resnet_small__baseline__s0")
-
-
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained and evaluated two-model run on tiny synthetic data, built once per test session."""
-    root = tmp_path_factory.getbasetemp() / "dashboard_run"
-    run = root / "runs" / "tiny"
-    if not (run / "tables" / "comparison.csv").exists():
-        data = write_image_folder(root / "data", class_coloured_split(30, seed=0), class_coloured_split(6, seed=1))
-        config = load_config("smoke", {
-            "name": "tiny", "models": ["fastnet", "resnet_small"],
-            "data": {"source": str(data), "val_size": 20, "train_subset": None, "test_subset": None,
-                     "cache_dir": str(root / "cache")},
-            "train": {"epochs": 1, "batch_size": 32, "tensorboard": False},
-        })
-        run_pipeline(config, root / "runs", ["train", "evaluate", "compare"])
-    return run
-
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory) -> Dashboard:
-    return Dashboard(open_run(smoke_run(tmp_path_factory)))
+def dashboard(smoke_run) -> Dashboard:
+    return Dashboard(open_run(smoke_run))
 
 
-def test_a_run_is_reopened_with_its_trained_models_and_test_split(dashboard):
-    assert dashboard.model_ids() == list(MODELS)
+def test_a_run_is_reopened_with_its_trained_models_and_test_split(dashboard, smoke_models):
+    assert dashboard.model_ids() == list(smoke_models)
     assert len(dashboard.run.data.test) == 60
-    assert dashboard.layers(list(MODELS))[0] == DEFAULT_LAYER
-    assert "stage1" in dashboard.layers(list(MODELS))
+    assert dashboard.layers(list(smoke_models))[0] == DEFAULT_LAYER
+    assert "stage1" in dashboard.layers(list(smoke_models))
 
 
 def test_a_missing_run_directory_is_one_clear_error(tmp_path):
@@ -71,21 +48,19 @@ def test_a_missing_run_directory_is_one_clear_error(tmp_path):
     assert "not a run directory" in result.output
 
 
-def test_data_that_moved_is_passed_with_data_and_a_wrong_path_is_named(tmp_path_factory, tmp_path):
-    run = smoke_run(tmp_path_factory)
+def test_data_that_moved_is_passed_with_data_and_a_wrong_path_is_named(smoke_run, tiny_cifar, tmp_path):
     with pytest.raises(XaiquestError, match="does not exist"):
-        open_run(run, data=tmp_path / "moved")
-    assert len(open_run(run, data=run.parents[1] / "data").data.test) == 60
+        open_run(smoke_run, data=tmp_path / "moved")
+    assert len(open_run(smoke_run, data=tiny_cifar).data.test) == 60
 
 
-def test_a_run_whose_config_fails_the_name_check_is_refused_like_the_pipeline_refuses_it(tmp_path_factory, tmp_path):
-    run = smoke_run(tmp_path_factory)
+def test_a_run_whose_config_fails_the_name_check_is_refused_like_the_pipeline_refuses_it(smoke_run, tmp_path):
     copy = tmp_path / "tiny"
     copy.mkdir()
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = json.loads((smoke_run / "manifest.json").read_text())
     manifest["config"]["explain"]["layer"] = "stage9"
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    (copy / "models").symlink_to(run / "models")
+    (copy / "models").symlink_to(smoke_run / "models")
     with pytest.raises(ConfigError, match="config field 'explain.layer': unknown layer 'stage9'"):
         open_run(copy)
 
@@ -98,13 +73,13 @@ def test_without_gradio_the_command_says_how_to_install_it(tmp_path, monkeypatch
     assert "needs gradio" in result.output and "pip install gradio" in result.output
 
 
-def test_filters_split_the_test_set_by_the_models_predictions(dashboard):
-    counts = {which: dashboard.list_images(MODELS[1], "all", which)[1] for which in FILTERS}
+def test_filters_split_the_test_set_by_the_models_predictions(dashboard, smoke_models):
+    counts = {which: dashboard.list_images(smoke_models[1], "all", which)[1] for which in FILTERS}
     assert counts["correct"] + counts["misclassified"] == counts["all"] == 60
-    failures, _ = dashboard.list_images(MODELS[1], "all", "confident failure")
-    mistakes = {image_id for _, image_id in dashboard.list_images(MODELS[1], "all", "misclassified")[0]}
+    failures, _ = dashboard.list_images(smoke_models[1], "all", "confident failure")
+    mistakes = {image_id for _, image_id in dashboard.list_images(smoke_models[1], "all", "misclassified")[0]}
     assert {image_id for _, image_id in failures} <= mistakes
-    cats, matches = dashboard.list_images(MODELS[1], "cat", "all")
+    cats, matches = dashboard.list_images(smoke_models[1], "cat", "all")
     assert matches == 6 and all(" cat → " in label for label, _ in cats)
 
 
@@ -120,36 +95,36 @@ def test_every_stress_yields_a_uint8_image_and_only_the_patch_a_mask(dashboard, 
         assert torch.equal(image, dashboard.image("test:0"))
 
 
-def test_explanations_carry_quality_numbers_and_are_cached(dashboard):
-    clean = dashboard.explain(MODELS[0], "test:1", Stress(), "gradcam")
+def test_explanations_carry_quality_numbers_and_are_cached(dashboard, smoke_models):
+    clean = dashboard.explain(smoke_models[0], "test:1", Stress(), "gradcam")
     assert clean.heatmap.shape == (32, 32) and clean.layer == "stage3" and clean.tko is None
     assert 0 <= clean.deletion_auc <= 1 and 0 <= clean.insertion_auc <= 1
     hits = dashboard.cache_hits()
-    assert dashboard.explain(MODELS[0], "test:1", Stress(), "gradcam", "stage3") is clean  # default layer = last depth
+    assert dashboard.explain(smoke_models[0], "test:1", Stress(), "gradcam", "stage3") is clean  # default layer = last depth
     assert dashboard.cache_hits() == hits + 1
-    patched = dashboard.explain(MODELS[0], "test:1", Stress(PATCH, 4), "eigencam", "stage1")
+    patched = dashboard.explain(smoke_models[0], "test:1", Stress(PATCH, 4), "eigencam", "stage1")
     assert patched.layer == "stage1" and 0 <= patched.tko <= 1
-    saliency = dashboard.explain(MODELS[0], "test:1", Stress(), "saliency", "stage1")
+    saliency = dashboard.explain(smoke_models[0], "test:1", Stress(), "saliency", "stage1")
     assert saliency.layer is None  # input attributions ignore the layer, so it is not part of their cache key
     table = quality_table([clean, patched, saliency], dashboard.classes)
     assert list(table["method"]) == ["gradcam", "eigencam", "saliency"]
     assert overlay(dashboard.image("test:1"), clean.heatmap).shape == (192, 192, 3)
 
 
-def test_predictions_are_probabilities_over_the_runs_classes(dashboard):
-    prediction = dashboard.predict(MODELS[1], "test:2", Stress("fog", 5))
+def test_predictions_are_probabilities_over_the_runs_classes(dashboard, smoke_models):
+    prediction = dashboard.predict(smoke_models[1], "test:2", Stress("fog", 5))
     assert set(prediction.probabilities) == set(dashboard.classes)
     assert sum(prediction.probabilities.values()) == pytest.approx(1, abs=1e-4)
 
 
-def test_an_accepted_upload_is_explained_like_a_test_image(dashboard, tmp_path):
+def test_an_accepted_upload_is_explained_like_a_test_image(dashboard, tmp_path, smoke_models):
     picture = tmp_path / "grey.png"
     Image.new("LA", (100, 60), (90, 255)).save(picture)
     label, image_id = dashboard.add_upload(picture)
     assert (label, image_id) in dashboard.uploads()
     assert dashboard.image(image_id).shape == (3, 32, 32)
     assert dashboard.true_label(image_id) is None
-    assert dashboard.explain(MODELS[0], image_id, Stress("contrast", 2), "layercam").heatmap.shape == (32, 32)
+    assert dashboard.explain(smoke_models[0], image_id, Stress("contrast", 2), "layercam").heatmap.shape == (32, 32)
 
 
 def test_bad_uploads_are_refused_with_the_reason(tmp_path):

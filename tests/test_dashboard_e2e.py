@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_dashboard import MODELS, smoke_run
 
 pytest.importorskip("playwright", reason="playwright is a dev dependency (make install)")
 from xaiquest.dashboard.browser import (
@@ -28,9 +27,9 @@ pytestmark = pytest.mark.skipif(chromium_executable() is None, reason="no chromi
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, smoke_run):
     """The real CLI serving the smoke run; yields (url, process) and stops it afterwards."""
-    run = smoke_run(tmp_path_factory)
+    run = smoke_run
     port = free_port()
     log = (tmp_path_factory.getbasetemp() / "dashboard_server.log").open("w")
     command = [str(Path(sys.executable).with_name("xaiquest")), "dashboard", str(run), "--port", str(port)]
@@ -44,25 +43,25 @@ def served(tmp_path_factory):
         log.close()
 
 
-def test_two_models_and_two_methods_show_four_heatmaps_and_a_screenshot_is_saved(served, tmp_path):
+def test_two_models_and_two_methods_show_four_heatmaps_and_a_screenshot_is_saved(served, tmp_path, smoke_models):
     url, _ = served
     started = time.perf_counter()
     with browser_page(url) as page:
-        captions = explore(page, MODELS, ["gradcam", "eigencam"], image=1, stress=("patch", 3))
+        captions = explore(page, smoke_models, ["gradcam", "eigencam"], image=1, stress=("patch", 3))
         shot = screenshot(page, tmp_path / "dashboard.png")
         assert page.locator("#prediction-a").inner_text().strip()
         assert "eigencam" in page.locator("#quality").inner_text()
         assert "resnet_small" in report_table(page, "fastnet")  # the run's comparison table
     print(f"screenshot: {shot} (browser session {time.perf_counter() - started:.1f} s)")
     assert [c.split(" · ")[0] for c in captions] == ["gradcam", "eigencam"] * 2
-    assert [c.split(" · ")[1].split(":")[0] for c in captions] == [MODELS[0]] * 2 + [MODELS[1]] * 2
+    assert [c.split(" · ")[1].split(":")[0] for c in captions] == [smoke_models[0]] * 2 + [smoke_models[1]] * 2
     assert all("TKO" in c for c in captions)  # a patch stress adds the patch's top-K overlap
     assert shot.stat().st_size > 20_000
     with Image.open(shot) as picture:
         assert picture.width >= 1000 and picture.height >= 800
 
 
-def test_a_bad_upload_is_reported_in_the_page_and_the_server_keeps_serving(served, tmp_path):
+def test_a_bad_upload_is_reported_in_the_page_and_the_server_keeps_serving(served, tmp_path, smoke_models):
     url, process = served
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
@@ -71,6 +70,6 @@ def test_a_bad_upload_is_reported_in_the_page_and_the_server_keeps_serving(serve
     with browser_page(url) as page:
         assert "not an image" in upload(page, text)
         assert "added upload red.png" in upload(page, picture)
-        captions = explore(page, MODELS[:1], ["layercam"], image=0)  # the upload heads the image list
+        captions = explore(page, smoke_models[:1], ["layercam"], image=0)  # the upload heads the image list
     assert process.poll() is None
     assert len(captions) == 1

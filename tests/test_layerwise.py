@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from xaiquest.errors import ConfigError
 from xaiquest.models import build_model, named_depths
@@ -172,6 +173,8 @@ def test_depth_metric_figure_puts_architectures_on_relative_depth() -> None:
     fig = depth_metric_figure(table, ["cka_clean_vs_noisy", "hf_energy_clean"], "layers")
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
     assert list(fig.axes[0].lines[1].get_xdata()) == [0, 0.25, 0.5, 0.75, 1]
+    assert [text.get_text() for text in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
+    assert [ax.get_title() for ax in fig.axes] == ["cka_clean_vs_noisy", "hf_energy_clean"]
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=40)
-    assert buffer.getvalue()
+    assert Image.open(buffer).size == (round(4.2 * 2 * 40), round(3.4 * 40))  # one 4.2-inch panel per metric

@@ -3,15 +3,18 @@ ties, a single model, negative changes, recipes that differ), every sentence mus
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import random
 import re
-from pathlib import Path
+from fnmatch import fnmatch
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pytest
 
+import xaiquest
 from xaiquest.report import RunTables, run_rules
 from xaiquest.report.findings import (
     CHANCE_MARGIN,
@@ -21,6 +24,7 @@ from xaiquest.report.findings import (
     group_of,
     robustness_families,
 )
+from xaiquest.report.reader import PER_RUN_FILES, STAGE_TABLES
 
 SEEDS = range(30)
 CLASSES = tuple(f"class{i}" for i in range(10))
@@ -203,3 +207,37 @@ def test_the_generator_covers_the_hard_cases(tmp_path: Path) -> None:
         seen["negative"] |= "(-" in text
         seen["epochs_differ"] |= "recipes differ" in text
     assert all(seen.values()), seen
+
+
+def _stage_literals() -> set[str]:
+    """Every string literal (f-string parts included) in the stage packages: the file names they write."""
+    package = Path(xaiquest.__file__).parent
+    sources = [p for p in package.rglob("*.py") if p.relative_to(package).parts[0] not in {"report", "dashboard"}]
+    return {node.value for source in sources for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def _written_by_a_stage(name: str, literals: set[str]) -> bool:
+    """A stage spells the file's name (or, for tables named in code, its stem, as ``"stress_probes"``)."""
+    base = PurePosixPath(name).name
+    return any(base in literal or fnmatch(literal, base) or fnmatch(literal + PurePosixPath(base).suffix, base)
+               for literal in literals)
+
+
+def test_every_table_the_rules_read_is_declared_and_written_by_a_stage(tmp_path: Path, monkeypatch) -> None:
+    """A renamed stage table fails here instead of silencing the rules that read it (they return [])."""
+    read: set[str] = set()
+    for method in ("csv", "json", "files"):
+        def recording(self, rel, *args, _original=getattr(RunTables, method), **kwargs):
+            read.add(rel)
+            return _original(self, rel, *args, **kwargs)
+        monkeypatch.setattr(RunTables, method, recording)
+    for seed in SEEDS[:5]:
+        run_rules(RunTables(random_run(tmp_path / str(seed), seed)))
+    per_run = {re.sub(r"^models/[^/]+/", "", rel) for rel in read if rel.startswith("models/")}
+    run_level = {rel for rel in read if not rel.startswith("models/")}
+    assert per_run == set(PER_RUN_FILES)
+    assert {rel for rel in run_level if not any(fnmatch(rel, table) for table in STAGE_TABLES)} == set()
+    assert {table for table in STAGE_TABLES if not any(fnmatch(rel, table) for rel in run_level)} == set()
+    literals = _stage_literals()
+    assert [name for name in (*STAGE_TABLES, *PER_RUN_FILES) if not _written_by_a_stage(name, literals)] == []

@@ -66,21 +66,24 @@ def audit_logits(model: nn.Module, images: torch.Tensor, device: torch.device, c
 def collect_activations(
     model: nn.Module, images: torch.Tensor, depths: Sequence[str], batch_size: int = 256
 ) -> dict[str, torch.Tensor]:
-    """Feature maps ``{depth: float [N,C,h,w]}`` (CPU) of uint8 ``images`` (on the model's device) at ``depths``.
+    """Feature maps ``{depth: float [N,C,h,w]}`` (CPU) of uint8 ``images`` (on the model's device) at ``depths``
+    (named depths or dotted module paths).
 
     Forward hooks capture the outputs in one pass per batch; they are removed, and the model's
     train/eval mode restored, even if the forward fails.
     """
     modules = named_depths(model)
-    unknown = [d for d in depths if d not in modules]
+    paths = dict(model.named_modules())
+    unknown = [d for d in depths if d not in modules and d not in paths]
     if unknown:
         raise ConfigError(f"unknown depth(s) {', '.join(unknown)}; this model has {', '.join(modules)}")
+    targets = {depth: modules[depth] if depth in modules else paths[depth] for depth in depths}
     captured: dict[str, list[torch.Tensor]] = {depth: [] for depth in depths}
 
     def hook_for(depth: str) -> Callable[..., None]:
         return lambda module, inputs, output: captured[depth].append(output.detach().float().cpu())
 
-    handles = [modules[depth].register_forward_hook(hook_for(depth)) for depth in depths]
+    handles = [targets[depth].register_forward_hook(hook_for(depth)) for depth in depths]
     was_training = model.training
     model.eval()
     try:

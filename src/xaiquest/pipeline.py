@@ -1,6 +1,6 @@
 """Orders the audit's stages over a run directory; each stage skips work already finished.
 
-Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> stress -> compare
+Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> stress -> concepts -> compare
 -> report,
 each stage reading only what earlier stages wrote into ``runs/<experiment>/``.
 """
@@ -30,6 +30,7 @@ STAGES: dict[str, str] = {
     "robustness": "xaiquest.robustness.stage:robustness_stage",
     "explain": "xaiquest.explain.stage:explain_stage",
     "stress": "xaiquest.stress.stage:stress_stage",
+    "concepts": "xaiquest.concepts.stage:concepts_stage",
     "compare": "xaiquest.evaluate.stage:compare_stage",
     "report": "xaiquest.report.stage:report_stage",
 }

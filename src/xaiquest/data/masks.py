@@ -71,3 +71,11 @@ def fallback_share(masks: torch.Tensor) -> float:
     return (masks == prior).all(2).all(1).float().mean().item()
 
 
+def other_class_donors(labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Index ``[N]`` of a random donor image of another class for each image (another image if none exists)."""
+    n = len(labels)
+    scores = torch.rand(n, n, generator=generator).to(labels.device)
+    other_image = ~torch.eye(n, dtype=torch.bool, device=labels.device)
+    other_class = labels[:, None] != labels[None, :]
+    allowed = torch.where(other_class.any(1, keepdim=True), other_class, other_image)
+    return scores.masked_fill(~allowed, -1).argmax(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -252,3 +253,31 @@ def test_tcav_on_a_random_model_finds_no_significant_concept() -> None:
     assert len(table) == 2 * 3 * 4
     assert table["tcav"].between(0, 1).all() and table["cav_accuracy"].between(0, 1).all()
     assert not table["significant"].any(), table[table["significant"]]
+
+
+def test_report_section_and_findings_quote_the_concept_tables(tmp_path) -> None:
+    from xaiquest.report.findings import RunTables, run_rules
+    from xaiquest.report.sections import build_report
+
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    runs = ["fastnet__baseline__s0", "fastnet__cutmix__s0"]
+    pd.DataFrame({"run": runs, "model": "fastnet", "variant": ["baseline", "cutmix"], "seed": 0,
+                  "shape_bias": [0.2, 0.35], "shape_decisions": [0.1, 0.14], "texture_decisions": [0.4, 0.26],
+                  "clean_accuracy": [0.8, 0.78], "grayscale_accuracy": [0.6, 0.7], "silhouette_accuracy": [0.2, 0.25],
+                  "outline_accuracy": [0.15, 0.18]}).to_csv(tables / "concepts_summary.csv", index=False)
+    pd.DataFrame({"run": runs[0], "depth": "stage2", "concept": ["red", "stripes"], "class_index": 0,
+                  "class_name": "airplane", "tcav": [0.9, 0.5], "random_tcav": 0.5, "p_corrected": [0.001, 0.9],
+                  "cav_accuracy": 1.0, "significant": [True, False]}).to_csv(tables / "concepts_tcav.csv", index=False)
+    pd.DataFrame({"run": runs[0], "depth": ["stage1", "stage2", "stage2"], "concept": ["red", "red", "patch"],
+                  "units": 64, "detectors": [1, 5, 0], "fraction": [1 / 64, 5 / 64, 0.0]}).to_csv(
+        tables / "concepts_detectors.csv", index=False)
+    texts = [f.text for f in run_rules(RunTables(tmp_path), ["concept_shape_bias", "concept_colour_reliance",
+                                                              "concept_tcav", "concept_detectors"])]
+    assert "On fastnet, cutmix raises shape bias from 0.20 to 0.35." in texts
+    assert any("loses 20.00 pp without colour" in t for t in texts)
+    assert any("1 of 2 (depth, concept, class) TCAV tests significant" in t and "red (1 class)" in t for t in texts)
+    assert any("stage2 has 5 colour detectors" in t for t in texts)
+    assert any("0 patch-detector units." in t for t in texts)
+    section = next(s for s in build_report(RunTables(tmp_path)).sections if s.key == "concepts")
+    assert [b.title for b in section.blocks][:2] == ["Shape, texture and colour bias", "TCAV: concepts significant after correction"]

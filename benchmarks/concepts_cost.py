@@ -38,15 +38,15 @@ def main() -> None:
     probes = build_probes(config, data)
     print(f"probe sets: {time.perf_counter() - started:.1f} s")
     cfg, device, total = config.concepts, torch.device("cpu"), 0.0
-    parts = {"bias": cfg.model_copy(update={"tcav": False, "dissection": False}),
-             "tcav": cfg.model_copy(update={"dissection": False}), "dissection": cfg.model_copy(update={"tcav": False})}
+    parts = {part: config.model_copy(update={"concepts": cfg.model_copy(update=update)}) for part, update in
+             (("bias", {"tcav": False, "dissection": False}), ("tcav", {"dissection": False}), ("dissection", {"tcav": False}))}
     with tempfile.TemporaryDirectory() as out:
         for key in run_keys(config, cfg.variants):
             model = load_trained(store, key, len(data.classes), device)
             seconds = {}
-            for part, part_cfg in parts.items():
+            for part, part_config in parts.items():
                 started = time.perf_counter()
-                audit_model(model, Path(out), probes, part_cfg, data.classes, device)
+                audit_model(model, Path(out), probes, part_config, data.classes, device)
                 seconds[part] = time.perf_counter() - started
             bias = seconds["bias"]
             row = {"bias": bias, "tcav": seconds["tcav"] - bias, "dissection": seconds["dissection"] - bias}

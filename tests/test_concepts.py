@@ -28,7 +28,6 @@ from xaiquest.concepts.probes import (
     outlines,
     silhouettes,
 )
-from xaiquest.concepts.stage import check_layers
 from xaiquest.concepts.tcav import correct_p_values, tcav_table, with_significance
 from xaiquest.config import CONCEPT_NAMES, load_config
 from xaiquest.data import Split, to_float
@@ -36,7 +35,7 @@ from xaiquest.data.masks import centre_prior
 from xaiquest.errors import ConfigError
 from xaiquest.inference import predict_logits
 from xaiquest.models.base import ZooModel
-from xaiquest.runs import run_keys
+from xaiquest.validation import check_config
 
 from synthetic import class_coloured_split
 
@@ -151,12 +150,14 @@ def test_bad_concepts_config_is_one_line_exit_2(tmp_path) -> None:
             load_config(str(config))
 
 
-def test_a_layer_without_spatial_maps_is_rejected_before_any_work() -> None:
+def test_a_layer_without_spatial_maps_or_unknown_is_rejected_before_any_work() -> None:
     config = load_config("smoke", {"concepts": {"layers": ["head"]}})
-    with pytest.raises(ConfigError, match="no spatial feature maps"):
-        check_layers(config, run_keys(config), 10)
-    config = load_config("smoke", {"concepts": {"layers": ["stage1"]}})
-    check_layers(config, run_keys(config), 10)
+    with pytest.raises(ConfigError, match=r"'concepts.layers': layer 'head' of \w+ has no spatial feature maps"):
+        check_config(config, 10)
+    with pytest.raises(ConfigError, match=r"'concepts.layers': unknown layer 'stage9'"):
+        check_config(load_config("smoke", {"concepts": {"layers": ["stage9"]}}), 10)
+    check_config(load_config("smoke", {"concepts": {"layers": ["stage1"]}}), 10)
+    check_config(load_config("smoke", {"concepts": {"layers": ["head"], "enabled": False}}), 10)
 
 
 # ------------------------------------------------------------------------------------------
@@ -274,8 +275,8 @@ def test_report_section_and_findings_quote_the_concept_tables(tmp_path) -> None:
         tables / "concepts_detectors.csv", index=False)
     texts = [f.text for f in run_rules(RunTables(tmp_path), ["concept_shape_bias", "concept_colour_reliance",
                                                               "concept_tcav", "concept_detectors"])]
-    assert "On fastnet, cutmix raises shape bias from 0.20 to 0.35." in texts
-    assert any("loses 20.00 pp without colour" in t for t in texts)
+    assert "On fastnet, cutmix raises shape bias: 0.200 -> 0.350 (+0.150) against its baseline." in texts
+    assert any("loses 20.00 pp without colour: accuracy 80.00% -> 60.00% (-20.00 pp)" in t for t in texts)
     assert any("1 of 2 (depth, concept, class) TCAV tests significant" in t and "red (1 class)" in t for t in texts)
     assert any("stage2 has 5 colour detectors" in t for t in texts)
     assert any("0 patch-detector units." in t for t in texts)

@@ -2,7 +2,8 @@
 
 The pydantic schema (``config.py``) checks shapes and ranges without importing any registry;
 what only the registries, the models or the data know (a method, probe, corruption or model
-name, a layer of every model, the mCE baseline, a class index) is checked here, by the pipeline
+name, a layer of every model, whether a concepts layer has spatial maps, the mCE baseline, a
+class index) is checked here, by the pipeline
 before training and by the dashboard before serving, so a typo fails in seconds instead of
 after the stages before it.
 """
@@ -47,10 +48,14 @@ def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> It
 
 
 def _model_problems(config: ExperimentConfig, num_classes: int) -> Iterator[tuple[str, str]]:
-    """Each model builds (on the meta device: shapes only, no memory) and has ``explain.layer``."""
+    """Each model builds (on the meta device: shapes only, no memory), has ``explain.layer`` and
+    spatial feature maps at every ``concepts.layers`` entry."""
     from xaiquest.models import build_model, resolve_layer
 
     explained = {spec.name for spec in _run_specs(config, config.explain.variants)}
+    concepts = config.concepts
+    dissected = ({spec.name for spec in _run_specs(config, concepts.variants)}
+                 if concepts.enabled and (concepts.tcav or concepts.dissection) else set())
     for spec in config.models:
         try:
             with torch.device("meta"):
@@ -63,6 +68,34 @@ def _model_problems(config: ExperimentConfig, num_classes: int) -> Iterator[tupl
                 resolve_layer(model, config.explain.layer)
             except UnknownNameError as error:
                 yield "explain.layer", f"{error} (model {spec.name})"
+        if spec.name in dissected:
+            yield from _concept_layer_problems(model, spec.name, config.concepts.layers)
+
+
+def _concept_layer_problems(model: torch.nn.Module, name: str, layers: list[str] | None) -> Iterator[tuple[str, str]]:
+    """TCAV and dissection need ``[N,C,h,w]`` maps: each chosen layer must exist and output four dimensions."""
+    from xaiquest.models import named_depths, resolve_layer
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = []
+    for layer in layers or list(named_depths(model)):
+        try:
+            module = resolve_layer(model, layer)
+        except UnknownNameError as error:
+            yield "concepts.layers", f"{error} (model {name})"
+            continue
+        hooks.append(module.register_forward_hook(
+            lambda module, inputs, output, layer=layer: shapes.__setitem__(layer, tuple(output.shape))))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, 3, 32, 32, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for layer, shape in shapes.items():
+        if len(shape) != 4:
+            yield ("concepts.layers", f"layer {layer!r} of {name} has no spatial feature maps (output shape {shape}); "
+                   f"use a convolutional depth: {', '.join(named_depths(model))}")
 
 
 def _baseline_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:

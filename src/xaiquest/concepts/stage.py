@@ -33,14 +33,12 @@ from xaiquest.config import ConceptsConfig, ExperimentConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.data import stratified_indices
 from xaiquest.data.masks import foreground_masks, other_class_donors
-from xaiquest.errors import ConfigError
-from xaiquest.inference import collect_activations, predict_logits
-from xaiquest.models import build_model
+from xaiquest.figures import save_figure
+from xaiquest.inference import audit_logits, collect_activations
 from xaiquest.models.base import named_depths, resolve_layer
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
-from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json, atomic_write_text, fingerprint, save_figure
-from xaiquest.stress.patch import stamp
-from xaiquest.train.stage import patch_spec
+from xaiquest.patch import stamp, stamp_parameters
+from xaiquest.runs import AuditData, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
+from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json, atomic_write_text, fingerprint
 
 PROBES_UNIT = "concepts/probes"
 
@@ -64,39 +62,19 @@ def concepts_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
         console.print("concepts: disabled in the config, skipping")
         return
     keys = run_keys(config, cfg.variants)
-    check_layers(config, keys, len(data.classes))
     probes = cached_probes(config, store, data)
     with progress_bar() as progress:
         task = progress.add_task("concepts", total=len(keys))
         for key in keys:
-            unit_fp = fingerprint("concepts", evaluate_fingerprint(config, data, key), cfg.model_dump(),
+            unit_fp = fingerprint("concepts", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
                                   store.unit_record(PROBES_UNIT).get("fingerprint"))
             if not store.is_complete(f"concepts/{key.id}", unit_fp):
                 model = load_trained(store, key, len(data.classes), device)
-                audit_model(model, run_dir(store, key) / "concepts", probes, cfg, data.classes, device)
-                store.mark_complete(f"concepts/{key.id}", unit_fp)
+                out = run_dir(store, key) / "concepts"
+                written = audit_model(model, out, probes, config, data.classes, device)
+                store.mark_complete(f"concepts/{key.id}", unit_fp, artifacts=written)
             progress.advance(task)
     aggregate(store, config)
-
-
-def check_layers(config: ExperimentConfig, keys: list[RunKey], num_classes: int) -> None:
-    """Before any work: every chosen layer exists in every audited architecture and outputs spatial maps."""
-    if not (config.concepts.tcav or config.concepts.dissection):
-        return
-    for name in dict.fromkeys(key.spec.name for key in keys):
-        model = build_model(name, num_classes).eval()
-        shapes = {}
-        hooks = [resolve_layer(model, layer).register_forward_hook(
-            lambda module, inputs, output, layer=layer: shapes.__setitem__(layer, tuple(output.shape)))
-            for layer in chosen_layers(model, config.concepts)]
-        with torch.no_grad():
-            model(torch.zeros(2, 3, 32, 32))
-        for hook in hooks:
-            hook.remove()
-        flat = [layer for layer, shape in shapes.items() if len(shape) != 4]
-        if flat:
-            raise ConfigError(f"config field 'concepts.layers': layer {flat[0]!r} of {name} has no spatial feature maps "
-                              f"(output shape {shapes[flat[0]]}); use a convolutional depth: {', '.join(named_depths(model))}")
 
 
 def chosen_layers(model: nn.Module, cfg: ConceptsConfig) -> dict[str, nn.Module]:
@@ -108,13 +86,13 @@ def cached_probes(config: ExperimentConfig, store: RunStore, data: AuditData) ->
     cfg = config.concepts
     patch = planted_patch(config)
     probes_fp = fingerprint("concept-probes", data.fingerprint, cfg.model_dump(exclude={"variants", "tcav", "alpha", "correction"}),
-                            None if patch is None else patch.model_dump())
+                            None if patch is None else stamp_parameters(patch))
     path = store.path("concepts", "probes.pt")
     if store.is_complete(PROBES_UNIT, probes_fp) and path.exists():
         return ConceptProbes(**torch.load(path, weights_only=False))  # our own file, holding dataclasses
     probes = build_probes(config, data)
     atomic_torch_save(path, probes.__dict__)
-    store.mark_complete(PROBES_UNIT, probes_fp)
+    store.mark_complete(PROBES_UNIT, probes_fp, artifacts=[path])
     return probes
 
 
@@ -139,21 +117,24 @@ def build_probes(config: ExperimentConfig, data: AuditData) -> ConceptProbes:
                   "edges": edge_masks(images)}
     patch = planted_patch(config)
     if patch is not None:
-        images, dissection["patch"] = stamp(images, patch_spec(patch), torch.Generator().manual_seed(cfg.seed))
+        images, dissection["patch"] = stamp(images, patch, torch.Generator().manual_seed(cfg.seed))
     return ConceptProbes(bias, concepts, random_sets, subset.images[per_class], subset.labels[per_class], images, dissection)
 
 
-def audit_model(model: nn.Module, out: Path, probes: ConceptProbes, cfg: ConceptsConfig, classes: tuple[str, ...],
-                device: torch.device) -> None:
-    """Every concept measurement of one model, written under ``out``."""
-    bias = probes.bias
-    predicted = {name: predict_logits(model, images, device).argmax(1) for name, images in bias.conditions.items()}
+def audit_model(model: nn.Module, out: Path, probes: ConceptProbes, config: ExperimentConfig, classes: tuple[str, ...],
+                device: torch.device) -> list[Path]:
+    """Every concept measurement of one model, written under ``out``; returns the files written.
+
+    Predictions follow the run's one prediction policy (``eval.tta``), as in every other stage."""
+    cfg, bias = config.concepts, probes.bias
+    predicted = {name: audit_logits(model, images, device, config).argmax(1) for name, images in bias.conditions.items()}
     atomic_write_text(out / "bias.csv", accuracy_table(predicted, bias.labels).to_csv(index=False))
-    conflict = predict_logits(model, bias.conflict, device).argmax(1)
+    conflict = audit_logits(model, bias.conflict, device, config).argmax(1)
     atomic_write_json(out / "shape_bias.json", {**shape_bias(conflict, bias.shape_labels, bias.texture_labels),
                                                 "images": len(conflict)})
     atomic_write_text(out / "colour_reliance.csv",
                       colour_reliance(predicted["clean"], predicted["grayscale"], bias.labels, classes).to_csv(index=False))
+    written = [out / "bias.csv", out / "shape_bias.json", out / "colour_reliance.csv"]
     cpu_model = model.float().cpu()  # Captum's CAV training and the dissection run on CPU tensors
     layers = chosen_layers(cpu_model, cfg)
     if cfg.tcav:
@@ -161,11 +142,14 @@ def audit_model(model: nn.Module, out: Path, probes: ConceptProbes, cfg: Concept
                            probes.tcav_labels, len(classes), cfg.seed)
         table = with_significance(table, cfg.alpha, cfg.correction).assign(class_name=lambda t: t["class_index"].map(dict(enumerate(classes))))
         atomic_write_text(out / "tcav.csv", table.to_csv(index=False))
+        written.append(out / "tcav.csv")
     if cfg.dissection:
         activations = collect_activations(cpu_model, probes.dissection_images, list(layers))
         table = dissect(activations, probes.dissection_masks, cfg.quantile, cfg.iou_threshold)
         atomic_write_text(out / "detectors.csv", detector_fractions(table).to_csv(index=False))
         atomic_write_text(out / "top_units.csv", top_units(table, cfg.top_units).to_csv(index=False))
+        written += [out / "detectors.csv", out / "top_units.csv"]
+    return written
 
 
 PER_RUN_TABLES = {"bias.csv": "concepts_bias", "colour_reliance.csv": "concepts_colour_reliance",

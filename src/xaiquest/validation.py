@@ -3,9 +3,8 @@
 The pydantic schema (``config.py``) checks shapes and ranges without importing any registry;
 what only the registries, the models or the data know (a method, probe, corruption or model
 name, a layer of every model, whether a concepts layer has spatial maps, the mCE baseline, a
-class index) is checked here, by the pipeline
-before training and by the dashboard before serving, so a typo fails in seconds instead of
-after the stages before it.
+class index) is checked here, by the pipeline before training and by the dashboard before
+serving, so a typo fails in seconds instead of after the stages before it.
 """
 
 from __future__ import annotations

@@ -35,8 +35,9 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     assert result.exit_code == 0, result.output
     root = runs / "tiny"
     manifest = json.loads((root / "manifest.json").read_text())
-    assert set(manifest["units"]) == {f"{stage}/{m}__baseline__s0" for stage in ("train", "evaluate", "calibrate", "explain", "stress")
-                                      for m in ("fastnet", "resnet_small")} | {"robustness"}
+    assert set(manifest["units"]) == {f"{stage}/{m}__baseline__s0" for stage in ("train", "evaluate", "calibrate", "explain", "stress",
+                                                                                        "concepts")
+                                      for m in ("fastnet", "resnet_small")} | {"robustness", "concepts/probes"}
     for model in ("fastnet", "resnet_small"):
         folder = root / "models" / f"{model}__baseline__s0"
         for artifact in ("model.pt", "train.json", "history.csv", "curves.png", "eval/metrics.json",
@@ -48,7 +49,8 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     table = (root / "tables" / "comparison.csv").read_text()
     assert "fastnet" in table and "resnet_small" in table and "ece_after_ts_mean" in table
     assert (root / "figures" / "reliability_overlay.png").exists()
-    for artifact in ("robustness_summary.csv", "robustness_accuracy.csv", "explain_quality.csv", "final_ranking.csv"):
+    for artifact in ("robustness_summary.csv", "robustness_accuracy.csv", "explain_quality.csv", "final_ranking.csv",
+                     "concepts_summary.csv", "concepts_tcav.csv", "concepts_detectors.csv"):
         assert (root / "tables" / artifact).exists(), artifact
     assert (root / "report.html").exists() and (root / "report.md").exists()
     quality = (root / "tables" / "explain_quality.csv").read_text()

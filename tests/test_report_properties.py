@@ -101,7 +101,33 @@ def random_run(root: Path, seed: int) -> Path:
         "relative_mce": [rng.uniform(0.5, 1.5) for _ in runs]}))
     probes = [{"run": r, "probe": p, "accuracy": rng.uniform(0, 1)} for r in runs for p in ("clean", "grayscale")]
     _save(root, "tables/stress_probes.csv", pd.DataFrame(probes))
+    _save_concepts(root, rng, runs)
     return root
+
+
+def _save_concepts(root: Path, rng: random.Random, runs: dict[str, float]) -> None:
+    """Concept tables: equal and unequal shape biases, colour helping or hurting, tied detector depths."""
+    summary = []
+    for run_id, accuracy in runs.items():
+        model, variant, seed = run_id.split("__")
+        shape = rng.choice([0.0, 0.25, round(rng.uniform(0, 1), 4)])
+        decided = rng.uniform(0, 1)
+        summary.append({"run": run_id, "model": model, "variant": variant, "seed": int(seed[1:]),
+                        "shape_bias": shape, "shape_decisions": shape * decided, "texture_decisions": (1 - shape) * decided,
+                        "clean_accuracy": accuracy, "grayscale_accuracy": rng.choice([accuracy, round(rng.uniform(0, 1), 4)]),
+                        "silhouette_accuracy": rng.uniform(0, 1), "outline_accuracy": rng.uniform(0, 1)})
+    _save(root, "tables/concepts_summary.csv", pd.DataFrame(summary))
+    recall = [{"run": r, "class": c, "recall": rng.choice([0.5, rng.uniform(0, 1)]), "grayscale_recall": rng.choice([0.5, rng.uniform(0, 1)])}
+              for r in runs for c in CLASSES[:3]]
+    _save(root, "tables/concepts_colour_reliance.csv",
+          pd.DataFrame(recall).assign(colour_reliance=lambda t: t["recall"] - t["grayscale_recall"]))
+    tcav = [{"run": r, "depth": d, "concept": c, "class_index": k, "class_name": CLASSES[k], "tcav": rng.uniform(0, 1),
+             "random_tcav": 0.5, "p_corrected": rng.uniform(0, 1), "cav_accuracy": 1.0, "significant": rng.random() < 0.3}
+            for r in runs for d in ("stage1", "stage2") for c in ("red", "stripes") for k in range(2)]
+    _save(root, "tables/concepts_tcav.csv", pd.DataFrame(tcav))
+    detectors = [{"run": r, "depth": d, "concept": c, "units": 16, "detectors": rng.choice([0, 2, rng.randint(0, 16)])}
+                 for r in runs for d in ("stem", "stage1", "stage2") for c in ("red", "blue", "patch")]
+    _save(root, "tables/concepts_detectors.csv", pd.DataFrame(detectors).assign(fraction=lambda t: t["detectors"] / t["units"]))
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -173,6 +199,7 @@ def check_against_tables(run: RunTables, findings: list[Finding]) -> None:
     for finding in by_rule.get("variant_effects", []):
         model, variant = re.match(r"(\S+) with (\S+) instead", finding.text).groups()
         assert finding.numbers["accuracy_gain"] == pytest.approx(accuracy[f"{model}__{variant}"] - accuracy[f"{model}__baseline"])
+    _check_concepts(run, by_rule)
     for finding in by_rule.get("training_cost", []):
         setup = {r: json.loads((run.root / f"models/{r}/train.json").read_text()) for r in run.runs}
         times = {labels[r]: s["train_time_s"] for r, s in setup.items()}
@@ -184,6 +211,32 @@ def check_against_tables(run: RunTables, findings: list[Finding]) -> None:
         slow = next((r for r in run.runs if f") and {labels[r]} slowest" in finding.text), None)
         if slow is not None and setup[fast]["epochs"] != setup[slow]["epochs"]:
             assert f"epochs {setup[fast]['epochs']} vs {setup[slow]['epochs']}" in finding.text
+
+
+def _check_concepts(run: RunTables, by_rule: dict[str, list[Finding]]) -> None:
+    summary = pd.read_csv(run.root / "tables/concepts_summary.csv").set_index("run")
+    for finding in by_rule.get("concept_shape_bias", []):
+        (subject,) = finding.subjects
+        if "shape_bias_change" in finding.numbers:
+            change = finding.numbers["shape_bias_change"]
+            verb = "raises" if change > 0 else "lowers" if change < 0 else "leaves unchanged"
+            assert f" {verb} shape bias" in finding.text, finding.text
+        else:
+            assert finding.numbers["shape_bias"] == summary.at[subject, "shape_bias"]
+    for finding in by_rule.get("concept_colour_reliance", []):
+        (subject,) = finding.subjects
+        drop = summary.at[subject, "clean_accuracy"] - summary.at[subject, "grayscale_accuracy"]
+        assert finding.numbers["grayscale_drop"] == pytest.approx(drop)
+        assert ("loses" in finding.text.split(":")[0]) == (drop > 0), finding.text
+    detectors = pd.read_csv(run.root / "tables/concepts_detectors.csv")
+    for finding in by_rule.get("concept_detectors", []):
+        (subject,) = finding.subjects
+        if "colour_detectors" in finding.numbers:
+            colour = detectors[(detectors["run"] == subject) & detectors["concept"].isin(["red", "blue"])]
+            per_depth = colour.groupby("depth")["detectors"].sum()
+            assert finding.numbers["colour_detectors"] == per_depth.max()
+            named = [d for d in per_depth.index if re.search(rf"\b{d}\b", finding.text)]
+            assert per_depth.max() == 0 or sorted(named) == sorted(per_depth.index[per_depth == per_depth.max()]), finding.text
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 from xaiquest.cli import app
 from xaiquest.config import load_config
 from xaiquest.errors import ConfigError
+from xaiquest.pipeline import STAGES
 from xaiquest.validation import check_config
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "xaiquest"
-STAGE_PACKAGES = ("train", "evaluate", "calibration", "robustness", "explain", "stress", "report")
+STAGE_PACKAGES = ("train", "evaluate", "calibration", "robustness", "explain", "stress", "concepts", "report")
 
 
 def test_names_every_model_has_pass_the_check_and_a_torchvision_layer_is_checked_too():
@@ -53,6 +54,10 @@ def _imports(file: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
+
+
+def test_the_layering_check_covers_every_pipeline_stage():
+    assert {target.split(".")[1] for target in STAGES.values()} == set(STAGE_PACKAGES)
 
 
 def test_no_stage_package_imports_another_stage_package():

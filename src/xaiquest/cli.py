@@ -127,6 +127,13 @@ def stress(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, ru
 
 @app.command()
 @user_errors
+def concepts(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+    """Shape/texture/colour bias, TCAV with significance tests, and dissection of every model."""
+    _run_stages(config, data, runs_dir, ["concepts"])
+
+
+@app.command()
+@user_errors
 def dashboard(run_dir: Path = RunDirArg, port: int = PortOpt, data: Path | None = RunDataOpt) -> None:
     """Interactive explorer of a run in the browser (Gradio on localhost): predictions, heatmaps, stress."""
     if importlib.util.find_spec("gradio") is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from xaiquest.errors import ConfigError
 
@@ -30,7 +30,7 @@ class Section(BaseModel):
 BASELINE = "baseline"
 """The variant others are compared against (patch reliance, seed 003's re-examination)."""
 VARIANTS_FIELD_HELP = "training variants this stage audits; null = every variant"
-VARIANT_STAGES = ("robustness", "explain", "stress")
+VARIANT_STAGES = ("robustness", "explain", "stress", "concepts")
 """Sections with a ``variants`` selection."""
 
 
@@ -193,6 +193,46 @@ class StressConfig(Section):
     seed: int = 0
 
 
+CONCEPT_NAMES = (
+    "red", "green", "blue", "yellow", "brick", "grass", "gravel", "stripes", "dots", "checkerboard",
+    "noise_fine", "noise_medium", "noise_coarse", "silhouette", "outline",
+)
+"""The concepts the concepts stage can generate (xaiquest.concepts.probes makes each one)."""
+ConceptName = Literal[CONCEPT_NAMES]  # type: ignore[valid-type]
+MIN_SIGNIFICANCE_COUNT = 10
+"""Fewest random sets (Kim et al. use >= 10) and images per concept the TCAV t-test accepts."""
+
+
+class ConceptsConfig(Section):
+    enabled: bool = True
+    test_images: int = Field(200, ge=20, description="stratified test subset of the bias battery (cue-conflict, silhouettes, recolouring)")
+    tcav: bool = True
+    concepts: list[ConceptName] = Field(default_factory=lambda: list(CONCEPT_NAMES), min_length=1,
+                                        description="TCAV concepts")
+    layers: list[str] | None = Field(None, description="named depths for TCAV and dissection; null = every named depth")
+    concept_images: int = Field(20, description="examples per concept and per random set")
+    random_sets: int = Field(10, description="random concepts each concept's TCAV scores are tested against")
+    tcav_images_per_class: int = Field(10, ge=2, description="images per class whose TCAV scores are averaged")
+    alpha: float = Field(0.05, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni"] = "holm"
+    dissection: bool = True
+    dissection_images: int = Field(64, ge=4, description="test images whose feature maps are dissected")
+    quantile: float = Field(0.005, gt=0, lt=1, description="share of a unit's top activations kept (Bau et al.: 0.5 %)")
+    iou_threshold: float = Field(0.04, gt=0, lt=1, description="IoU above which a unit detects a concept")
+    top_units: int = Field(3, ge=1, description="top units listed per concept")
+    variants: list[str] | None = Field(None, description=VARIANTS_FIELD_HELP)
+    seed: int = 0
+
+    @field_validator("random_sets", "concept_images")
+    @classmethod
+    def _enough_for_the_t_test(cls, count: int, info: ValidationInfo) -> int:
+        if count < MIN_SIGNIFICANCE_COUNT:
+            what = "random concept sets" if info.field_name == "random_sets" else "images per concept"
+            raise ValueError(f"the TCAV significance test needs >= {MIN_SIGNIFICANCE_COUNT} {what}, got {count}; "
+                             f"set it to {MIN_SIGNIFICANCE_COUNT} or more")
+        return count
+
+
 class ModelSpec(Section):
     """A model of the zoo, with optional per-model training overrides (e.g. its own lr)."""
 
@@ -255,6 +295,7 @@ class ExperimentConfig(Section):
     robustness: RobustnessConfig = RobustnessConfig()
     explain: ExplainConfig = ExplainConfig()
     stress: StressConfig = StressConfig()
+    concepts: ConceptsConfig = ConceptsConfig()
 
     @field_validator("models", mode="before")
     @classmethod

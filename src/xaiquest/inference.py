@@ -1,8 +1,9 @@
-"""Device choice, seeding and batched prediction shared by every stage."""
+"""Device choice, seeding, batched prediction and feature maps at named depths, shared by every stage."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -10,6 +11,8 @@ from torch import nn
 
 from xaiquest.config import ExperimentConfig, TtaPolicy
 from xaiquest.data import to_float
+from xaiquest.errors import ConfigError
+from xaiquest.models.base import named_depths
 
 
 def resolve_device(name: str) -> torch.device:
@@ -17,8 +20,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from xaiquest.errors import ConfigError
-
         raise ConfigError("config field 'device' is 'cuda' but no CUDA GPU is available; use 'auto' or 'cpu'")
     return torch.device(name)
 
@@ -60,3 +61,37 @@ def audit_logits(model: nn.Module, images: torch.Tensor, device: torch.device, c
     """Logits under the run's one prediction policy (``eval.tta``): every stage that predicts calls this,
     so accuracy, calibration, robustness, stress and the explained classes count the same predictions."""
     return predict_logits(model, images, device, config.eval.batch_size, config.eval.tta)
+
+
+def collect_activations(
+    model: nn.Module, images: torch.Tensor, depths: Sequence[str], batch_size: int = 256
+) -> dict[str, torch.Tensor]:
+    """Feature maps ``{depth: float [N,C,h,w]}`` (CPU) of uint8 ``images`` (on the model's device) at ``depths``
+    (named depths or dotted module paths).
+
+    Forward hooks capture the outputs in one pass per batch; they are removed, and the model's
+    train/eval mode restored, even if the forward fails.
+    """
+    modules = named_depths(model)
+    paths = dict(model.named_modules())
+    unknown = [d for d in depths if d not in modules and d not in paths]
+    if unknown:
+        raise ConfigError(f"unknown depth(s) {', '.join(unknown)}; this model has {', '.join(modules)}")
+    targets = {depth: modules[depth] if depth in modules else paths[depth] for depth in depths}
+    captured: dict[str, list[torch.Tensor]] = {depth: [] for depth in depths}
+
+    def hook_for(depth: str) -> Callable[..., None]:
+        return lambda module, inputs, output: captured[depth].append(output.detach().float().cpu())
+
+    handles = [targets[depth].register_forward_hook(hook_for(depth)) for depth in depths]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                model(to_float(images[start : start + batch_size]))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return {depth: torch.cat(parts) for depth, parts in captured.items()}

@@ -5,8 +5,8 @@ on test images of *other* classes then measures how much it relies on the cue (a
 and the stamp's mask is a known ground-truth region for explanation localisation metrics.
 Poisoning is clean-label: stamped training images keep their (target) label.
 
-The train stage plants it, the stress stage and the dashboard stamp it again, all through this
-module and the one type ``PatchConfig`` of the config.
+The train stage plants it, the stress and concepts stages and the dashboard stamp it again, all
+through this module and the one type ``PatchConfig`` of the config.
 """
 
 from __future__ import annotations

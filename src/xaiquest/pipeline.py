@@ -1,6 +1,6 @@
 """Orders the audit's stages over a run directory; each stage skips work already finished.
 
-Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> stress -> compare
+Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> stress -> concepts -> compare
 -> report,
 each stage reading only what earlier stages wrote into ``runs/<experiment>/``.
 """
@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
     "robustness": "xaiquest.robustness.stage:robustness_stage",
     "explain": "xaiquest.explain.stage:explain_stage",
     "stress": "xaiquest.stress.stage:stress_stage",
+    "concepts": "xaiquest.concepts.stage:concepts_stage",
     "compare": "xaiquest.evaluate.stage:compare_stage",
     "report": "xaiquest.report.stage:report_stage",
 }
@@ -57,7 +58,7 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
     data = prepare_data(config)
     console.print(f"data: {data.source} — train {len(data.train)}, val {len(data.val)}, test {len(data.test)} "
                   f"({time.perf_counter() - started:.1f} s); device {device}")
-    check_config(config, len(data.classes))
+    check_config(config, len(data.classes), data.image_size)
     check_model_sources(config, data)
     store = RunStore(Path(runs_dir) / config.name)
     store.initialise(config.model_dump(mode="json"), data.source, data.root, data.fingerprint, describe_data(data))

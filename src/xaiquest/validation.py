@@ -2,9 +2,9 @@
 
 The pydantic schema (``config.py``) checks shapes and ranges without importing any registry;
 what only the registries, the models or the data know (a method, probe, corruption or model
-name, a layer of every model, the mCE baseline, a class index) is checked here, by the pipeline
-before training and by the dashboard before serving, so a typo fails in seconds instead of
-after the stages before it.
+name, a layer of every model, whether a concepts layer has spatial maps, the mCE baseline, a
+class index) is checked here, by the pipeline before training and by the dashboard before
+serving, so a typo fails in seconds instead of after the stages before it.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.registry import Registry
 
 
-def check_config(config: ExperimentConfig, num_classes: int) -> None:
+def check_config(config: ExperimentConfig, num_classes: int, image_size: int = 32) -> None:
     """Raise one ``ConfigError`` listing every unknown name or out-of-range class index."""
-    problems = [f"config field {field!r}: {problem}" for field, problem in _problems(config, num_classes)]
+    problems = [f"config field {field!r}: {problem}" for field, problem in _problems(config, num_classes, image_size)]
     if problems:
         raise ConfigError("; ".join(problems))
 
 
-def _problems(config: ExperimentConfig, num_classes: int) -> Iterator[tuple[str, str]]:
+def _problems(config: ExperimentConfig, num_classes: int, image_size: int) -> Iterator[tuple[str, str]]:
     from xaiquest.data.corruptions import CORRUPTIONS
     from xaiquest.explainers import EXPLAINERS
     from xaiquest.stress import PROBES
@@ -35,7 +35,7 @@ def _problems(config: ExperimentConfig, num_classes: int) -> Iterator[tuple[str,
     yield from _unknown("stress.probes", config.stress.probes, PROBES)
     if isinstance(config.robustness.corruptions, list):
         yield from _unknown("robustness.corruptions", config.robustness.corruptions, CORRUPTIONS)
-    yield from _model_problems(config, num_classes)
+    yield from _model_problems(config, num_classes, image_size)
     yield from _baseline_problems(config)
     yield from _patch_problems(config, num_classes)
 
@@ -46,15 +46,19 @@ def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> It
             yield field, f"unknown {registry.kind} {name!r}; available: {', '.join(registry.names())}"
 
 
-def _model_problems(config: ExperimentConfig, num_classes: int) -> Iterator[tuple[str, str]]:
-    """Each model builds (on the meta device: shapes only, no memory) and has ``explain.layer``."""
+def _model_problems(config: ExperimentConfig, num_classes: int, image_size: int) -> Iterator[tuple[str, str]]:
+    """Each model builds (on the meta device: shapes only, no memory), has ``explain.layer`` and
+    spatial feature maps at every ``concepts.layers`` entry."""
     from xaiquest.models import build_model, resolve_layer
 
     explained = {spec.name for spec in _run_specs(config, config.explain.variants)}
+    concepts = config.concepts
+    dissected = ({spec.name for spec in _run_specs(config, concepts.variants)}
+                 if concepts.enabled and (concepts.tcav or concepts.dissection) else set())
     for spec in config.models:
         try:
             with torch.device("meta"):
-                model = build_model(spec.name, num_classes)
+                model = build_model(spec.name, num_classes, image_size=image_size)
         except UnknownNameError as error:
             yield "models", str(error)
             continue
@@ -63,6 +67,35 @@ def _model_problems(config: ExperimentConfig, num_classes: int) -> Iterator[tupl
                 resolve_layer(model, config.explain.layer)
             except UnknownNameError as error:
                 yield "explain.layer", f"{error} (model {spec.name})"
+        if spec.name in dissected:
+            yield from _concept_layer_problems(model, spec.name, config.concepts.layers, image_size)
+
+
+def _concept_layer_problems(model: torch.nn.Module, name: str, layers: list[str] | None,
+                            image_size: int) -> Iterator[tuple[str, str]]:
+    """TCAV and dissection need ``[N,C,h,w]`` maps: each chosen layer must exist and output four dimensions."""
+    from xaiquest.models import named_depths, resolve_layer
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = []
+    for layer in layers or list(named_depths(model)):
+        try:
+            module = resolve_layer(model, layer)
+        except UnknownNameError as error:
+            yield "concepts.layers", f"{error} (model {name})"
+            continue
+        hooks.append(module.register_forward_hook(
+            lambda module, inputs, output, layer=layer: shapes.__setitem__(layer, tuple(output.shape))))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, 3, image_size, image_size, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for layer, shape in shapes.items():
+        if len(shape) != 4:
+            yield ("concepts.layers", f"layer {layer!r} of {name} has no spatial feature maps (output shape {shape}); "
+                   f"use a convolutional depth: {', '.join(named_depths(model))}")
 
 
 def _baseline_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:

@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 import torch
 
+from xaiquest.dashboard.concepts import concepts_tab
 from xaiquest.dashboard.session import (
     DEFAULT_LAYER,
     FILTERS,
@@ -70,6 +71,8 @@ def build_app(dashboard: Dashboard) -> gr.Blocks:
             heatmaps = gr.Gallery(label="heatmaps", columns=COLUMNS, height=ROW_HEIGHT, elem_id="heatmaps",
                                   object_fit="contain", allow_preview=True)
             quality = gr.Dataframe(label="quality of each map", elem_id="quality", interactive=False)
+        with gr.Tab("Concepts", elem_id="concepts-tab"):
+            concepts_tab(dashboard)
         with gr.Tab("Report", elem_id="report-tab"):
             _report_tab(dashboard)
 

@@ -130,7 +130,7 @@ def open_run(root: Path, data: Path | None = None) -> Run:
     if not keys:
         raise XaiquestError(f"{root} has no trained model yet; run `xaiquest train` first")
     data = prepare_data(config)
-    check_config(config, len(data.classes))
+    check_config(config, len(data.classes), data.image_size)
     return Run(root, config, store, data, keys)
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import pandas as pd
 from matplotlib.figure import Figure
 
+from xaiquest.report.rules.concepts import CONCEPTS_DETECTORS, CONCEPTS_SUMMARY, CONCEPTS_TCAV, CONCEPTS_TOP_UNITS
 from xaiquest.report.findings import (
     CALIBRATION,
     COMPARISON,
@@ -433,6 +434,43 @@ def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
                     "baseline counts as a shortcut) and which explainer locates it.", blocks, findings)
 
 
+def concepts_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    blocks: list[Block | None] = []
+    summary = run.csv(CONCEPTS_SUMMARY)
+    if summary is not None and "run" in summary:
+        summary.insert(0, "label", summary["run"].map(run.labels(summary["run"])))
+        blocks.append(TableBlock("Shape, texture and colour bias", _display(summary, {
+            "label": "Model", "shape_bias": "Shape bias", "shape_decisions": "Shape decisions (%)",
+            "texture_decisions": "Texture decisions (%)", "clean_accuracy": "Clean (%)", "grayscale_accuracy": "Grayscale (%)",
+            "hue_90_accuracy": "Hue +90° (%)", "hue_180_accuracy": "Hue +180° (%)", "silhouette_accuracy": "Silhouette (%)",
+            "outline_accuracy": "Outline (%)"}, percent=("shape_decisions", "texture_decisions", "clean_accuracy",
+            "grayscale_accuracy", "hue_90_accuracy", "hue_180_accuracy", "silhouette_accuracy", "outline_accuracy")),
+            CONCEPTS_SUMMARY, see_also=tuple(run.files("tables/concepts_colour_reliance.csv"))))
+    blocks.append(_figure(run, "figures/concepts_shape_bias.png", "Shape vs texture decisions on cue-conflict images"))
+    tcav = run.csv(CONCEPTS_TCAV)
+    if tcav is not None and "significant" in tcav:
+        hits = tcav[as_bool(tcav["significant"])].copy()
+        hits["run"] = hits["run"].map(run.labels(tcav["run"]))
+        blocks.append(TableBlock("TCAV: concepts significant after correction", _display(hits, {
+            "run": "Model", "depth": "Depth", "concept": "Concept", "class_name": "Class", "tcav": "TCAV",
+            "random_tcav": "Random TCAV", "p_corrected": "p (corrected)", "cav_accuracy": "CAV accuracy"}), CONCEPTS_TCAV))
+    blocks.append(_figure(run, "figures/concepts_tcav.png", "Mean TCAV score per concept and depth (hatched: not significant)"))
+    top = run.csv(CONCEPTS_TOP_UNITS)
+    if top is not None and "run" in top:
+        top["run"] = top["run"].map(run.labels(top["run"]))
+        blocks.append(TableBlock("Top units per concept (dissection)", _display(top, {
+            "run": "Model", "concept": "Concept", "depth": "Depth", "unit": "Unit", "iou": "IoU"}), CONCEPTS_TOP_UNITS,
+            see_also=(CONCEPTS_DETECTORS,)))
+    blocks.append(_figure(run, "figures/concepts_detectors.png", "Share of units detecting each concept, per depth"))
+    return _section("concepts", "Concepts: shape, texture and colour",
+                    "Which cues the models use: Geirhos' shape bias on cue-conflict images (the silhouette of one "
+                    "class filled with the texture of another; shape decisions / (shape + texture decisions)), "
+                    "accuracy without texture (silhouettes, outlines) and without or with changed colour; TCAV "
+                    "scores of colour, texture and shape concepts, tested against random concepts (two-sided "
+                    "t-test, corrected over all tests of a model); and units whose top 0.5 % activations overlap a "
+                    "concept mask with IoU > 0.04 (dissection). Protocol: docs/concepts.md.", blocks, findings)
+
+
 def variants_section(run: RunTables, findings: list[Finding]) -> Section | None:
     blocks: list[Block | None] = []
     table = variant_table(run)
@@ -558,6 +596,7 @@ BUILDERS: tuple[SectionBuilder, ...] = (
     robustness_section,
     explanations_section,
     stress_section,
+    concepts_section,
     variants_section,
     layerwise_section,
     final_section,

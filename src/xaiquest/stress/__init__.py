@@ -4,18 +4,14 @@ Pure, batched functions over uint8 images ``[N,3,H,W]``; the pipeline stage deci
 What each probe does and how each metric is defined: ``docs/stress.md``.
 """
 
+from xaiquest.data.masks import centre_prior, fallback_share, foreground_masks, grabcut_mask, other_class_donors
 from xaiquest.stress.background import (
     background_only,
     background_swap,
-    centre_prior,
-    fallback_share,
-    foreground_masks,
-    grabcut_mask,
     inpaint,
     mask_gallery_figure,
     mean_colour,
     object_only,
-    other_class_donors,
 )
 from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
 from xaiquest.stress.focus import (

@@ -8,7 +8,7 @@ of clean and noisy copies of the same images. Definitions: ``docs/stress.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from torch import nn
 
 from xaiquest.data import to_float
 from xaiquest.errors import ConfigError
+from xaiquest.inference import collect_activations
 from xaiquest.models import named_depths
 from xaiquest.stress.probes import LUMA
 
@@ -26,37 +27,6 @@ SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 HF_CUTOFF = 0.5
 """High frequency = radial frequency above half the Nyquist frequency (0.25 cycles/pixel)."""
-
-
-def collect_activations(
-    model: nn.Module, images: torch.Tensor, depths: Sequence[str], batch_size: int = 256
-) -> dict[str, torch.Tensor]:
-    """Feature maps ``{depth: float [N,C,h,w]}`` (CPU) of uint8 ``images`` (on the model's device) at ``depths``.
-
-    Forward hooks capture the outputs in one pass per batch; they are removed, and the model's
-    train/eval mode restored, even if the forward fails.
-    """
-    modules = named_depths(model)
-    unknown = [d for d in depths if d not in modules]
-    if unknown:
-        raise ConfigError(f"unknown depth(s) {', '.join(unknown)}; this model has {', '.join(modules)}")
-    captured: dict[str, list[torch.Tensor]] = {depth: [] for depth in depths}
-
-    def hook_for(depth: str) -> Callable[..., None]:
-        return lambda module, inputs, output: captured[depth].append(output.detach().float().cpu())
-
-    handles = [modules[depth].register_forward_hook(hook_for(depth)) for depth in depths]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                model(to_float(images[start : start + batch_size]))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return {depth: torch.cat(parts) for depth, parts in captured.items()}
 
 
 def u_centred(gram: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from torch import nn
 
 from xaiquest.data import to_float
 from xaiquest.data.corruptions import corrupt
+from xaiquest.data.masks import other_class_donors
 from xaiquest.errors import ConfigError
 from xaiquest.registry import Registry
 from xaiquest.stress import background
@@ -226,7 +227,7 @@ def background_swap(
         raise ConfigError(f"background_swap has the single intensity 'other_class', got {mode!r}")
     if labels is None:
         labels = torch.arange(len(images), device=images.device)  # every image its own class
-    donors = background.other_class_donors(labels, generator)
+    donors = other_class_donors(labels, generator)
     swapped = background.background_swap(images, foreground, images[donors], foreground[donors])
     return swapped, ~foreground
 

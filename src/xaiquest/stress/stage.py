@@ -25,6 +25,7 @@ from xaiquest.config import BASELINE, ExperimentConfig, PatchConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.data import Split, stratified_indices
 from xaiquest.data.corruptions import corrupt
+from xaiquest.data.masks import foreground_masks
 from xaiquest.explainers.quality import mass_inside, pointing_game, top_k_overlap, win_rates
 from xaiquest.explainers.registry import explain
 from xaiquest.figures import save_figure
@@ -33,7 +34,7 @@ from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.patch import stamp, stamp_parameters
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
 from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint
-from xaiquest.stress.background import foreground_masks, mask_gallery_figure
+from xaiquest.stress.background import mask_gallery_figure
 from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
 from xaiquest.stress.focus import focus_shift_table
 from xaiquest.stress.layerwise import depth_metric_figure, first_layer_filters_figure, layerwise_table

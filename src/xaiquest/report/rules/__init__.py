@@ -10,4 +10,5 @@ from xaiquest.report.rules import (  # noqa: F401  (registers)
     layerwise,
     methods,
     ranking,
+    concepts,
 )

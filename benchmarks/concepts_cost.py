@@ -1,0 +1,59 @@
+"""Seconds the concepts stage spends per model and part (bias battery, TCAV, dissection) on a trained run.
+
+    python benchmarks/concepts_cost.py runs/quick                 # every model of the run, quick-profile sizes
+    python benchmarks/concepts_cost.py runs/quick --threads 2     # as on the 2-core development machine
+
+It rebuilds the probe sets (timed: GrabCut dominates) from the run's recorded config and data,
+then times each part of :func:`xaiquest.concepts.stage.audit_model` for each model, writing
+into a temporary folder, never into the run. Compare the total with the ``concepts`` entry of
+``timings_s`` in the run's ``manifest.json`` and with the whole audit's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from xaiquest.concepts.stage import audit_model, build_probes
+from xaiquest.config import ExperimentConfig
+from xaiquest.runs import load_trained, prepare_data, run_keys
+from xaiquest.store import RunStore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    store = RunStore(args.run)
+    config = ExperimentConfig(**store.read_manifest()["config"])
+    data = prepare_data(config)
+    started = time.perf_counter()
+    probes = build_probes(config, data)
+    print(f"probe sets: {time.perf_counter() - started:.1f} s")
+    cfg, device, total = config.concepts, torch.device("cpu"), 0.0
+    parts = {part: config.model_copy(update={"concepts": cfg.model_copy(update=update)}) for part, update in
+             (("bias", {"tcav": False, "dissection": False}), ("tcav", {"dissection": False}), ("dissection", {"tcav": False}))}
+    with tempfile.TemporaryDirectory() as out:
+        for key in run_keys(config, cfg.variants):
+            model = load_trained(store, key, len(data.classes), device)
+            seconds = {}
+            for part, part_config in parts.items():
+                started = time.perf_counter()
+                audit_model(model, Path(out), probes, part_config, data.classes, device)
+                seconds[part] = time.perf_counter() - started
+            bias = seconds["bias"]
+            row = {"bias": bias, "tcav": seconds["tcav"] - bias, "dissection": seconds["dissection"] - bias}
+            total += sum(row.values())
+            print(f"{key.id}: " + ", ".join(f"{k} {v:.1f} s" for k, v in row.items()))
+    print(f"models total: {total:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

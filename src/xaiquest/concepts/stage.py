@@ -1,0 +1,183 @@
+"""Stage: concepts — shape/texture/colour bias, TCAV with significance tests, and dissection-lite.
+
+The probe sets (bias battery, TCAV concept and random sets, dissection images and their concept
+masks) are generated once per run from seeded draws and cached in ``concepts/probes.pt``. Then,
+for every model of the variants ``concepts.variants`` selects: accuracy under each bias
+condition, Geirhos' shape bias on cue-conflict images, colour reliance per class, TCAV scores of
+every concept at every chosen depth with their corrected p-values, and every unit's IoU with the
+offline concept masks. Protocol and sizes: ``docs/concepts.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from xaiquest.concepts.bias import BiasProbes, accuracy_table, bias_probes, colour_reliance, shape_bias
+from xaiquest.concepts.dissect import detector_fractions, dissect, top_units
+from xaiquest.concepts.figures import detector_figure, shape_bias_figure, tcav_figure
+from xaiquest.concepts.probes import (
+    IMAGE_FREE_CONCEPTS,
+    SHAPE_CONCEPTS,
+    colour_name_masks,
+    edge_masks,
+    outlines,
+    silhouettes,
+)
+from xaiquest.concepts.tcav import tcav_table, with_significance
+from xaiquest.config import ConceptsConfig, ExperimentConfig
+from xaiquest.console import console, progress_bar
+from xaiquest.data import stratified_indices
+from xaiquest.data.masks import foreground_masks, other_class_donors
+from xaiquest.figures import save_figure
+from xaiquest.inference import audit_logits, collect_activations
+from xaiquest.models.base import named_depths, resolve_layer
+from xaiquest.patch import stamp, stamp_parameters
+from xaiquest.runs import AuditData, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
+from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json, atomic_write_text, fingerprint
+
+PROBES_UNIT = "concepts/probes"
+
+
+@dataclass(frozen=True)
+class ConceptProbes:
+    """Everything the models are probed with; the same tensors for every model of the run."""
+
+    bias: BiasProbes
+    concepts: dict[str, torch.Tensor]
+    random_sets: list[torch.Tensor]
+    tcav_inputs: torch.Tensor
+    tcav_labels: torch.Tensor
+    dissection_images: torch.Tensor
+    dissection_masks: dict[str, torch.Tensor]
+
+
+def concepts_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
+    cfg = config.concepts
+    if not cfg.enabled:
+        console.print("concepts: disabled in the config, skipping")
+        return
+    keys = run_keys(config, cfg.variants)
+    probes = cached_probes(config, store, data)
+    with progress_bar() as progress:
+        task = progress.add_task("concepts", total=len(keys))
+        for key in keys:
+            unit_fp = fingerprint("concepts", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
+                                  store.unit_record(PROBES_UNIT).get("fingerprint"))
+            if not store.is_complete(f"concepts/{key.id}", unit_fp):
+                model = load_trained(store, key, len(data.classes), device)
+                out = run_dir(store, key) / "concepts"
+                written = audit_model(model, out, probes, config, data.classes, device)
+                store.mark_complete(f"concepts/{key.id}", unit_fp, artifacts=written)
+            progress.advance(task)
+    aggregate(store, config)
+
+
+def chosen_layers(model: nn.Module, cfg: ConceptsConfig) -> dict[str, nn.Module]:
+    return {layer: resolve_layer(model, layer) for layer in (cfg.layers or list(named_depths(model)))}
+
+
+def cached_probes(config: ExperimentConfig, store: RunStore, data: AuditData) -> ConceptProbes:
+    """The run's probe sets, built once (GrabCut is the costly part) and reloaded while the inputs are unchanged."""
+    cfg = config.concepts
+    patch = planted_patch(config)
+    probes_fp = fingerprint("concept-probes", data.fingerprint, cfg.model_dump(exclude={"variants", "tcav", "alpha", "correction"}),
+                            None if patch is None else stamp_parameters(patch))
+    path = store.path("concepts", "probes.pt")
+    if store.is_complete(PROBES_UNIT, probes_fp) and path.exists():
+        return ConceptProbes(**torch.load(path, weights_only=False))  # our own file, holding dataclasses
+    probes = build_probes(config, data)
+    atomic_torch_save(path, probes.__dict__)
+    store.mark_complete(PROBES_UNIT, probes_fp, artifacts=[path])
+    return probes
+
+
+def build_probes(config: ExperimentConfig, data: AuditData) -> ConceptProbes:
+    cfg = config.concepts
+    generator = torch.Generator().manual_seed(cfg.seed)
+    size = data.test.images.shape[-1]
+    _, chosen = stratified_indices(data.test.labels, min(cfg.test_images, len(data.test) - 1), cfg.seed)
+    subset = data.test.subset(chosen)
+    masks = foreground_masks(subset.images)
+    bias = bias_probes(subset.images, subset.labels, masks, other_class_donors(subset.labels, generator))
+    pool = torch.randperm(len(subset), generator=generator)[: cfg.concept_images]
+    shape_sets = {"silhouette": silhouettes(masks[pool]), "outline": outlines(masks[pool])}
+    concepts = {name: shape_sets[name] if name in SHAPE_CONCEPTS else IMAGE_FREE_CONCEPTS[name][1](cfg.concept_images, size, generator)
+                for name in cfg.concepts}
+    random_sets = [data.test.images[torch.randperm(len(data.test), generator=generator)[: cfg.concept_images]]
+                   for _ in range(cfg.random_sets + 1)]
+    per_class = torch.cat([(subset.labels == c).nonzero().squeeze(1)[: cfg.tcav_images_per_class]
+                           for c in range(len(data.classes))])
+    images = subset.images[: cfg.dissection_images]
+    dissection = {**colour_name_masks(images), "object": masks[: len(images)], "background": ~masks[: len(images)],
+                  "edges": edge_masks(images)}
+    patch = planted_patch(config)
+    if patch is not None:
+        images, dissection["patch"] = stamp(images, patch, torch.Generator().manual_seed(cfg.seed))
+    return ConceptProbes(bias, concepts, random_sets, subset.images[per_class], subset.labels[per_class], images, dissection)
+
+
+def audit_model(model: nn.Module, out: Path, probes: ConceptProbes, config: ExperimentConfig, classes: tuple[str, ...],
+                device: torch.device) -> list[Path]:
+    """Every concept measurement of one model, written under ``out``; returns the files written.
+
+    Predictions follow the run's one prediction policy (``eval.tta``), as in every other stage."""
+    cfg, bias = config.concepts, probes.bias
+    predicted = {name: audit_logits(model, images, device, config).argmax(1) for name, images in bias.conditions.items()}
+    atomic_write_text(out / "bias.csv", accuracy_table(predicted, bias.labels).to_csv(index=False))
+    conflict = audit_logits(model, bias.conflict, device, config).argmax(1)
+    atomic_write_json(out / "shape_bias.json", {**shape_bias(conflict, bias.shape_labels, bias.texture_labels),
+                                                "images": len(conflict)})
+    atomic_write_text(out / "colour_reliance.csv",
+                      colour_reliance(predicted["clean"], predicted["grayscale"], bias.labels, classes).to_csv(index=False))
+    written = [out / "bias.csv", out / "shape_bias.json", out / "colour_reliance.csv"]
+    cpu_model = model.float().cpu()  # Captum's CAV training and the dissection run on CPU tensors
+    layers = chosen_layers(cpu_model, cfg)
+    if cfg.tcav:
+        table = tcav_table(cpu_model, list(layers), probes.concepts, probes.random_sets, probes.tcav_inputs,
+                           probes.tcav_labels, len(classes), cfg.seed)
+        table = with_significance(table, cfg.alpha, cfg.correction).assign(class_name=lambda t: t["class_index"].map(dict(enumerate(classes))))
+        atomic_write_text(out / "tcav.csv", table.to_csv(index=False))
+        written.append(out / "tcav.csv")
+    if cfg.dissection:
+        activations = collect_activations(cpu_model, probes.dissection_images, list(layers))
+        table = dissect(activations, probes.dissection_masks, cfg.quantile, cfg.iou_threshold)
+        atomic_write_text(out / "detectors.csv", detector_fractions(table).to_csv(index=False))
+        atomic_write_text(out / "top_units.csv", top_units(table, cfg.top_units).to_csv(index=False))
+        written += [out / "detectors.csv", out / "top_units.csv"]
+    return written
+
+
+PER_RUN_TABLES = {"bias.csv": "concepts_bias", "colour_reliance.csv": "concepts_colour_reliance",
+                  "tcav.csv": "concepts_tcav", "detectors.csv": "concepts_detectors", "top_units.csv": "concepts_top_units"}
+
+
+def aggregate(store: RunStore, config: ExperimentConfig) -> None:
+    """Run-level tables (``tables/concepts_*.csv``) and figures from every model's concepts folder."""
+    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in PER_RUN_TABLES}
+    summary = []
+    for key in run_keys(config, config.concepts.variants):
+        folder = run_dir(store, key) / "concepts"
+        for name in frames:
+            if (folder / name).exists():
+                frames[name].append(pd.read_csv(folder / name).assign(run=key.id))
+        if (folder / "shape_bias.json").exists():
+            bias = pd.read_json(folder / "shape_bias.json", typ="series").to_dict()
+            accuracy = pd.read_csv(folder / "bias.csv").set_index("condition")["accuracy"]
+            summary.append({"run": key.id, "model": key.spec.name, "variant": key.variant, "seed": key.seed, **bias,
+                            **{f"{c}_accuracy": a for c, a in accuracy.items()}})
+    tables = {PER_RUN_TABLES[name]: pd.concat(parts, ignore_index=True) for name, parts in frames.items() if parts}
+    for name, table in tables.items():
+        atomic_write_text(store.path("tables", f"{name}.csv"), table.to_csv(index=False))
+    if summary:
+        table = pd.DataFrame(summary)
+        atomic_write_text(store.path("tables", "concepts_summary.csv"), table.to_csv(index=False))
+        save_figure(shape_bias_figure(table), store.path("figures", "concepts_shape_bias.png"))
+    if "concepts_tcav" in tables:
+        save_figure(tcav_figure(tables["concepts_tcav"]), store.path("figures", "concepts_tcav.png"))
+    if "concepts_detectors" in tables:
+        save_figure(detector_figure(tables["concepts_detectors"]), store.path("figures", "concepts_detectors.png"))

@@ -1,0 +1,127 @@
+"""TCAV (Kim et al. 2018) with Captum's concept classifier, and the random-concept t-test.
+
+A concept activation vector (CAV) is the normal of a linear classifier separating a concept's
+activations from a random set's at one layer; Captum's ``captum.concept`` ``DefaultClassifier``
+(an SGD linear model with a held-out split whose accuracy is kept) trains each one, with
+Captum's sign convention (the CAV is the classifier's weight row of the concept). The TCAV score
+of a concept for a class is the share of that class's images whose class logit increases along
+the CAV: the sign of the layer gradient (Captum's ``LayerGradientXActivation`` without the
+activation factor, as ``captum.concept.TCAV`` uses) projected on it.
+
+We do not go through ``TCAV.compute_cavs``/``interpret``: they recompute and reload every concept's
+activations from disk for each (concept, random) pair and each class, which made one small model
+cost minutes. Here the activations of all concept and random images are computed once, in
+batches, at every layer, and the scores of all pairs and classes come from one matrix product
+per layer.
+
+Significance as in Kim et al.: the scores of a concept against N random sets are compared with
+the scores of a reference random set against the same N random sets by a two-sided t-test, and
+the p-values of every (layer, concept, class) test of a model are corrected together (Holm or
+Bonferroni).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from captum.attr import LayerGradientXActivation
+from captum.concept._utils.classifier import DefaultClassifier
+from scipy.stats import ttest_ind
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from xaiquest.data import to_float
+from xaiquest.inference import collect_activations, seed_everything
+from xaiquest.models.base import resolve_layer
+
+
+def layer_gradients(model: nn.Module, module: nn.Module, x: torch.Tensor, targets: torch.Tensor,
+                    batch_size: int = 256) -> torch.Tensor:
+    """Flattened gradient of each image's target logit w.r.t. the layer output, ``[N, D]``."""
+    method = LayerGradientXActivation(model, module, multiply_by_inputs=False)
+    parts = [method.attribute(x[s : s + batch_size], target=targets[s : s + batch_size]).detach().flatten(1)
+             for s in range(0, len(x), batch_size)]
+    return torch.cat(parts)
+
+
+def train_cav(concept: torch.Tensor, random: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The CAV of ``concept`` vs ``random`` activations ``[n, D]`` (Captum's classifier) and its held-out accuracy."""
+    features = torch.cat([concept, random])
+    labels = torch.cat([torch.zeros(len(concept)), torch.ones(len(random))]).long()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DefaultClassifier warns on every construction that it keeps data in memory
+        classifier = DefaultClassifier()
+        stats = classifier.train_and_eval(DataLoader(TensorDataset(features, labels), batch_size=len(labels)))
+    classes = [int(c) for c in classifier.classes()]
+    return classifier.weights()[classes.index(0)].float(), float(stats["accs"])
+
+
+def tcav_table(
+    model: nn.Module,
+    layers: Sequence[str],
+    concepts: Mapping[str, torch.Tensor],
+    random_sets: Sequence[torch.Tensor],
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per (layer, concept, class): mean/std TCAV score over random sets, the random-vs-random mean, p-value, CAV accuracy.
+
+    ``layers`` are named depths or module paths of ``model``; ``concepts`` and ``random_sets`` are
+    uint8 image sets; ``random_sets[0]`` is the reference random concept of the null distribution,
+    the others the N counterparts of every concept.
+    """
+    model.eval()
+    names = list(concepts)
+    heads = [*concepts.values(), random_sets[0]]
+    counterparts = random_sets[1:]
+    sizes = [len(images) for images in (*heads, *counterparts)]
+    activations = collect_activations(model, torch.cat([*heads, *counterparts]), list(layers))
+    seed_everything(seed)  # Captum's train/test split and SGD draw from the global RNGs
+    x = to_float(inputs)
+    rows = []
+    for layer, maps in activations.items():
+        groups = maps.flatten(1).split(sizes)
+        fitted = [train_cav(head, other) for head in groups[: len(heads)] for other in groups[len(heads) :]]
+        directions = torch.stack([direction for direction, _ in fitted])
+        accuracy = np.array([acc for _, acc in fitted]).reshape(len(heads), len(counterparts)).mean(1)
+        gradients = layer_gradients(model, resolve_layer(model, layer), x, labels)
+        positive = (gradients @ directions.T > 0).float()
+        per_class = torch.zeros(num_classes, len(fitted)).index_add_(0, labels, positive)
+        scores = (per_class / torch.bincount(labels, minlength=num_classes).clamp_min(1)[:, None]).numpy()
+        scores = scores.reshape(num_classes, len(heads), len(counterparts))
+        null = scores[:, -1]
+        for k, name in enumerate(names):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # identical constant samples give a NaN p-value: no evidence
+                p_values = ttest_ind(scores[:, k], null, axis=1).pvalue
+            for c in torch.unique(labels).tolist():
+                rows.append({"depth": layer, "concept": name, "class_index": c, "tcav": scores[c, k].mean(),
+                             "tcav_std": scores[c, k].std(ddof=1), "random_tcav": null[c].mean(),
+                             "p_value": 1.0 if np.isnan(p_values[c]) else float(p_values[c]),
+                             "cav_accuracy": accuracy[k]})
+    return pd.DataFrame(rows)
+
+
+def correct_p_values(p_values: np.ndarray, method: str) -> np.ndarray:
+    """Family-wise corrected p-values: Bonferroni (p * m) or Holm's step-down, capped at 1."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    if method == "bonferroni":
+        return np.minimum(p * m, 1.0)
+    order = np.argsort(p)
+    stepped = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    corrected = np.empty(m)
+    corrected[order] = np.minimum(stepped, 1.0)
+    return corrected
+
+
+def with_significance(table: pd.DataFrame, alpha: float, method: str) -> pd.DataFrame:
+    """Adds ``p_corrected`` (over all of the table's tests) and ``significant`` (p_corrected < alpha)."""
+    corrected = correct_p_values(table["p_value"].to_numpy(), method) if len(table) else np.array([])
+    return table.assign(p_corrected=corrected, significant=corrected < alpha)

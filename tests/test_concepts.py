@@ -284,14 +284,12 @@ def test_report_section_and_findings_quote_the_concept_tables(tmp_path) -> None:
     assert [b.title for b in section.blocks][:2] == ["Shape, texture and colour bias", "TCAV: concepts significant after correction"]
 
 
-def test_dashboard_unit_view_shows_top_images_and_the_units_mask(tmp_path_factory) -> None:
+def test_dashboard_unit_view_shows_top_images_and_the_units_mask(smoke_run) -> None:
     pytest.importorskip("gradio")
-    from test_dashboard import smoke_run
-
     from xaiquest.dashboard.concepts import unit_views
     from xaiquest.dashboard.session import Dashboard, open_run
 
-    dashboard = Dashboard(open_run(smoke_run(tmp_path_factory)))
+    dashboard = Dashboard(open_run(smoke_run))
     views = unit_views(dashboard, "fastnet__baseline__s0", "stage1", 0, count=3)
     assert len(views) == 6 and views[0][0].shape == views[1][0].shape
     assert (views[1][0] <= views[0][0]).all() and (views[1][0] < views[0][0]).any()  # outside the mask is dimmed

@@ -23,6 +23,11 @@ LAYERWISE = "tables/layerwise.csv"
 STRESS_PROBES = "tables/stress_probes.csv"
 REEXAMINE = "tables/reexamine.csv"
 STRESS_TABLES = "tables/stress_*.csv"
+CONCEPTS_SUMMARY = "tables/concepts_summary.csv"
+CONCEPTS_RELIANCE = "tables/concepts_colour_reliance.csv"
+CONCEPTS_TCAV = "tables/concepts_tcav.csv"
+CONCEPTS_DETECTORS = "tables/concepts_detectors.csv"
+CONCEPTS_TOP_UNITS = "tables/concepts_top_units.csv"
 # Files the stages write per run (under ``models/<run>/``).
 TRAIN_RECORD = "train.json"
 EVAL_METRICS = "eval/metrics.json"
@@ -35,7 +40,8 @@ XAI_METHODS = "tables/xai_methods.csv"
 FINAL_RANKING = "tables/final_ranking.csv"
 
 STAGE_TABLES = (COMPARISON, CALIBRATION, EXPLAIN_QUALITY, ROBUSTNESS_SUMMARY, ROBUSTNESS_ACCURACY, PATCH_RELIANCE,
-                PATCH_LOCALISATION, LAYERWISE, STRESS_PROBES, REEXAMINE, STRESS_TABLES)
+                PATCH_LOCALISATION, LAYERWISE, STRESS_PROBES, REEXAMINE, STRESS_TABLES, CONCEPTS_SUMMARY,
+                CONCEPTS_RELIANCE, CONCEPTS_TCAV, CONCEPTS_DETECTORS)
 """Run-relative tables (or glob patterns) from the stages that the findings rules read."""
 PER_RUN_FILES = (TRAIN_RECORD, EVAL_METRICS, PER_CLASS, AGREEMENT)
 """Per-run files from the stages that the findings rules read: a test checks a stage writes each one,

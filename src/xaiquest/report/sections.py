@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pandas as pd
 from matplotlib.figure import Figure
 
-from xaiquest.report.rules.concepts import CONCEPTS_DETECTORS, CONCEPTS_SUMMARY, CONCEPTS_TCAV, CONCEPTS_TOP_UNITS
+from xaiquest.report.reader import CONCEPTS_DETECTORS, CONCEPTS_SUMMARY, CONCEPTS_TCAV, CONCEPTS_TOP_UNITS
 from xaiquest.report.findings import (
     CALIBRATION,
     COMPARISON,

@@ -10,15 +10,15 @@ from __future__ import annotations
 import pandas as pd
 
 from xaiquest.config import BASELINE
-from xaiquest.report.reader import RunTables
+from xaiquest.report.reader import (
+    CONCEPTS_DETECTORS,
+    CONCEPTS_RELIANCE,
+    CONCEPTS_SUMMARY,
+    CONCEPTS_TCAV,
+    RunTables,
+)
 from xaiquest.report.registry import Finding, finding_rule
 from xaiquest.report.text import as_bool, num, pct, plural, pp, signed_pp
-
-CONCEPTS_SUMMARY = "tables/concepts_summary.csv"
-CONCEPTS_RELIANCE = "tables/concepts_colour_reliance.csv"
-CONCEPTS_TCAV = "tables/concepts_tcav.csv"
-CONCEPTS_DETECTORS = "tables/concepts_detectors.csv"
-CONCEPTS_TOP_UNITS = "tables/concepts_top_units.csv"
 
 TEXTURE_BIASED = 0.5
 """Shape bias below 0.5: more texture than shape decisions on cue-conflict images."""

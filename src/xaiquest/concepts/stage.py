@@ -69,7 +69,7 @@ def concepts_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
             unit_fp = fingerprint("concepts", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
                                   store.unit_record(PROBES_UNIT).get("fingerprint"))
             if not store.is_complete(f"concepts/{key.id}", unit_fp):
-                model = load_trained(store, key, len(data.classes), device)
+                model = load_trained(store, key, data, device)
                 out = run_dir(store, key) / "concepts"
                 written = audit_model(model, out, probes, config, data.classes, device)
                 store.mark_complete(f"concepts/{key.id}", unit_fp, artifacts=written)

@@ -153,23 +153,26 @@ def scorecam_paper(
     """
     _, (activations,) = forward_capturing(model, images, [resolve_layer(model, layer)])
     activations = activations.detach()
-    masks = F.interpolate(activations, size=images.shape[-2:], mode="bilinear", align_corners=False)
-    low, high = masks.amin((2, 3), keepdim=True), masks.amax((2, 3), keepdim=True)
-    masks = (masks - low) / (high - low).clamp_min(torch.finfo(masks.dtype).tiny)
+    count, channels = activations.shape[:2]
+    masks, varies = _min_max(F.interpolate(activations, size=images.shape[-2:], mode="bilinear", align_corners=False))
     baseline = model(torch.zeros_like(images[:1])).softmax(1)[0, targets]
-    channels = activations.shape[1]
-    weights = torch.stack([
-        torch.cat([
-            model(image[None] * masks[i, first : first + batch_size, None]).softmax(1)[:, targets[i]]
-            for first in range(0, channels, batch_size)
-        ])
-        for i, image in enumerate(images)
-    ]) - baseline[:, None]
-    weights = torch.where((high > low).flatten(1), weights, 0.0)
+    # one flat queue of (image, channel) pairs, masked chunk by chunk: no loop over images, bounded memory
+    pairs = torch.arange(count * channels)
+    weights = torch.cat([
+        model(images[chunk // channels] * masks.flatten(0, 1)[chunk, None]).softmax(1)[
+            torch.arange(len(chunk)), targets[chunk // channels]]
+        for chunk in pairs.split(batch_size)
+    ]).view(count, channels) - baseline[:, None]
+    weights = torch.where(varies.flatten(1), weights, 0.0)
     cam = (weights[:, :, None, None] * activations).sum(1, keepdim=True).clamp_min(0)
-    cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    low, high = cam.amin((1, 2), keepdim=True), cam.amax((1, 2), keepdim=True)
-    return (cam - low) / (high - low).clamp_min(torch.finfo(cam.dtype).tiny)
+    cam, _ = _min_max(F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False))
+    return cam[:, 0]
+
+
+def _min_max(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[N,C,H,W]`` maps scaled to [0, 1] per map, and which maps vary at all (a constant map scales to 0)."""
+    low, high = maps.amin((2, 3), keepdim=True), maps.amax((2, 3), keepdim=True)
+    return (maps - low) / (high - low).clamp_min(torch.finfo(maps.dtype).tiny), high > low
 
 
 @register_explainer("ablationcam", "cam", uses_layer=True)

@@ -190,7 +190,8 @@ def _row_title(row: object, classes: tuple[str, ...]) -> str:
 def _cross_model_grids(store: RunStore, config: ExperimentConfig, data: AuditData, sample: torch.Tensor) -> None:
     """For the first sample images: rows = models, columns = methods, the same image throughout."""
     keys = run_keys(config, config.explain.variants)
-    saved = {key.id: torch.load(run_dir(store, key) / "explain" / "maps.pt") for key in keys}
+    saved = {key.id: torch.load(run_dir(store, key) / "explain" / "maps.pt", map_location="cpu", weights_only=True)
+             for key in keys}
     for position in range(min(CROSS_MODEL_IMAGES, len(sample))):
         index = int(sample[position])
         maps = {method: torch.stack([saved[k.id]["maps"][method][position] for k in keys]) for method in config.explain.methods}

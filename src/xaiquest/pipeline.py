@@ -19,7 +19,7 @@ from xaiquest.console import console
 from xaiquest.data import normalised_by
 from xaiquest.errors import XaiquestError
 from xaiquest.inference import resolve_device
-from xaiquest.runs import AuditData, check_model_sources, describe_data, prepare_data
+from xaiquest.runs import AuditData, check_model_sources, describe_data, prepare_data, run_keys
 from xaiquest.store import RunStore
 from xaiquest.validation import check_config
 
@@ -61,7 +61,8 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
     check_config(config, len(data.classes), data.image_size)
     check_model_sources(config, data)
     store = RunStore(Path(runs_dir) / config.name)
-    store.initialise(config.model_dump(mode="json"), data.source, data.root, data.fingerprint, describe_data(data))
+    store.initialise(config.model_dump(mode="json"), data.source, data.root, data.fingerprint, describe_data(data),
+                     [key.id for key in run_keys(config)])
     with normalised_by(data.normalisation):
         for name in stages:
             stage_started = time.perf_counter()

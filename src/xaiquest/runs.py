@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from xaiquest.config import BASELINE, ExperimentConfig, ModelSpec, PatchConfig
+from xaiquest.config import BASELINE, ExperimentConfig, ModelSpec, PatchConfig, RobustnessConfig
 from xaiquest.data import (
     CIFAR10_CLASSES,
     CIFAR10_NORMALISATION,
@@ -109,8 +109,9 @@ def run_keys(config: ExperimentConfig, variants: list[str] | None = None) -> lis
     ]
 
 
-def run_dir(store: RunStore, key: RunKey) -> Path:
-    return store.path("models", key.id)
+def unit_name(stage: str, key: RunKey) -> str:
+    """The manifest's name of ``stage``'s unit for one model (``evaluate/<run id>``)."""
+    return f"{stage}/{key.id}"
 
 
 def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
@@ -134,23 +135,42 @@ _RETRAIN = "run `xaiquest train` to retrain {key} (delete the file first if the 
 _REEVALUATE = "run `xaiquest evaluate` to redo evaluate/{key} (delete the file first if the run did not record it)"
 
 
-def train_unit(key: RunKey) -> str:
-    return f"train/{key.id}"
-
-
-def evaluate_unit(key: RunKey) -> str:
-    return f"evaluate/{key.id}"
-
-
 def check_evaluation(store: RunStore, key: RunKey, path: Path) -> None:
     """Before reading a file the evaluate stage wrote: one clear error if it changed since."""
-    store.check_artifact(evaluate_unit(key), path, _REEVALUATE.format(key=key.id))
+    store.check_artifact(unit_name("evaluate", key), path, _REEVALUATE.format(key=key.id))
 
 
 def evaluate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey, store: RunStore) -> str:
     """Includes the hash of the weights, so everything measured on a model redoes when it is retrained."""
-    weights = store.artifact_hash(train_unit(key), run_dir(store, key) / "model.pt")
+    weights = store.artifact_hash(unit_name("train", key), store.layout.model(key.id).weights)
     return fingerprint("evaluate", train_fingerprint(config, data, key), weights, config.eval.model_dump())
+
+
+def calibrate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey, store: RunStore) -> str:
+    """Here, not in the calibration stage, because the comparison table checks it before quoting an ECE."""
+    return fingerprint("calibrate", evaluate_fingerprint(config, data, key, store), config.calibration.model_dump())
+
+
+def robustness_fingerprint(config: ExperimentConfig, data: AuditData, store: RunStore) -> str:
+    """The run-level robustness unit's fingerprint (every measured model's evaluation, the settings, the
+    corruptions by name); here because the comparison table checks it before quoting an mCE."""
+    cfg = config.robustness
+    keys = run_keys(config, cfg.variants)
+    return fingerprint("robustness", [evaluate_fingerprint(config, data, key, store) for key in keys], cfg.model_dump(),
+                       corruption_names(cfg))
+
+
+def corruption_names(cfg: RobustnessConfig) -> list[str]:
+    """The corruptions ``robustness.corruptions`` selects (``all``, ``benchmark`` or a list), in order."""
+    from xaiquest.data.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS  # registers all 19: costly, needed here only
+
+    if cfg.corruptions == "all":
+        return CORRUPTIONS.names()
+    if cfg.corruptions == "benchmark":
+        return list(BENCHMARK_CORRUPTIONS)
+    for name in cfg.corruptions:
+        CORRUPTIONS.get(name)  # raises, listing the known corruptions
+    return list(cfg.corruptions)
 
 
 def build_run_model(spec: ModelSpec, data: AuditData, start: bool = False) -> nn.Module:
@@ -183,11 +203,11 @@ def check_model_sources(config: ExperimentConfig, data: AuditData) -> None:
 def load_trained(store: RunStore, key: RunKey, data: AuditData, device: torch.device) -> nn.Module:
     """A trained (or imported) model of the run, in eval mode on ``device``; a damaged or foreign ``model.pt``
     is one clear error."""
-    path = run_dir(store, key) / "model.pt"
+    path = store.layout.model(key.id).weights
     retrain = _RETRAIN.format(key=key.id)
     if not path.exists():
         raise XaiquestError(f"{key.id} is not trained yet ({path} missing); run `xaiquest train` first")
-    store.check_artifact(train_unit(key), path, retrain)
+    store.check_artifact(unit_name("train", key), path, retrain)
     model = build_run_model(key.spec, data)
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -205,7 +225,7 @@ def planted_patch(config: ExperimentConfig) -> PatchConfig | None:
 
 def confident_mistakes(store: RunStore, key: RunKey) -> torch.Tensor:
     """Test indices of the evaluate stage's most confident mistakes, most confident first."""
-    path = run_dir(store, key) / "eval" / "misclassified.csv"
+    path = store.layout.model(key.id).eval.misclassified
     if not path.exists():
         raise XaiquestError(f"{key.id} has no evaluation yet ({path} missing); run `xaiquest evaluate` first")
     check_evaluation(store, key, path)
@@ -214,7 +234,7 @@ def confident_mistakes(store: RunStore, key: RunKey) -> torch.Tensor:
 
 def load_logits(store: RunStore, key: RunKey) -> dict[str, torch.Tensor]:
     """Validation and test logits written by the evaluate stage."""
-    path = run_dir(store, key) / "eval" / "logits.pt"
+    path = store.layout.model(key.id).eval.logits
     if not path.exists():
         raise XaiquestError(f"{key.id} has no evaluation yet ({path} missing); run `xaiquest evaluate` first")
     check_evaluation(store, key, path)

@@ -26,6 +26,7 @@ import torch
 import xaiquest
 from xaiquest.console import console
 from xaiquest.errors import XaiquestError
+from xaiquest.layout import RunLayout
 
 
 class StoreError(XaiquestError):
@@ -102,15 +103,13 @@ def file_digest(path: Path) -> dict[str, Any]:
 
 
 class RunStore:
-    """``runs/<experiment>/``: paths for every stage plus ``manifest.json``."""
+    """``runs/<experiment>/``: its layout (every artifact's path) plus ``manifest.json``, the record of finished units."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.manifest_path = self.root / "manifest.json"
+        self.layout = RunLayout(self.root)
+        self.manifest_path = self.layout.manifest
         self._digests: dict[tuple[Path, int, int, int], dict[str, Any]] = {}
-
-    def path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
 
     def read_manifest(self) -> dict[str, Any]:
         if not self.manifest_path.is_file():
@@ -122,10 +121,12 @@ class RunStore:
                              "redo the run from scratch") from error
 
     def initialise(self, config: dict[str, Any], data_source: str, data_path: Path | None = None,
-                   data_fingerprint: str | None = None, dataset: dict[str, Any] | None = None) -> None:
+                   data_fingerprint: str | None = None, dataset: dict[str, Any] | None = None,
+                   runs: list[str] | None = None) -> None:
         """Record the resolved config, the data and environment; keeps the record of finished units.
 
-        ``data_path`` is stored resolved, so the run can find its data again from any folder."""
+        ``data_path`` is stored resolved, so the run can find its data again from any folder; ``runs``
+        (the config's model ids) is what the report and dashboard list, not whatever folders exist."""
         manifest = self.read_manifest()
         manifest.update(
             experiment=self.root.name,
@@ -134,6 +135,7 @@ class RunStore:
             data_path=None if data_path is None else str(Path(data_path).resolve()),
             data_fingerprint=data_fingerprint,
             dataset=dataset or {},
+            runs=runs or [],
             xaiquest=xaiquest.__version__,
             torch=torch.__version__,
             python=platform.python_version(),
@@ -153,6 +155,11 @@ class RunStore:
                               highlight=False, soft_wrap=True)
                 return False
         return True
+
+    def is_current(self, unit: str, unit_fingerprint: str) -> bool:
+        """Finished under exactly this fingerprint (no artifact check, no message): whether a reader
+        may trust the unit's outputs as of today's config and inputs, or must call them stale."""
+        return self.unit_record(unit).get("fingerprint") == unit_fingerprint
 
     def unit_record(self, unit: str) -> dict[str, Any]:
         return self.read_manifest()["units"].get(unit, {})

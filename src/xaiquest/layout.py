@@ -1,0 +1,318 @@
+"""The run directory's layout: the one place that spells an artifact's path.
+
+Stages, the report, the dashboard and the tests all take their paths from here, so renaming a file
+is one edit and a reader can never look for a table under a name no stage writes. Every class
+holds the folder it describes; built on ``Path()`` instead of a real run folder it gives the
+run-relative names the report cites (``RELATIVE.tables.comparison`` -> ``tables/comparison.csv``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EvalFiles:
+    """``models/<run>/eval/``: Stage-1 metrics and the logits every later measurement reuses."""
+
+    folder: Path
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / "metrics.json"
+
+    @property
+    def per_class(self) -> Path:
+        return self.folder / "per_class.csv"
+
+    @property
+    def confusion(self) -> Path:
+        return self.folder / "confusion.csv"
+
+    @property
+    def confusion_figure(self) -> Path:
+        return self.folder / "confusion.png"
+
+    @property
+    def misclassified(self) -> Path:
+        return self.folder / "misclassified.csv"
+
+    @property
+    def logits(self) -> Path:
+        return self.folder / "logits.pt"
+
+
+@dataclass(frozen=True)
+class CalibrationFiles:
+    """``models/<run>/calibration/``."""
+
+    folder: Path
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / "calibration.json"
+
+    @property
+    def bins(self) -> Path:
+        return self.folder / "reliability_bins.csv"
+
+    @property
+    def bins_after(self) -> Path:
+        return self.folder / "reliability_bins_after_ts.csv"
+
+    @property
+    def classwise(self) -> Path:
+        return self.folder / "classwise_ece.csv"
+
+    @property
+    def figure(self) -> Path:
+        return self.folder / "reliability.png"
+
+
+@dataclass(frozen=True)
+class ExplainFiles:
+    """``models/<run>/explain/``: the maps, their quality and agreement, the re-examined mistakes."""
+
+    folder: Path
+
+    @property
+    def maps(self) -> Path:
+        return self.folder / "maps.pt"
+
+    @property
+    def selection(self) -> Path:
+        return self.folder / "selection.csv"
+
+    @property
+    def quality(self) -> Path:
+        return self.folder / "quality.csv"
+
+    @property
+    def agreement_iou(self) -> Path:
+        return self.folder / "agreement_iou.csv"
+
+    @property
+    def agreement_spearman(self) -> Path:
+        return self.folder / "agreement_spearman.csv"
+
+    @property
+    def agreement_figure(self) -> Path:
+        return self.folder / "agreement.png"
+
+    @property
+    def grid(self) -> Path:
+        return self.folder / "grid.png"
+
+    @property
+    def reexamine(self) -> Path:
+        return self.folder / "reexamine.csv"
+
+    @property
+    def reexamine_figure(self) -> Path:
+        return self.folder / "reexamine.png"
+
+
+@dataclass(frozen=True)
+class StressFiles:
+    """``models/<run>/stress/``."""
+
+    folder: Path
+
+    def table(self, name: str) -> Path:
+        """One of the per-model tables the stress stage gathers into run tables (:data:`STRESS_TABLES`)."""
+        return self.folder / f"{name}.csv"
+
+    @property
+    def first_layer_filters(self) -> Path:
+        return self.folder / "first_layer_filters.png"
+
+    @property
+    def patch(self) -> Path:
+        return self.folder / "patch.json"
+
+    @property
+    def patch_maps(self) -> Path:
+        return self.folder / "patch_maps.png"
+
+
+@dataclass(frozen=True)
+class ConceptFiles:
+    """``models/<run>/concepts/``."""
+
+    folder: Path
+
+    def table(self, name: str) -> Path:
+        """One of the per-model tables the concepts stage gathers into run tables (:data:`CONCEPT_TABLES`)."""
+        return self.folder / f"{name}.csv"
+
+    @property
+    def shape_bias(self) -> Path:
+        return self.folder / "shape_bias.json"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """``models/<run>/``: one trained (or imported) model and everything measured on it."""
+
+    folder: Path
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / "model.pt"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def train_record(self) -> Path:
+        return self.folder / "train.json"
+
+    @property
+    def history(self) -> Path:
+        return self.folder / "history.csv"
+
+    @property
+    def curves(self) -> Path:
+        return self.folder / "curves.png"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.folder / "tensorboard"
+
+    @property
+    def eval(self) -> EvalFiles:
+        return EvalFiles(self.folder / "eval")
+
+    @property
+    def calibration(self) -> CalibrationFiles:
+        return CalibrationFiles(self.folder / "calibration")
+
+    @property
+    def explain(self) -> ExplainFiles:
+        return ExplainFiles(self.folder / "explain")
+
+    @property
+    def stress(self) -> StressFiles:
+        return StressFiles(self.folder / "stress")
+
+    @property
+    def concepts(self) -> ConceptFiles:
+        return ConceptFiles(self.folder / "concepts")
+
+
+STRESS_TABLES = {"probes": "stress_probes", "focus": "stress_focus", "layerwise": "layerwise",
+                 "patch_localisation": "patch_localisation"}
+"""Per-model stress table -> the run table that gathers it."""
+CONCEPT_TABLES = {"bias": "concepts_bias", "colour_reliance": "concepts_colour_reliance", "tcav": "concepts_tcav",
+                  "detectors": "concepts_detectors", "top_units": "concepts_top_units"}
+"""Per-model concepts table -> the run table that gathers it."""
+
+
+@dataclass(frozen=True)
+class Tables:
+    """``tables/``: one table per measurement across the run's models (CSV, some also as Markdown)."""
+
+    folder: Path
+
+    def csv(self, name: str) -> Path:
+        return self.folder / f"{name}.csv"
+
+    def markdown(self, name: str) -> Path:
+        return self.folder / f"{name}.md"
+
+    @property
+    def pattern_stress(self) -> Path:
+        """The stress stage's probe tables (a glob pattern)."""
+        return self.folder / "stress_*.csv"
+
+    # the tables later readers (compare, the report, the dashboard) depend on, named once
+    comparison = property(lambda self: self.csv("comparison"))
+    calibration = property(lambda self: self.csv("calibration"))
+    robustness_accuracy = property(lambda self: self.csv("robustness_accuracy"))
+    robustness_per_class_f1 = property(lambda self: self.csv("robustness_per_class_f1"))
+    robustness_ce = property(lambda self: self.csv("robustness_ce"))
+    robustness_summary = property(lambda self: self.csv("robustness_summary"))
+    explain_quality = property(lambda self: self.csv("explain_quality"))
+    reexamine = property(lambda self: self.csv("reexamine"))
+    stress_probes = property(lambda self: self.csv(STRESS_TABLES["probes"]))
+    layerwise = property(lambda self: self.csv(STRESS_TABLES["layerwise"]))
+    patch_localisation = property(lambda self: self.csv(STRESS_TABLES["patch_localisation"]))
+    patch_reliance = property(lambda self: self.csv("patch_reliance"))
+    concepts_summary = property(lambda self: self.csv("concepts_summary"))
+    concepts_colour_reliance = property(lambda self: self.csv(CONCEPT_TABLES["colour_reliance"]))
+    concepts_tcav = property(lambda self: self.csv(CONCEPT_TABLES["tcav"]))
+    concepts_detectors = property(lambda self: self.csv(CONCEPT_TABLES["detectors"]))
+    concepts_top_units = property(lambda self: self.csv(CONCEPT_TABLES["top_units"]))
+    # computed by the report itself
+    findings = property(lambda self: self.csv("findings"))
+    setup = property(lambda self: self.csv("setup"))
+    stage_timings = property(lambda self: self.csv("stage_timings"))
+    per_class_recall = property(lambda self: self.csv("per_class_recall"))
+    robustness_families = property(lambda self: self.csv("robustness_families"))
+    explain_quality_by_method = property(lambda self: self.csv("explain_quality_by_method"))
+    xai_methods = property(lambda self: self.csv("xai_methods"))
+    final_ranking = property(lambda self: self.csv("final_ranking"))
+
+
+@dataclass(frozen=True)
+class Figures:
+    """``figures/``: run-level figures, named by the stage that draws them."""
+
+    folder: Path
+
+    def png(self, name: str) -> Path:
+        return self.folder / f"{name}.png"
+
+    def pattern(self, prefix: str) -> Path:
+        """Every figure whose name starts with ``prefix`` (a glob pattern)."""
+        return self.folder / f"{prefix}*.png"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """``runs/<experiment>/``."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model(self, run_id: str) -> ModelFiles:
+        return ModelFiles(self.models / run_id)
+
+    @property
+    def tables(self) -> Tables:
+        return Tables(self.root / "tables")
+
+    @property
+    def figures(self) -> Figures:
+        return Figures(self.root / "figures")
+
+    @property
+    def concept_probes(self) -> Path:
+        return self.root / "concepts" / "probes.pt"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def report_markdown(self) -> Path:
+        return self.root / "report.md"
+
+    def relative(self, path: Path) -> str:
+        """``path`` as the run-relative name the report cites and links."""
+        return Path(path).relative_to(self.root).as_posix()
+
+
+RELATIVE = RunLayout(Path())
+"""The layout with an empty root: run-relative names (``RELATIVE.tables.comparison.as_posix()``)."""
+MODEL_RELATIVE = ModelFiles(Path())
+"""One model's files relative to its folder (``MODEL_RELATIVE.eval.metrics`` -> ``eval/metrics.json``)."""

@@ -4,6 +4,8 @@ config imports no registry, no stage package imports another (the CLI-level case
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,23 @@ def test_no_stage_package_imports_another_stage_package():
 def test_config_imports_no_registry():
     imported = _imports(PACKAGE / "config.py")
     assert {name for name in imported if name.startswith("xaiquest.")} <= {"xaiquest.errors"}, imported
+
+
+def test_a_name_mistake_is_reported_before_the_data_loads(tmp_path):
+    """The names check runs first: a bad layer beats a missing data folder, so no minutes of loading precede it."""
+    from xaiquest.pipeline import run_pipeline
+
+    config = load_config("smoke", {"explain": {"layer": "stage9"}, "data": {"source": str(tmp_path / "no-data")}})
+    with pytest.raises(ConfigError, match="unknown layer 'stage9'"):
+        run_pipeline(config, tmp_path / "runs", ["train"])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_names_check_loads_neither_torchvision_nor_matplotlib():
+    """What decides the time to the first config error: the check needs torch, not the stages' heavy libraries
+    (torchvision alone costs over a second: its import pulls in torch's compiler stack)."""
+    code = ("import sys; from xaiquest.config import load_config; from xaiquest.validation import check_config; "
+            "import xaiquest.pipeline; check_config(load_config('quick'), None, None); "
+            "print(sorted(m for m in ('torchvision', 'matplotlib', 'captum', 'torch._dynamo') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -54,12 +54,14 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, stages: list[str],
                 cifar10c: Optional[Path] = None) -> None:
-    from xaiquest.pipeline import run_pipeline  # heavy imports only once arguments are parsed
-
     overrides: dict[str, Any] = {"data": {"source": str(data)}} if data is not None else {}
     if cifar10c is not None:
         overrides["robustness"] = {"cifar10c": str(cifar10c)}
-    run_pipeline(load_config(config, overrides), runs_dir, stages)
+    parsed = load_config(config, overrides)  # a schema mistake is reported before torch even loads
+
+    from xaiquest.pipeline import run_pipeline
+
+    run_pipeline(parsed, runs_dir, stages)
 
 
 @app.command()

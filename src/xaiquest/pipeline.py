@@ -46,8 +46,9 @@ def load_stage(name: str) -> Stage:
 
 
 def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) -> RunStore:
-    """Validate inputs first (data, then every name of the config), then open the run directory
-    and run the stages in order."""
+    """Validate inputs first (every name of the config, then the data and what depends on it: class
+    indices, torchvision layers at the data's size, weights files), then open the run directory and
+    run the stages in order."""
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise XaiquestError(f"unknown stage {unknown[0]!r}; available: {', '.join(STAGES)}")
@@ -55,6 +56,7 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     started = time.perf_counter()
+    check_config(config, None, config.data.image_size)  # every name, in seconds, before the data loads
     data = prepare_data(config)
     console.print(f"data: {data.source} — train {len(data.train)}, val {len(data.val)}, test {len(data.test)} "
                   f"({time.perf_counter() - started:.1f} s); device {device}")

@@ -4,7 +4,9 @@ The pydantic schema (``config.py``) checks shapes and ranges without importing a
 what only the registries, the models or the data know (a method, probe, corruption or model
 name, a layer of every model, whether a concepts layer has spatial maps, the mCE baseline, a
 class index) is checked here, by the pipeline before training and by the dashboard before
-serving, so a typo fails in seconds instead of after the stages before it.
+serving, so a typo fails in seconds instead of after the stages before it. The pipeline calls it
+twice: before the data loads, with what the config alone tells (the class count and, unless
+``data.image_size`` is set, the image size unknown), and again once the data is known.
 """
 
 from __future__ import annotations
@@ -18,14 +20,19 @@ from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.registry import Registry
 
 
-def check_config(config: ExperimentConfig, num_classes: int, image_size: int = 32) -> None:
-    """Raise one ``ConfigError`` listing every unknown name or out-of-range class index."""
+def check_config(config: ExperimentConfig, num_classes: int | None, image_size: int | None = 32) -> None:
+    """Raise one ``ConfigError`` listing every unknown name or out-of-range class index.
+
+    With ``num_classes`` unknown (before the data loads) the class indices and the concepts layers'
+    output shapes (a forward pass, which loads torch's compiler stack: a second) wait for the second
+    call; with ``image_size`` unknown the torchvision models are not built (their layers depend on
+    the size; zoo models' do not)."""
     problems = [f"config field {field!r}: {problem}" for field, problem in _problems(config, num_classes, image_size)]
     if problems:
         raise ConfigError("; ".join(problems))
 
 
-def _problems(config: ExperimentConfig, num_classes: int, image_size: int) -> Iterator[tuple[str, str]]:
+def _problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None) -> Iterator[tuple[str, str]]:
     from xaiquest.data.corruptions import CORRUPTIONS
     from xaiquest.explainers import EXPLAINERS
     from xaiquest.stress import PROBES
@@ -37,7 +44,8 @@ def _problems(config: ExperimentConfig, num_classes: int, image_size: int) -> It
         yield from _unknown("robustness.corruptions", config.robustness.corruptions, CORRUPTIONS)
     yield from _model_problems(config, num_classes, image_size)
     yield from _baseline_problems(config)
-    yield from _patch_problems(config, num_classes)
+    if num_classes is not None:
+        yield from _patch_problems(config, num_classes)
 
 
 def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> Iterator[tuple[str, str]]:
@@ -46,19 +54,22 @@ def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> It
             yield field, f"unknown {registry.kind} {name!r}; available: {', '.join(registry.names())}"
 
 
-def _model_problems(config: ExperimentConfig, num_classes: int, image_size: int) -> Iterator[tuple[str, str]]:
+def _model_problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None) -> Iterator[tuple[str, str]]:
     """Each model builds (on the meta device: shapes only, no memory), has ``explain.layer`` and
     spatial feature maps at every ``concepts.layers`` entry."""
-    from xaiquest.models import build_model, resolve_layer
+    from xaiquest.models import TORCHVISION_PREFIX, build_model, resolve_layer
 
     explained = {spec.name for spec in _run_specs(config, config.explain.variants)}
     concepts = config.concepts
     dissected = ({spec.name for spec in _run_specs(config, concepts.variants)}
                  if concepts.enabled and (concepts.tcav or concepts.dissection) else set())
     for spec in config.models:
+        if image_size is None and spec.name.startswith(TORCHVISION_PREFIX):
+            continue  # checked once the data's image size is known
+        size = image_size or 32  # zoo models have the same layers at every size
         try:
             with torch.device("meta"):
-                model = build_model(spec.name, num_classes, image_size=image_size)
+                model = build_model(spec.name, num_classes or 2, image_size=size)
         except UnknownNameError as error:
             yield "models", str(error)
             continue
@@ -67,8 +78,8 @@ def _model_problems(config: ExperimentConfig, num_classes: int, image_size: int)
                 resolve_layer(model, config.explain.layer)
             except UnknownNameError as error:
                 yield "explain.layer", f"{error} (model {spec.name})"
-        if spec.name in dissected:
-            yield from _concept_layer_problems(model, spec.name, config.concepts.layers, image_size)
+        if spec.name in dissected and num_classes is not None:
+            yield from _concept_layer_problems(model, spec.name, config.concepts.layers, size)
 
 
 def _concept_layer_problems(model: torch.nn.Module, name: str, layers: list[str] | None,

@@ -21,11 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image, UnidentifiedImageError
-from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.io import ImageReadMode, decode_jpeg, decode_png, read_file
-from torchvision.transforms.v2 import functional as tvf
 
 from xaiquest.errors import DataError
 
@@ -253,6 +249,8 @@ def _resolve_location(data: str | Path | None, cache_dir: Path, download: bool) 
 
 
 def _download(cache_dir: Path, expected: Path) -> None:
+    import torchvision  # torchvision costs over a second to import; only loading and downloading need it
+
     try:
         torchvision.datasets.CIFAR10(root=cache_dir, download=True)
     except Exception as exc:  # network, disk and checksum failures all mean "no data here"
@@ -345,6 +343,8 @@ def _list_class_tree(root: Path) -> _ImageFolderListing:
 
 def _list_image_split(folder: Path) -> tuple[tuple[str, ...], list[str], list[int], list[os.stat_result]]:
     """Sorted class folders and their image files (and stats), so labels are reproducible across machines."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
     if not folder.is_dir():
         raise DataError(f"missing folder {folder}; an image-folder dataset needs train/<class>/ and test/<class>/")
     classes = tuple(sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and entry.name[0] != "."))
@@ -438,6 +438,8 @@ def _raise_mixed_sizes(first: str, size: int, file: str, image: torch.Tensor) ->
 def fit_to_size(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 ``[N,3,H,W]`` -> ``[N,3,size,size]``: the shorter side resized to ``size`` (antialiased
     bilinear), then the centre cropped, the usual evaluation transform of ImageNet classifiers."""
+    from torchvision.transforms.v2 import functional as tvf
+
     resized = tvf.resize(images, [size], interpolation=tvf.InterpolationMode.BILINEAR, antialias=True)
     return tvf.center_crop(resized, [size, size])
 
@@ -448,6 +450,8 @@ _CHANNEL_MODES = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
 def _decode_chunk(files: list[str]) -> list[tuple[torch.Tensor, str]]:
     """``(RGB uint8 image, source mode)`` per file: one batched JPEG decode when every file is a JPEG;
     otherwise (or if it fails) one file at a time."""
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
     raw = [read_file(file) for file in files]
     if all(file.lower().endswith((".jpg", ".jpeg")) for file in files):
         try:
@@ -469,6 +473,8 @@ def _decode_one(file: str, data: torch.Tensor) -> tuple[torch.Tensor, str]:
     """PIL for every format (it names palette and CMYK modes torchvision would expand silently), except
     16-bit PNGs: PIL clips 16-bit grey at 255, so torchvision decodes them as uint16 (scaled down later)."""
     if _is_16bit_png(data):
+        from torchvision.io import ImageReadMode, decode_png
+
         try:
             return _as_rgb(decode_png(data, mode=ImageReadMode.UNCHANGED))
         except RuntimeError as exc:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
 from xaiquest.errors import ConfigError, UnknownNameError
@@ -53,6 +52,8 @@ class TorchvisionModel(nn.Module):
 
 def build_torchvision(name: str, num_classes: int, pretrained: bool = False, image_size: int = 32) -> TorchvisionModel:
     """A torchvision CNN by name, randomly initialised unless ``pretrained`` (needs internet)."""
+    import torchvision  # imported on first use: it costs more than a second, and most runs need none of it
+
     check_name(name)
     net = torchvision.models.get_model(name, weights=None, **builder_kwargs(name, num_classes, pretrained))
     if pretrained:
@@ -63,6 +64,8 @@ def build_torchvision(name: str, num_classes: int, pretrained: bool = False, ima
 
 
 def cnn_names() -> list[str]:
+    import torchvision
+
     names = torchvision.models.list_models(module=torchvision.models)
     return [n for n in names if not n.startswith(TRANSFORMER_PREFIXES)]
 
@@ -90,6 +93,8 @@ def builder_kwargs(name: str, num_classes: int, pretrained: bool) -> dict[str, A
 
 def cached_weights_file(name: str) -> Path:
     """Where torch keeps torchvision's default weights of ``name`` once downloaded (the hub cache)."""
+    import torchvision
+
     url = torchvision.models.get_model_weights(name).DEFAULT.url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
@@ -99,6 +104,8 @@ def load_imagenet_weights(net: nn.Module, name: str) -> None:
     machines are offline), into every tensor of matching shape (all but the classifier)."""
     file = cached_weights_file(name)
     if not file.is_file():
+        import torchvision
+
         url = torchvision.models.get_model_weights(name).DEFAULT.url
         raise ConfigError(
             f"pretrained: true needs torchvision's weights of {name} in the torch cache; put {file.name} "

@@ -4,82 +4,57 @@ Pure, batched functions over uint8 images ``[N,3,H,W]``; the pipeline stage deci
 What each probe does and how each metric is defined: ``docs/stress.md``.
 """
 
-from xaiquest.data.masks import centre_prior, fallback_share, foreground_masks, grabcut_mask, other_class_donors
-from xaiquest.stress.background import (
-    background_only,
-    background_swap,
-    inpaint,
-    mask_gallery_figure,
-    mean_colour,
-    object_only,
-)
-from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
-from xaiquest.stress.focus import (
-    centre_of_mass,
-    com_displacement,
-    focus_shift,
-    focus_shift_table,
-    rank_correlation,
-    share_on_region,
-)
-from xaiquest.stress.layerwise import (
-    collect_activations,
-    depth_metric_figure,
-    edge_alignment,
-    edge_magnitude,
-    first_layer_filters_figure,
-    high_frequency_energy,
-    layerwise_table,
-    linear_cka,
-)
-from xaiquest.stress.patch import reliance_metrics
-from xaiquest.stress.probes import (
-    PROBES,
-    Intensity,
-    Probe,
-    apply_probe,
-    occluded_area,
-    occlusion_sensitivity,
-    permutation_index,
-    register_probe,
-)
+from __future__ import annotations
 
-__all__ = [
-    "PROBES",
-    "Intensity",
-    "Probe",
-    "apply_probe",
-    "background_only",
-    "background_swap",
-    "before_after_figure",
-    "centre_of_mass",
-    "centre_prior",
-    "collect_activations",
-    "com_displacement",
-    "depth_metric_figure",
-    "edge_alignment",
-    "edge_magnitude",
-    "fallback_share",
-    "first_layer_filters_figure",
-    "focus_shift",
-    "focus_shift_table",
-    "foreground_masks",
-    "grabcut_mask",
-    "high_frequency_energy",
-    "inpaint",
-    "layerwise_table",
-    "linear_cka",
-    "mask_gallery_figure",
-    "mean_colour",
-    "object_only",
-    "occluded_area",
-    "occlusion_sensitivity",
-    "other_class_donors",
-    "patch_figure",
-    "permutation_index",
-    "probe_curve_figure",
-    "rank_correlation",
-    "register_probe",
-    "reliance_metrics",
-    "share_on_region",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "Intensity": "xaiquest.stress.probes",
+    "PROBES": "xaiquest.stress.probes",
+    "Probe": "xaiquest.stress.probes",
+    "apply_probe": "xaiquest.stress.probes",
+    "background_only": "xaiquest.stress.background",
+    "background_swap": "xaiquest.stress.background",
+    "before_after_figure": "xaiquest.stress.figures",
+    "centre_of_mass": "xaiquest.stress.focus",
+    "centre_prior": "xaiquest.data.masks",
+    "collect_activations": "xaiquest.stress.layerwise",
+    "com_displacement": "xaiquest.stress.focus",
+    "depth_metric_figure": "xaiquest.stress.layerwise",
+    "edge_alignment": "xaiquest.stress.layerwise",
+    "edge_magnitude": "xaiquest.stress.layerwise",
+    "fallback_share": "xaiquest.data.masks",
+    "first_layer_filters_figure": "xaiquest.stress.layerwise",
+    "focus_shift": "xaiquest.stress.focus",
+    "focus_shift_table": "xaiquest.stress.focus",
+    "foreground_masks": "xaiquest.data.masks",
+    "grabcut_mask": "xaiquest.data.masks",
+    "high_frequency_energy": "xaiquest.stress.layerwise",
+    "inpaint": "xaiquest.stress.background",
+    "layerwise_table": "xaiquest.stress.layerwise",
+    "linear_cka": "xaiquest.stress.layerwise",
+    "mask_gallery_figure": "xaiquest.stress.background",
+    "mean_colour": "xaiquest.stress.background",
+    "object_only": "xaiquest.stress.background",
+    "occluded_area": "xaiquest.stress.probes",
+    "occlusion_sensitivity": "xaiquest.stress.probes",
+    "other_class_donors": "xaiquest.data.masks",
+    "patch_figure": "xaiquest.stress.figures",
+    "permutation_index": "xaiquest.stress.probes",
+    "probe_curve_figure": "xaiquest.stress.figures",
+    "rank_correlation": "xaiquest.stress.focus",
+    "register_probe": "xaiquest.stress.probes",
+    "reliance_metrics": "xaiquest.stress.patch",
+    "share_on_region": "xaiquest.stress.focus",
+}
+"""Public name -> its module, imported on first use (PEP 562): the name check before a run needs the
+registry without the figure code (matplotlib) and OpenCV that only the stage itself needs."""
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -8,15 +8,17 @@ images: ``docs/stress.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-from torchvision.transforms.functional import gaussian_blur
 
 from xaiquest.data import active_normalisation
 from xaiquest.data.masks import centre_prior
 from xaiquest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FILL_SIGMA = 4.0
 """Gaussian width (pixels) of the background blur and of the inpainting fill, 1/8 of a CIFAR side."""
@@ -32,6 +34,8 @@ def blurred(images: torch.Tensor, sigma: float = FILL_SIGMA) -> torch.Tensor:
 
     The kernel spans 3 sigma each side, capped where reflect padding needs it on small images.
     """
+    from torchvision.transforms.functional import gaussian_blur  # torchvision loads on first use, not on import
+
     size = min(2 * round(3 * sigma) + 1, 2 * min(images.shape[-2:]) - 1)
     return gaussian_blur(images.float(), [size, size], [sigma, sigma])
 
@@ -81,6 +85,8 @@ def mask_gallery_figure(
     images: torch.Tensor, masks: torch.Tensor, titles: Sequence[str] | None = None, columns: int = 8
 ) -> Figure:
     """Sample foreground masks: each image above its masked version (background dimmed), fallbacks marked."""
+    from matplotlib.figure import Figure
+
     n = len(images)
     blocks = -(-n // columns)
     fig = Figure(figsize=(1.2 * min(n, columns), 2.5 * blocks + 0.4))

@@ -8,7 +8,6 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 
 from xaiquest.data.corruptions.blur import gaussian_filter
 from xaiquest.data.corruptions.engine import Params, floor_to_uint8, register_corruption, to_unit, uniform
@@ -88,6 +87,8 @@ def contrast(images: torch.Tensor, p: Params, generator: torch.Generator) -> tor
 @register_corruption("jpeg_compression", "digital", [{"quality": q} for q in (80, 65, 58, 50, 40)])
 def jpeg_compression(images: torch.Tensor, p: Params, generator: torch.Generator) -> torch.Tensor:
     """JPEG encode + decode at ``quality`` (libjpeg through torchvision's batched list API, on CPU)."""
+    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg  # loads torchvision on first use only
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torchvision.io is deprecated, still fastest here
         encoded = encode_jpeg(list(images.cpu()), quality=p["quality"])

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from xaiquest.config import ExperimentConfig
+from xaiquest.config import VARIANT_STAGES, ExperimentConfig
 from xaiquest.console import console
 from xaiquest.data import normalised_by
 from xaiquest.errors import XaiquestError
 from xaiquest.inference import resolve_device
-from xaiquest.runs import AuditData, check_model_sources, describe_data, prepare_data, run_keys
+from xaiquest.runs import AuditData, check_model_sources, describe_data, prepare_data, run_keys, train_fingerprint, unit_name
 from xaiquest.store import RunStore
 from xaiquest.validation import check_config
 
@@ -65,6 +65,7 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
     store = RunStore(Path(runs_dir) / config.name)
     store.initialise(config.model_dump(mode="json"), data.source, data.root, data.fingerprint, describe_data(data),
                      [key.id for key in run_keys(config)])
+    console.print(plan_line(config, store, data, stages), highlight=False, soft_wrap=True)
     with normalised_by(data.normalisation):
         for name in stages:
             stage_started = time.perf_counter()
@@ -72,3 +73,23 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
             store.record_timing(name, time.perf_counter() - stage_started)
     console.print(f"done in {time.perf_counter() - started:.0f} s: {store.root}")
     return store
+
+
+def plan_line(config: ExperimentConfig, store: RunStore, data: AuditData, stages: list[str]) -> str:
+    """``plan: train 6 models (2 done), evaluate 6, ..., robustness 4, ...``: what the run will cover, so a
+    log shows the work ahead before the first long step (each stage skips what it finished before)."""
+    keys = run_keys(config)
+    trained = sum(store.is_current(unit_name("train", key), train_fingerprint(config, data, key)) for key in keys)
+    parts = []
+    for stage in stages:
+        section = getattr(config, stage, None) if stage in VARIANT_STAGES else None
+        if section is not None and not section.enabled:
+            parts.append(f"{stage} off")
+        elif stage == "train":
+            parts.append(f"train {len(keys)} models ({trained} done)" if trained else f"train {len(keys)} models")
+        elif stage in ("compare", "report"):
+            parts.append(stage)
+        else:
+            parts.append(f"{stage} {len(run_keys(config, section.variants if section is not None else None))}")
+    return "plan: " + ", ".join(parts)
+

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from xaiquest.cli import app
 from xaiquest.config import ModelSpec, load_config
+from xaiquest.layout import RunLayout
 from xaiquest.models import build_model, named_depths
 from xaiquest.runs import build_run_model, prepare_data
 from xaiquest.store import RunStore
@@ -96,21 +97,22 @@ def test_plain_pytorch_weights_are_audited_without_training(tmp_path, user_model
     data, weights, plain_logits = user_model
     result = _train_and_evaluate(_config(tmp_path, data, weights), tmp_path / "runs")
     assert result.exit_code == 0, result.output
-    folder = tmp_path / "runs" / "byo" / "models" / "tv-resnet18__baseline__s0"
-    setup = json.loads((folder / "train.json").read_text())
+    run = RunLayout(tmp_path / "runs" / "byo")
+    files = run.model("tv-resnet18__baseline__s0")
+    setup = json.loads(files.train_record.read_text())
     assert setup["train_time_s"] == 0 and setup["imported_from"] == str(weights)
-    assert not (folder / "history.csv").exists()  # nothing was trained
-    audited = torch.load(folder / "eval" / "logits.pt")["test"]
+    assert not files.history.exists()  # nothing was trained
+    audited = torch.load(files.eval.logits)["test"]
     torch.testing.assert_close(audited, plain_logits, rtol=0, atol=1e-5)
-    metrics = json.loads((folder / "eval" / "metrics.json").read_text())
+    metrics = json.loads(files.eval.metrics.read_text())
     plain_accuracy = (plain_logits.argmax(1) == torch.arange(3).repeat_interleave(4)).float().mean().item()
     assert metrics["accuracy"] == pytest.approx(plain_accuracy)
-    manifest = json.loads((tmp_path / "runs" / "byo" / "manifest.json").read_text())
+    manifest = json.loads(run.manifest.read_text())
     assert manifest["dataset"]["classes"] == CLASSES and manifest["dataset"]["image_size"] == SIZE
     assert manifest["data_path"] == str(Path(data).resolve())
     # the imported weights are an artifact like trained ones: hashed, so evaluate's fingerprint covers them
-    store = RunStore(tmp_path / "runs" / "byo")
-    assert store.artifact_hash("train/tv-resnet18__baseline__s0", folder / "model.pt") is not None
+    store = RunStore(run.root)
+    assert store.artifact_hash("train/tv-resnet18__baseline__s0", files.weights) is not None
 
 
 def _fails_cleanly(tmp_path: Path, config: Path, *fragments: str) -> None:
@@ -151,7 +153,7 @@ def test_safetensors_weights_load_like_the_state_dict(tmp_path, user_model):
     save_file({k: v.contiguous() for k, v in torch.load(weights).items()}, converted)
     result = _train_and_evaluate(_config(tmp_path, data, converted), tmp_path / "runs")
     assert result.exit_code == 0, result.output
-    audited = torch.load(tmp_path / "runs" / "byo" / "models" / "tv-resnet18__baseline__s0" / "eval" / "logits.pt")
+    audited = torch.load(RunLayout(tmp_path / "runs" / "byo").model("tv-resnet18__baseline__s0").eval.logits)
     torch.testing.assert_close(audited["test"], plain_logits, rtol=0, atol=1e-5)
 
 

@@ -64,7 +64,7 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
 
     again = _invoke("run", _config(tmp_path), "--data", str(tiny_cifar), "--runs-dir", str(runs))
     assert again.exit_code == 0, again.output
-    assert "already trained" in again.output
+    assert "train: all 2 models already done, skipping" in again.output
     assert (root / "models" / "fastnet__baseline__s0" / "model.pt").stat().st_mtime_ns == first_model
 
 

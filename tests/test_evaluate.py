@@ -10,6 +10,7 @@ import torch
 from xaiquest.errors import DataError
 from xaiquest.evaluate import comparison_table, write_comparison, write_evaluation
 from xaiquest.figures.training import plot_training_curves
+from xaiquest.layout import EvalFiles, Tables
 from xaiquest.metrics import classification_metrics, top_confident_mistakes
 
 CLASSES = ["airplane", "automobile", "bird"]
@@ -25,33 +26,33 @@ def evaluated():
 
 def test_write_evaluation_writes_every_artifact(tmp_path, evaluated):
     metrics, mistakes = evaluated
-    out = tmp_path / "resnet18"
+    out = EvalFiles(tmp_path / "resnet18")
     write_evaluation(metrics, mistakes, CLASSES, out)
 
-    assert sorted(p.name for p in out.iterdir()) == [
-        "confusion.csv", "confusion.png", "metrics.json", "misclassified.csv", "per_class.csv",
-    ]  # and no temp files left behind
-    assert json.loads((out / "metrics.json").read_text()) == metrics.to_dict()
+    assert sorted(out.folder.iterdir()) == sorted([
+        out.confusion, out.confusion_figure, out.metrics, out.misclassified, out.per_class,
+    ])  # and no temp files left behind
+    assert json.loads(out.metrics.read_text()) == metrics.to_dict()
 
-    confusion = pd.read_csv(out / "confusion.csv", index_col=0)
+    confusion = pd.read_csv(out.confusion, index_col=0)
     assert list(confusion.index) == CLASSES == list(confusion.columns)
     np.testing.assert_array_equal(confusion.to_numpy(), metrics.confusion)
 
-    per_class = pd.read_csv(out / "per_class.csv", index_col="class")
+    per_class = pd.read_csv(out.per_class, index_col="class")
     pd.testing.assert_frame_equal(per_class, metrics.per_class, check_dtype=False, atol=1e-6)
 
-    written = pd.read_csv(out / "misclassified.csv")
+    written = pd.read_csv(out.misclassified)
     assert written["index"].tolist() == mistakes["index"].tolist() == [1, 4, 3]
     assert written["true_class"].tolist() == ["airplane", "bird", "automobile"]
     assert written["predicted_class"].tolist() == ["automobile", "automobile", "bird"]
 
-    assert (out / "confusion.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert out.confusion_figure.read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_write_evaluation_rejects_wrong_class_names(tmp_path, evaluated):
     metrics, mistakes = evaluated
     with pytest.raises(DataError):
-        write_evaluation(metrics, mistakes, CLASSES[:2], tmp_path)
+        write_evaluation(metrics, mistakes, CLASSES[:2], EvalFiles(tmp_path))
 
 
 def test_plot_training_curves_without_validation(tmp_path):
@@ -122,8 +123,9 @@ def test_comparison_table_rejects_inconsistent_rows(rows):
 
 
 def test_write_comparison(tmp_path):
-    csv_path, md_path = write_comparison(ROWS, tmp_path)
-    assert (csv_path, md_path) == (tmp_path / "comparison.csv", tmp_path / "comparison.md")
+    tables = Tables(tmp_path)
+    csv_path, md_path = write_comparison(ROWS, tables)
+    assert (csv_path, md_path) == (tables.comparison, tables.markdown("comparison"))
 
     csv = pd.read_csv(csv_path)
     assert csv["model"].tolist() == ["vgg11", "resnet18"]

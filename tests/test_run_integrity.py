@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from synthetic import class_coloured_split, write_image_folder, write_png16
 from xaiquest.cli import app
+from xaiquest.layout import RELATIVE, ModelFiles, RunLayout
 
 MODEL = "fastnet__baseline__s0"
 
@@ -53,8 +54,16 @@ def run_copy(trained, tmp_path) -> tuple[Path, Path, Path]:
     return config, data, tmp_path / "runs"
 
 
+def _run(runs: Path) -> RunLayout:
+    return RunLayout(runs / "tiny")
+
+
+def _model(runs: Path) -> ModelFiles:
+    return _run(runs).model(MODEL)
+
+
 def _weights(runs: Path) -> Path:
-    return runs / "tiny" / "models" / MODEL / "model.pt"
+    return _model(runs).weights
 
 
 def _truncate(file: Path) -> None:
@@ -77,7 +86,7 @@ def test_train_retrains_a_truncated_model_instead_of_skipping_it(run_copy):
     _truncate(_weights(runs))
     result = _invoke("train", config, "--data", data, "--runs-dir", runs)
     assert result.exit_code == 0, result.output
-    assert "already trained" not in result.output
+    assert f"train: 1/1 {MODEL}" in result.output  # redone, not skipped
     assert "model.pt changed size" in result.output.replace("\n", "")
     retrained = torch.load(_weights(runs))  # from scratch, bit-exact with the first training
     assert all(torch.equal(retrained[name], value) for name, value in original.items())
@@ -93,7 +102,7 @@ def test_a_later_stage_names_the_damaged_weights_and_the_command_that_rebuilds_t
 def test_foreign_weights_the_run_did_not_record_are_one_clear_error(run_copy):
     """An older run (no recorded hashes) with someone else's file as model.pt."""
     config, data, runs = run_copy
-    manifest_path = runs / "tiny" / "manifest.json"
+    manifest_path = _run(runs).manifest
     manifest = json.loads(manifest_path.read_text())
     manifest["units"][f"train/{MODEL}"].pop("artifacts", None)
     manifest_path.write_text(json.dumps(manifest))
@@ -109,34 +118,34 @@ def test_metrics_of_replaced_weights_are_measured_again(run_copy):
     """A model retrained to other weights (another machine, a GPU) must not keep the old metrics "complete"."""
     config, data, runs = run_copy
     assert _invoke("evaluate", config, "--data", data, "--runs-dir", runs).exit_code == 0
-    logits_file = runs / "tiny" / "models" / MODEL / "eval" / "logits.pt"
+    logits_file = _model(runs).eval.logits
     before = torch.load(logits_file)["test"]
     weights = torch.load(_weights(runs))
     torch.save({name: value * 0.5 if value.is_floating_point() else value for name, value in weights.items()},
                _weights(runs))
-    manifest_path = runs / "tiny" / "manifest.json"  # the record a retraining leaves: the new file's size and hash
+    manifest_path = _run(runs).manifest  # the record a retraining leaves: the new file's size and hash
     manifest = json.loads(manifest_path.read_text())
     content = _weights(runs).read_bytes()
-    manifest["units"][f"train/{MODEL}"].setdefault("artifacts", {})[f"models/{MODEL}/model.pt"] = {
+    manifest["units"][f"train/{MODEL}"].setdefault("artifacts", {})[RELATIVE.model(MODEL).weights.as_posix()] = {
         "bytes": len(content), "blake2b": hashlib.blake2b(content).hexdigest()}
     manifest_path.write_text(json.dumps(manifest))
     result = _invoke("evaluate", config, "--data", data, "--runs-dir", runs)
     assert result.exit_code == 0, result.output
-    assert f"evaluate: {MODEL} test accuracy" in result.output
+    assert f"evaluate: 1/1 {MODEL} test accuracy" in result.output
     assert not torch.equal(torch.load(logits_file)["test"], before)
 
 
 def test_damaged_logits_are_redone_by_evaluate(run_copy):
     config, data, runs = run_copy
     assert _invoke("evaluate", config, "--data", data, "--runs-dir", runs).exit_code == 0
-    logits_file = runs / "tiny" / "models" / MODEL / "eval" / "logits.pt"
+    logits_file = _model(runs).eval.logits
     original = torch.load(logits_file)["test"]
     _truncate(logits_file)
     result = _invoke("calibrate", config, "--data", data, "--runs-dir", runs)
     _assert_one_line_error(result, "logits.pt changed size", "xaiquest evaluate")
     result = _invoke("evaluate", config, "--data", data, "--runs-dir", runs)
     assert result.exit_code == 0, result.output
-    assert f"evaluate: {MODEL} test accuracy" in result.output
+    assert f"evaluate: 1/1 {MODEL} test accuracy" in result.output
     assert torch.equal(torch.load(logits_file)["test"], original)
 
 
@@ -153,7 +162,7 @@ def test_a_runs_folder_that_is_a_file_is_one_clear_error(trained, tmp_path):
 
 def test_any_other_refused_file_access_is_one_line_naming_the_file(run_copy):
     config, data, runs = run_copy
-    setup = runs / "tiny" / "models" / MODEL / "train.json"
+    setup = _model(runs).train_record
     setup.unlink()
     setup.mkdir()
     result = _invoke("evaluate", config, "--data", data, "--runs-dir", runs)
@@ -194,7 +203,7 @@ def test_report_into_a_read_only_run_is_one_clear_error(run_copy, refusing_write
     refusing_writes(runs, errno.EROFS)
     result = _invoke("report", runs / "tiny")
     _assert_one_line_error(result, "cannot write", "Read-only file system", "writable")
-    assert not (runs / "tiny" / "report.html").exists() and not _temp_files(runs)
+    assert not _run(runs).report_html.exists() and not _temp_files(runs)
 
 
 def test_16_bit_grey_and_rgb_pngs_load_scaled_to_8_bits_and_are_counted(tmp_path):
@@ -205,7 +214,7 @@ def test_16_bit_grey_and_rgb_pngs_load_scaled_to_8_bits_and_are_counted(tmp_path
     write_png16(data / "train" / "dog" / "rgb16.png", colour)
     result = _invoke("train", _config(tmp_path), "--data", data, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 0, result.output
-    assert "2 16-bit images scaled to 8 bits" in json.loads((tmp_path / "runs" / "tiny" / "manifest.json").read_text())["data"]
+    assert "2 16-bit images scaled to 8 bits" in json.loads(_run(tmp_path / "runs").manifest.read_text())["data"]
     from xaiquest.data import load_dataset
 
     images = load_dataset(data, tmp_path / "cache").train.images
@@ -228,5 +237,5 @@ def test_the_dashboard_finds_data_given_as_a_relative_path_from_another_folder(t
     monkeypatch.chdir(tmp_path / "elsewhere")
     run = open_run(tmp_path / "project" / "runs" / "tiny")
     assert len(run.data.test) == 60
-    manifest = json.loads((run.root / "manifest.json").read_text())
+    manifest = json.loads(RunLayout(run.root).manifest.read_text())
     assert manifest["data_path"] == str(data.resolve()) and len(manifest["data_fingerprint"]) == 16

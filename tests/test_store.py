@@ -35,7 +35,7 @@ def test_fingerprint_is_stable_and_sensitive():
 
 def test_recorded_artifacts_gate_completion_and_reads(tmp_path):
     store = RunStore(tmp_path / "exp")
-    weights = store.path("models", "m", "model.pt")
+    weights = store.layout.model("m").weights
     atomic_write_text(weights, "weights")
     store.mark_complete("train/m", "abc", artifacts=[weights])
     assert store.is_complete("train/m", "abc") and store.artifact_hash("train/m", weights)

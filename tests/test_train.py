@@ -10,6 +10,7 @@ from synthetic import class_coloured_split
 from xaiquest.config import TrainConfig
 from xaiquest.data import validation_split
 from xaiquest.inference import seed_everything
+from xaiquest.layout import ModelFiles
 from xaiquest.models import build_model
 from xaiquest.train.schedule import lr_factor
 
@@ -21,7 +22,7 @@ def _train(out_dir, cfg, model_name="fastnet", seed=0):
     train, val = validation_split(data, 40, seed=0)
     seed_everything(seed)
     model = build_model(model_name, 10)
-    outcome = trainer.train_model(model, train, val, cfg, seed=seed, device=CPU, out_dir=out_dir,
+    outcome = trainer.train_model(model, train, val, cfg, seed=seed, device=CPU, files=ModelFiles(out_dir),
                                   fingerprint="fp", num_classes=10)
     return model, outcome
 
@@ -40,7 +41,8 @@ def test_training_learns_easy_data_and_writes_logs(tmp_path):
     _, outcome = _train(tmp_path, cfg)
     assert outcome.history["val_acc"].iloc[-1] >= 0.8
     assert list(outcome.history["epoch"]) == [1, 2, 3, 4]
-    assert (tmp_path / "history.csv").exists() and (tmp_path / "curves.png").exists()
+    files = ModelFiles(tmp_path)
+    assert files.history.exists() and files.curves.exists()
 
 
 @pytest.mark.parametrize("variant", [{}, {"mixup_alpha": 0.2, "cutmix_alpha": 1.0}])
@@ -50,15 +52,15 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, variant
 
     real_log = trainer._log_epoch
 
-    def killed_during_epoch_2(out_dir, history, writer):
-        real_log(out_dir, history, writer)
+    def killed_during_epoch_2(path, history, writer):
+        real_log(path, history, writer)
         if len(history) == 2:
             raise KeyboardInterrupt  # after epoch 2 is logged, before its checkpoint
 
     monkeypatch.setattr(trainer, "_log_epoch", killed_during_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path / "killed", cfg)
-    assert torch.load(tmp_path / "killed" / trainer.CHECKPOINT, weights_only=False)["epoch"] == 1
+    assert torch.load(ModelFiles(tmp_path / "killed").checkpoint, weights_only=False)["epoch"] == 1
     monkeypatch.setattr(trainer, "_log_epoch", real_log)
 
     resumed, outcome = _train(tmp_path / "killed", cfg)
@@ -70,6 +72,6 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, variant
 def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path):
     cfg = TrainConfig(epochs=1, batch_size=32, tensorboard=False)
     _train(tmp_path, cfg)
-    torch.save({"fingerprint": "other", "epoch": 1}, tmp_path / trainer.CHECKPOINT)
+    torch.save({"fingerprint": "other", "epoch": 1}, ModelFiles(tmp_path).checkpoint)
     _, outcome = _train(tmp_path, cfg)  # would fail loading the bogus state if it were trusted
     assert len(outcome.history) == 1

@@ -201,8 +201,8 @@ def check_model_sources(config: ExperimentConfig, data: AuditData) -> None:
 
 
 def load_trained(store: RunStore, key: RunKey, data: AuditData, device: torch.device) -> nn.Module:
-    """A trained (or imported) model of the run, in eval mode on ``device``; a damaged or foreign ``model.pt``
-    is one clear error."""
+    """A trained (or imported) model of the run, in eval mode on ``device``; a damaged or foreign
+    weights file is one clear error."""
     path = store.layout.model(key.id).weights
     retrain = _RETRAIN.format(key=key.id)
     if not path.exists():

@@ -13,38 +13,42 @@ import pandas as pd
 import torch
 
 from xaiquest.config import ExperimentConfig
-from xaiquest.console import console
 from xaiquest.errors import XaiquestError
 from xaiquest.figures import save_figure
 from xaiquest.figures.calibration import before_after_figure, reliability_overlay_figure
+from xaiquest.layout import CalibrationFiles, ModelFiles
 from xaiquest.metrics.calibration import calibration_report, classwise_ece, fit_temperature, reliability_bins
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_logits, run_dir, run_keys
-from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint
+from xaiquest.runs import AuditData, RunKey, calibrate_fingerprint, load_logits, run_keys
+from xaiquest.store import RunStore, atomic_write_json, atomic_write_text
+from xaiquest.units import Finished, run_per_model
 
 REPORTED = ("ece", "mce", "adaptive_ece", "classwise_ece", "brier", "nll", "accuracy", "mean_confidence")
 
 
 def calibrate_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
+    keys = run_keys(config)
+
+    def calibrate_one(key: RunKey, files: ModelFiles) -> Finished:
+        summary = _calibrate_one(store, key, files.calibration, config.calibration.bins, data.classes)
+        return Finished([files.calibration.summary], message=f"ECE {summary['before']['ece']:.4f} -> "
+                        f"{summary['after']['ece']:.4f} (T = {summary['temperature']:.2f})")
+
+    run_per_model("calibrate", keys, store, lambda key: calibrate_fingerprint(config, data, key, store), calibrate_one)
     rows, curves = [], {}
-    for key in run_keys(config):
-        out = run_dir(store, key) / "calibration"
-        unit_fp = fingerprint("calibrate", evaluate_fingerprint(config, data, key, store), config.calibration.model_dump())
-        if not store.is_complete(f"calibrate/{key.id}", unit_fp):
-            _calibrate_one(store, key, config.calibration.bins, data.classes)
-            store.mark_complete(f"calibrate/{key.id}", unit_fp, artifacts=[out / "calibration.json"])
-        summary = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
-        rows.append(_table_row(key, summary))
-        curves[key.id] = pd.read_csv(out / "reliability_bins.csv")
+    for key in keys:
+        files = store.layout.model(key.id).calibration
+        rows.append(_table_row(key, json.loads(files.summary.read_text(encoding="utf-8"))))
+        curves[key.id] = pd.read_csv(files.bins)
     table = pd.DataFrame(rows)
-    atomic_write_text(store.path("tables", "calibration.csv"), table.to_csv(index=False))
-    atomic_write_text(store.path("tables", "calibration.md"), table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    tables = store.layout.tables
+    atomic_write_text(tables.calibration, table.to_csv(index=False))
+    atomic_write_text(tables.markdown("calibration"), table.to_markdown(index=False, floatfmt=".4f") + "\n")
     save_figure(reliability_overlay_figure(curves, title="Reliability (test, before temperature scaling)"),
-                store.path("figures", "reliability_overlay.png"))
-    for row in rows:
-        console.print(f"calibrate: {row['run']} ECE {row['ece']:.4f} -> {row['ece_after_ts']:.4f} (T = {row['temperature']:.2f})")
+                store.layout.figures.png("reliability_overlay"))
 
 
-def _calibrate_one(store: RunStore, key: RunKey, bins: int, classes: tuple[str, ...]) -> None:
+def _calibrate_one(store: RunStore, key: RunKey, files: CalibrationFiles, bins: int, classes: tuple[str, ...]) -> dict:
+    """Fit the temperature on validation, measure test before and after; returns the summary it wrote."""
     logits = load_logits(store, key)
     if len(logits["val_labels"]) == 0:
         raise XaiquestError("temperature scaling needs a validation split; set data.val_size > 0")
@@ -52,7 +56,6 @@ def _calibrate_one(store: RunStore, key: RunKey, bins: int, classes: tuple[str, 
     test, labels = logits["test"], logits["test_labels"]
     before = calibration_report(test, labels, bins)
     after = calibration_report(test / temperature, labels, bins)
-    out = run_dir(store, key) / "calibration"
     bins_before = reliability_bins(test.softmax(1), labels, bins)
     bins_after = reliability_bins((test / temperature).softmax(1), labels, bins)
     per_class = pd.DataFrame({
@@ -60,12 +63,14 @@ def _calibrate_one(store: RunStore, key: RunKey, bins: int, classes: tuple[str, 
         "ece": classwise_ece(test.softmax(1), labels, bins).per_class.numpy(),
         "ece_after_ts": classwise_ece((test / temperature).softmax(1), labels, bins).per_class.numpy(),
     })
-    atomic_write_text(out / "reliability_bins.csv", bins_before.to_csv(index=False))
-    atomic_write_text(out / "reliability_bins_after_ts.csv", bins_after.to_csv(index=False))
-    atomic_write_text(out / "classwise_ece.csv", per_class.to_csv(index=False))
+    atomic_write_text(files.bins, bins_before.to_csv(index=False))
+    atomic_write_text(files.bins_after, bins_after.to_csv(index=False))
+    atomic_write_text(files.classwise, per_class.to_csv(index=False))
     save_figure(before_after_figure(bins_before, bins_after, before["ece"], after["ece"], temperature, key.id),
-                out / "reliability.png")
-    atomic_write_json(out / "calibration.json", {"temperature": temperature, "before": before, "after": after})
+                files.figure)
+    summary = {"temperature": temperature, "before": before, "after": after}
+    atomic_write_json(files.summary, summary)
+    return summary
 
 
 def _table_row(key: RunKey, summary: dict) -> dict[str, float | str]:

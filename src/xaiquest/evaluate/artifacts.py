@@ -1,4 +1,4 @@
-"""Writing one model's Stage-1 evaluation to a directory.
+"""Writing one model's Stage-1 evaluation to its folder (:class:`~xaiquest.layout.EvalFiles`).
 
 Every file is written atomically (temp file in the same directory, then ``os.replace``) so an
 interrupted run never leaves a truncated artifact that a later stage would trust.
@@ -10,44 +10,41 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from xaiquest.errors import DataError
 from xaiquest.figures import save_figure
+from xaiquest.layout import EvalFiles
 from xaiquest.metrics.classification import ClassificationMetrics
 from xaiquest.store import atomic_write_text
+
 
 def write_evaluation(
     metrics: ClassificationMetrics,
     mistakes: pd.DataFrame,
     classes: Sequence[str],
-    out_dir: Path,
+    files: EvalFiles,
     title: str = "Confusion matrix",
 ) -> None:
-    """Write metrics.json, per_class.csv, confusion.csv/.png and misclassified.csv to ``out_dir``."""
+    """Write the metrics, per-class table, confusion matrix (table and figure) and most confident mistakes."""
     classes = list(classes)
     if metrics.confusion.shape != (len(classes), len(classes)):
         raise DataError(
             f"{len(classes)} class names given for a {metrics.confusion.shape} confusion matrix"
         )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics.to_dict(), indent=2) + "\n")
-    atomic_write_text(out_dir / "per_class.csv", metrics.per_class.to_csv())
+    atomic_write_text(files.metrics, json.dumps(metrics.to_dict(), indent=2) + "\n")
+    atomic_write_text(files.per_class, metrics.per_class.to_csv())
     confusion = pd.DataFrame(
         metrics.confusion, index=pd.Index(classes, name="true"), columns=classes
     )
-    atomic_write_text(out_dir / "confusion.csv", confusion.to_csv())
+    atomic_write_text(files.confusion, confusion.to_csv())
     save_figure(
         confusion_figure(metrics.confusion, classes, f"{title} (accuracy {metrics.accuracy:.2%})"),
-        out_dir / "confusion.png",
+        files.confusion_figure,
     )
-    atomic_write_text(out_dir / "misclassified.csv", _named_mistakes(mistakes, classes).to_csv(index=False))
+    atomic_write_text(files.misclassified, _named_mistakes(mistakes, classes).to_csv(index=False))
 
 
 def confusion_figure(confusion: np.ndarray, classes: Sequence[str], title: str) -> Figure:

@@ -17,6 +17,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from xaiquest.errors import DataError
+from xaiquest.layout import Tables
 from xaiquest.store import atomic_write_text
 
 GROUP_COLUMNS = ("model", "variant")
@@ -90,11 +91,10 @@ def comparison_markdown(table: pd.DataFrame) -> str:
     return display.to_markdown(index=False, disable_numparse=True) + f"\n\n{FOOTNOTE}\n"
 
 
-def write_comparison(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``comparison.csv`` (numeric) and ``comparison.md`` (formatted) to ``out_dir``."""
+def write_comparison(rows: Sequence[Mapping[str, Any]], tables: Tables) -> tuple[Path, Path]:
+    """Write the comparison table to ``tables``, numeric (CSV) and formatted (Markdown)."""
     table = comparison_table(rows)
-    out_dir = Path(out_dir)
-    csv_path, md_path = out_dir / "comparison.csv", out_dir / "comparison.md"
+    csv_path, md_path = tables.comparison, tables.markdown("comparison")
     atomic_write_text(csv_path, table.to_csv(index=False))
     atomic_write_text(md_path, comparison_markdown(table))
     return csv_path, md_path

@@ -1,5 +1,5 @@
 """Training: the loop, LR schedules and Mixup/CutMix."""
 
-from xaiquest.train.trainer import CHECKPOINT, TrainOutcome, train_model
+from xaiquest.train.trainer import TrainOutcome, train_model
 
-__all__ = ["CHECKPOINT", "TrainOutcome", "train_model"]
+__all__ = ["TrainOutcome", "train_model"]

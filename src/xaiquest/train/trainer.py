@@ -23,11 +23,11 @@ from xaiquest.config import TrainConfig
 from xaiquest.data import Split, random_crop_flip
 from xaiquest.figures.training import plot_training_curves
 from xaiquest.inference import predict_logits, prepare_batch
+from xaiquest.layout import ModelFiles
 from xaiquest.store import atomic_torch_save, atomic_write_text
 from xaiquest.train.mixing import build_mixer
 from xaiquest.train.schedule import build_optimizer, build_scheduler
 
-CHECKPOINT = "checkpoint.pt"
 WHITENING_SAMPLE = 5000  # images used by models that fit a layer to the data before training
 
 
@@ -49,13 +49,14 @@ def train_model(
     *,
     seed: int,
     device: torch.device,
-    out_dir: Path,
+    files: ModelFiles,
     fingerprint: str,
     num_classes: int,
     label: str = "train",
     progress: Progress | None = None,
 ) -> TrainOutcome:
-    """Train ``model`` in place, resuming from ``out_dir/checkpoint.pt`` when it matches ``fingerprint``."""
+    """Train ``model`` in place, resuming from ``files.checkpoint`` when it matches ``fingerprint``; writes the
+    history, curves and (optionally) TensorBoard logs beside it."""
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -63,11 +64,11 @@ def train_model(
     steps_per_epoch = len(train) // batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
-    state = _load_checkpoint(out_dir / CHECKPOINT, fingerprint, model, optimizer, scheduler)
+    state = _load_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler)
     if state["epoch"] == 0:
         _fit_to_data(model, train, device)
     task = progress.add_task(label, total=cfg.epochs * steps_per_epoch, completed=state["epoch"] * steps_per_epoch) if progress else None
-    writer = _tensorboard(out_dir) if cfg.tensorboard else None
+    writer = _tensorboard(files.tensorboard) if cfg.tensorboard else None
     mixer = build_mixer(cfg, num_classes)
     images, labels = train.images.to(device), train.labels.to(device)
     for epoch in range(state["epoch"], cfg.epochs):
@@ -82,14 +83,14 @@ def train_model(
                "val_acc": val_acc, "lr": scheduler.get_last_lr()[0], "elapsed_s": state["elapsed"]}
         state["history"].append(row)
         state["epoch"] = epoch + 1
-        _log_epoch(out_dir, state["history"], writer)
-        _save_checkpoint(out_dir / CHECKPOINT, fingerprint, model, optimizer, scheduler, state)
+        _log_epoch(files.history, state["history"], writer)
+        _save_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler, state)
         if progress:
             progress.update(task, description=f"{label} ep {epoch + 1}/{cfg.epochs} val {val_acc:.1%}")
     if writer:
         writer.close()
     history = pd.DataFrame(state["history"])
-    plot_training_curves(history, out_dir / "curves.png", title=label)
+    plot_training_curves(history, files.curves, title=label)
     return TrainOutcome(history=history, train_time_s=state["elapsed"])
 
 
@@ -149,14 +150,14 @@ def _fit_to_data(model: nn.Module, train: Split, device: torch.device) -> None:
         fit(prepare_batch(train.images[:WHITENING_SAMPLE], device, channels_last=False))
 
 
-def _tensorboard(out_dir: Path) -> Any:
+def _tensorboard(log_dir: Path) -> Any:
     from torch.utils.tensorboard import SummaryWriter  # imported lazily: slow import, optional output
 
-    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+    return SummaryWriter(log_dir=str(log_dir))
 
 
-def _log_epoch(out_dir: Path, history: list[dict[str, float]], writer: Any) -> None:
-    atomic_write_text(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+def _log_epoch(path: Path, history: list[dict[str, float]], writer: Any) -> None:
+    atomic_write_text(path, pd.DataFrame(history).to_csv(index=False))
     if writer:
         row = history[-1]
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):

@@ -20,7 +20,7 @@ from xaiquest.errors import ConfigError
 from xaiquest.inference import predict_logits, seed_everything
 from xaiquest.models import build_model
 from xaiquest.pipeline import load_stage
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_logits, run_dir, run_keys
+from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_logits, run_keys
 from xaiquest.store import RunStore
 
 CPU = torch.device("cpu")
@@ -61,8 +61,9 @@ def flip_run(tmp_path_factory, data) -> tuple[RunStore, RunKey, torch.nn.Module]
     store = RunStore(tmp_path_factory.mktemp("tta") / "run")
     seed_everything(MODEL_SEED)
     model = build_model("fastnet", len(CIFAR10_CLASSES)).eval()
-    run_dir(store, key).mkdir(parents=True)
-    torch.save(model.state_dict(), run_dir(store, key) / "model.pt")
+    weights = store.layout.model(key.id).weights
+    weights.parent.mkdir(parents=True)
+    torch.save(model.state_dict(), weights)
     return _audit(store.root, config, data), key, model
 
 
@@ -72,13 +73,14 @@ def _plain_and_flip(model: torch.nn.Module, images: torch.Tensor) -> tuple[torch
 
 def test_explanations_explain_the_class_accuracy_counted_when_flip_changes_it(flip_run, data):
     store, key, model = flip_run
-    saved = torch.load(run_dir(store, key) / "explain" / "maps.pt")
+    files = store.layout.model(key.id).explain
+    saved = torch.load(files.maps)
     plain, flip = _plain_and_flip(model, data.test.images[saved["indices"]])
     assert (plain != flip).any(), "precondition: mirroring changes the prediction of some explained image"
     counted = load_logits(store, key)["test"][saved["indices"]].argmax(1)
     assert torch.equal(counted, flip)
     assert torch.equal(saved["targets"], counted)
-    selection = pd.read_csv(run_dir(store, key) / "explain" / "selection.csv")
+    selection = pd.read_csv(files.selection)
     assert selection["predicted"].tolist() == counted.tolist()
 
 
@@ -87,10 +89,11 @@ def test_robustness_clean_accuracy_is_stage_one_accuracy_under_the_same_policy(f
     plain, flip = _plain_and_flip(model, data.test.images)
     labels = data.test.labels
     assert (plain == labels).sum() != (flip == labels).sum(), "precondition: mirroring changes the accuracy"
-    summary = pd.read_csv(store.path("tables", "robustness_summary.csv")).set_index("run")
+    tables = store.layout.tables
+    summary = pd.read_csv(tables.robustness_summary).set_index("run")
     assert summary.loc[key.id, "clean_accuracy"] == pytest.approx((flip == labels).float().mean().item())
     assert summary.loc[key.id, "clean_accuracy"] == pytest.approx(store.unit_record(f"evaluate/{key.id}")["accuracy"])
-    note = store.path("tables", "robustness_summary.md").read_text(encoding="utf-8")
+    note = tables.markdown_of(tables.robustness_summary).read_text(encoding="utf-8")
     assert "clean accuracy on the same 40 stratified test images, predictions under eval.tta = flip" in note
 
 
@@ -100,7 +103,7 @@ def test_stress_predictions_follow_the_policy(flip_run, data):
     plain, flip = _plain_and_flip(model, data.test.images[chosen])
     labels = data.test.labels[chosen]
     assert (plain == labels).sum() != (flip == labels).sum(), "precondition: mirroring changes the stress subset's accuracy"
-    probes = pd.read_csv(run_dir(store, key) / "stress" / "probes.csv")
+    probes = pd.read_csv(store.layout.model(key.id).stress.probes)
     clean = probes[probes["probe"] == "clean"].iloc[0]
     assert clean["accuracy"] == pytest.approx((flip == labels).float().mean().item())
 
@@ -120,10 +123,10 @@ def test_changing_the_policy_reruns_every_predicting_unit_under_the_new_one(flip
     for stage in PREDICTING_STAGES:
         unit = "robustness" if stage == "robustness" else f"{stage}/{key.id}"
         assert rerun.unit_record(unit)["fingerprint"] != store.unit_record(unit)["fingerprint"], unit
-    saved = torch.load(run_dir(rerun, key) / "explain" / "maps.pt")
+    saved = torch.load(rerun.layout.model(key.id).explain.maps)
     plain, _ = _plain_and_flip(model, data.test.images[saved["indices"]])
     assert torch.equal(saved["targets"], plain)
-    summary = pd.read_csv(rerun.path("tables", "robustness_summary.csv")).set_index("run")
+    summary = pd.read_csv(rerun.layout.tables.robustness_summary).set_index("run")
     assert summary.loc[key.id, "clean_accuracy"] == pytest.approx(rerun.unit_record(f"evaluate/{key.id}")["accuracy"])
 
 

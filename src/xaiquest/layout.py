@@ -268,6 +268,10 @@ class Tables:
     def markdown(self, name: str) -> Path:
         return self.folder / f"{name}.md"
 
+    def markdown_of(self, table: Path) -> Path:
+        """The Markdown twin of the CSV table ``table``, written beside it for people and the report."""
+        return table.with_suffix(".md")
+
     @property
     def pattern_stress(self) -> Path:
         """The stress stage's probe tables (a glob pattern)."""

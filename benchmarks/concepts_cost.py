@@ -20,6 +20,7 @@ import torch
 
 from xaiquest.concepts.stage import audit_model, build_probes
 from xaiquest.config import ExperimentConfig
+from xaiquest.layout import ConceptFiles
 from xaiquest.runs import load_trained, prepare_data, run_keys
 from xaiquest.store import RunStore
 
@@ -42,11 +43,11 @@ def main() -> None:
              (("bias", {"tcav": False, "dissection": False}), ("tcav", {"dissection": False}), ("dissection", {"tcav": False}))}
     with tempfile.TemporaryDirectory() as out:
         for key in run_keys(config, cfg.variants):
-            model = load_trained(store, key, len(data.classes), device)
+            model = load_trained(store, key, data, device)
             seconds = {}
             for part, part_config in parts.items():
                 started = time.perf_counter()
-                audit_model(model, Path(out), probes, part_config, data.classes, device)
+                audit_model(model, ConceptFiles(Path(out)), probes, part_config, data.classes, device)
                 seconds[part] = time.perf_counter() - started
             bias = seconds["bias"]
             row = {"bias": bias, "tcav": seconds["tcav"] - bias, "dissection": seconds["dissection"] - bias}

@@ -76,6 +76,10 @@ class ExplainFiles:
 
     folder: Path
 
+    def table(self, name: str) -> Path:
+        """One of the per-model tables the explain stage gathers into run tables (:data:`EXPLAIN_TABLES`)."""
+        return self.folder / f"{name}.csv"
+
     @property
     def maps(self) -> Path:
         return self.folder / "maps.pt"
@@ -86,7 +90,7 @@ class ExplainFiles:
 
     @property
     def quality(self) -> Path:
-        return self.folder / "quality.csv"
+        return self.table("quality")
 
     @property
     def agreement_iou(self) -> Path:
@@ -124,6 +128,26 @@ class StressFiles:
         return self.folder / f"{name}.csv"
 
     @property
+    def probes(self) -> Path:
+        return self.table("probes")
+
+    @property
+    def focus(self) -> Path:
+        return self.table("focus")
+
+    @property
+    def layerwise(self) -> Path:
+        return self.table("layerwise")
+
+    @property
+    def patch_localisation(self) -> Path:
+        return self.table("patch_localisation")
+
+    def before_after(self, probe: str) -> Path:
+        """A few images and their explanations before and after ``probe``."""
+        return self.folder / f"before_after_{probe}.png"
+
+    @property
     def first_layer_filters(self) -> Path:
         return self.folder / "first_layer_filters.png"
 
@@ -145,6 +169,26 @@ class ConceptFiles:
     def table(self, name: str) -> Path:
         """One of the per-model tables the concepts stage gathers into run tables (:data:`CONCEPT_TABLES`)."""
         return self.folder / f"{name}.csv"
+
+    @property
+    def bias(self) -> Path:
+        return self.table("bias")
+
+    @property
+    def colour_reliance(self) -> Path:
+        return self.table("colour_reliance")
+
+    @property
+    def tcav(self) -> Path:
+        return self.table("tcav")
+
+    @property
+    def detectors(self) -> Path:
+        return self.table("detectors")
+
+    @property
+    def top_units(self) -> Path:
+        return self.table("top_units")
 
     @property
     def shape_bias(self) -> Path:
@@ -202,6 +246,8 @@ class ModelFiles:
         return ConceptFiles(self.folder / "concepts")
 
 
+EXPLAIN_TABLES = {"quality": "explain_quality"}
+"""Per-model explain table -> the run table that gathers it."""
 STRESS_TABLES = {"probes": "stress_probes", "focus": "stress_focus", "layerwise": "layerwise",
                  "patch_localisation": "patch_localisation"}
 """Per-model stress table -> the run table that gathers it."""
@@ -222,6 +268,10 @@ class Tables:
     def markdown(self, name: str) -> Path:
         return self.folder / f"{name}.md"
 
+    def markdown_of(self, table: Path) -> Path:
+        """The Markdown twin of the CSV table ``table``, written beside it for people and the report."""
+        return table.with_suffix(".md")
+
     @property
     def pattern_stress(self) -> Path:
         """The stress stage's probe tables (a glob pattern)."""
@@ -234,7 +284,7 @@ class Tables:
     robustness_per_class_f1 = property(lambda self: self.csv("robustness_per_class_f1"))
     robustness_ce = property(lambda self: self.csv("robustness_ce"))
     robustness_summary = property(lambda self: self.csv("robustness_summary"))
-    explain_quality = property(lambda self: self.csv("explain_quality"))
+    explain_quality = property(lambda self: self.csv(EXPLAIN_TABLES["quality"]))
     reexamine = property(lambda self: self.csv("reexamine"))
     stress_probes = property(lambda self: self.csv(STRESS_TABLES["probes"]))
     layerwise = property(lambda self: self.csv(STRESS_TABLES["layerwise"]))

@@ -149,9 +149,10 @@ class RunStore:
         if not entry or entry.get("fingerprint") != unit_fingerprint:
             return False
         for name, recorded in entry.get("artifacts", {}).items():
-            problem = self._artifact_problem(self.root / name, recorded)
+            path = self.root / name
+            problem = self._artifact_problem(path, recorded)
             if problem:
-                console.print(f"[yellow]{unit}[/]: {self.root / name} {problem} since it was finished; redoing it",
+                console.print(f"[yellow]{unit}[/]: {path} {problem} since it was finished; redoing it",
                               highlight=False, soft_wrap=True)
                 return False
         return True

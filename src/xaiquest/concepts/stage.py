@@ -30,15 +30,17 @@ from xaiquest.concepts.probes import (
 )
 from xaiquest.concepts.tcav import tcav_table, with_significance
 from xaiquest.config import ConceptsConfig, ExperimentConfig
-from xaiquest.console import console, progress_bar
+from xaiquest.console import console
 from xaiquest.data import stratified_indices
 from xaiquest.data.masks import foreground_masks, other_class_donors
 from xaiquest.figures import save_figure
 from xaiquest.inference import audit_logits, collect_activations
+from xaiquest.layout import CONCEPT_TABLES, ConceptFiles, ModelFiles
 from xaiquest.models.base import named_depths, resolve_layer
 from xaiquest.patch import stamp, stamp_parameters
-from xaiquest.runs import AuditData, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
+from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_keys
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json, atomic_write_text, fingerprint
+from xaiquest.units import Finished, gather_tables, run_per_model
 
 PROBES_UNIT = "concepts/probes"
 
@@ -61,19 +63,16 @@ def concepts_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
     if not cfg.enabled:
         console.print("concepts: disabled in the config, skipping")
         return
-    keys = run_keys(config, cfg.variants)
     probes = cached_probes(config, store, data)
-    with progress_bar() as progress:
-        task = progress.add_task("concepts", total=len(keys))
-        for key in keys:
-            unit_fp = fingerprint("concepts", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
-                                  store.unit_record(PROBES_UNIT).get("fingerprint"))
-            if not store.is_complete(f"concepts/{key.id}", unit_fp):
-                model = load_trained(store, key, data, device)
-                out = run_dir(store, key) / "concepts"
-                written = audit_model(model, out, probes, config, data.classes, device)
-                store.mark_complete(f"concepts/{key.id}", unit_fp, artifacts=written)
-            progress.advance(task)
+    probes_fp = store.unit_record(PROBES_UNIT).get("fingerprint")
+
+    def compute(key: RunKey, files: ModelFiles) -> Finished:
+        model = load_trained(store, key, data, device)
+        return Finished(audit_model(model, files.concepts, probes, config, data.classes, device))
+
+    run_per_model("concepts", run_keys(config, cfg.variants), store,
+                  lambda key: fingerprint("concepts", evaluate_fingerprint(config, data, key, store), cfg.model_dump(), probes_fp),
+                  compute)
     aggregate(store, config)
 
 
@@ -87,7 +86,7 @@ def cached_probes(config: ExperimentConfig, store: RunStore, data: AuditData) ->
     patch = planted_patch(config)
     probes_fp = fingerprint("concept-probes", data.fingerprint, cfg.model_dump(exclude={"variants", "tcav", "alpha", "correction"}),
                             None if patch is None else stamp_parameters(patch))
-    path = store.path("concepts", "probes.pt")
+    path = store.layout.concept_probes
     if store.is_complete(PROBES_UNIT, probes_fp) and path.exists():
         return ConceptProbes(**torch.load(path, weights_only=False))  # our own file, holding dataclasses
     probes = build_probes(config, data)
@@ -121,63 +120,54 @@ def build_probes(config: ExperimentConfig, data: AuditData) -> ConceptProbes:
     return ConceptProbes(bias, concepts, random_sets, subset.images[per_class], subset.labels[per_class], images, dissection)
 
 
-def audit_model(model: nn.Module, out: Path, probes: ConceptProbes, config: ExperimentConfig, classes: tuple[str, ...],
+def audit_model(model: nn.Module, out: ConceptFiles, probes: ConceptProbes, config: ExperimentConfig, classes: tuple[str, ...],
                 device: torch.device) -> list[Path]:
-    """Every concept measurement of one model, written under ``out``; returns the files written.
+    """Every concept measurement of one model, written into ``out``; returns the files written.
 
     Predictions follow the run's one prediction policy (``eval.tta``), as in every other stage."""
     cfg, bias = config.concepts, probes.bias
     predicted = {name: audit_logits(model, images, device, config).argmax(1) for name, images in bias.conditions.items()}
-    atomic_write_text(out / "bias.csv", accuracy_table(predicted, bias.labels).to_csv(index=False))
+    atomic_write_text(out.bias, accuracy_table(predicted, bias.labels).to_csv(index=False))
     conflict = audit_logits(model, bias.conflict, device, config).argmax(1)
-    atomic_write_json(out / "shape_bias.json", {**shape_bias(conflict, bias.shape_labels, bias.texture_labels),
-                                                "images": len(conflict)})
-    atomic_write_text(out / "colour_reliance.csv",
+    atomic_write_json(out.shape_bias, {**shape_bias(conflict, bias.shape_labels, bias.texture_labels), "images": len(conflict)})
+    atomic_write_text(out.colour_reliance,
                       colour_reliance(predicted["clean"], predicted["grayscale"], bias.labels, classes).to_csv(index=False))
-    written = [out / "bias.csv", out / "shape_bias.json", out / "colour_reliance.csv"]
+    written = [out.bias, out.shape_bias, out.colour_reliance]
     cpu_model = model.float().cpu()  # Captum's CAV training and the dissection run on CPU tensors
     layers = chosen_layers(cpu_model, cfg)
     if cfg.tcav:
         table = tcav_table(cpu_model, list(layers), probes.concepts, probes.random_sets, probes.tcav_inputs,
                            probes.tcav_labels, len(classes), cfg.seed)
         table = with_significance(table, cfg.alpha, cfg.correction).assign(class_name=lambda t: t["class_index"].map(dict(enumerate(classes))))
-        atomic_write_text(out / "tcav.csv", table.to_csv(index=False))
-        written.append(out / "tcav.csv")
+        atomic_write_text(out.tcav, table.to_csv(index=False))
+        written.append(out.tcav)
     if cfg.dissection:
         activations = collect_activations(cpu_model, probes.dissection_images, list(layers))
         table = dissect(activations, probes.dissection_masks, cfg.quantile, cfg.iou_threshold)
-        atomic_write_text(out / "detectors.csv", detector_fractions(table).to_csv(index=False))
-        atomic_write_text(out / "top_units.csv", top_units(table, cfg.top_units).to_csv(index=False))
-        written += [out / "detectors.csv", out / "top_units.csv"]
+        atomic_write_text(out.detectors, detector_fractions(table).to_csv(index=False))
+        atomic_write_text(out.top_units, top_units(table, cfg.top_units).to_csv(index=False))
+        written += [out.detectors, out.top_units]
     return written
-
-
-PER_RUN_TABLES = {"bias.csv": "concepts_bias", "colour_reliance.csv": "concepts_colour_reliance",
-                  "tcav.csv": "concepts_tcav", "detectors.csv": "concepts_detectors", "top_units.csv": "concepts_top_units"}
 
 
 def aggregate(store: RunStore, config: ExperimentConfig) -> None:
     """Run-level tables (``tables/concepts_*.csv``) and figures from every model's concepts folder."""
-    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in PER_RUN_TABLES}
+    keys = run_keys(config, config.concepts.variants)
+    tables = gather_tables(store, keys, lambda files, name: files.concepts.table(name), CONCEPT_TABLES)
     summary = []
-    for key in run_keys(config, config.concepts.variants):
-        folder = run_dir(store, key) / "concepts"
-        for name in frames:
-            if (folder / name).exists():
-                frames[name].append(pd.read_csv(folder / name).assign(run=key.id))
-        if (folder / "shape_bias.json").exists():
-            bias = pd.read_json(folder / "shape_bias.json", typ="series").to_dict()
-            accuracy = pd.read_csv(folder / "bias.csv").set_index("condition")["accuracy"]
+    for key in keys:
+        files = store.layout.model(key.id).concepts
+        if files.shape_bias.exists():
+            bias = pd.read_json(files.shape_bias, typ="series").to_dict()
+            accuracy = pd.read_csv(files.bias).set_index("condition")["accuracy"]
             summary.append({"run": key.id, "model": key.spec.name, "variant": key.variant, "seed": key.seed, **bias,
                             **{f"{c}_accuracy": a for c, a in accuracy.items()}})
-    tables = {PER_RUN_TABLES[name]: pd.concat(parts, ignore_index=True) for name, parts in frames.items() if parts}
-    for name, table in tables.items():
-        atomic_write_text(store.path("tables", f"{name}.csv"), table.to_csv(index=False))
+    figures = store.layout.figures
     if summary:
         table = pd.DataFrame(summary)
-        atomic_write_text(store.path("tables", "concepts_summary.csv"), table.to_csv(index=False))
-        save_figure(shape_bias_figure(table), store.path("figures", "concepts_shape_bias.png"))
-    if "concepts_tcav" in tables:
-        save_figure(tcav_figure(tables["concepts_tcav"]), store.path("figures", "concepts_tcav.png"))
-    if "concepts_detectors" in tables:
-        save_figure(detector_figure(tables["concepts_detectors"]), store.path("figures", "concepts_detectors.png"))
+        atomic_write_text(store.layout.tables.concepts_summary, table.to_csv(index=False))
+        save_figure(shape_bias_figure(table), figures.png("concepts_shape_bias"))
+    if CONCEPT_TABLES["tcav"] in tables:
+        save_figure(tcav_figure(tables[CONCEPT_TABLES["tcav"]]), figures.png("concepts_tcav"))
+    if CONCEPT_TABLES["detectors"] in tables:
+        save_figure(detector_figure(tables[CONCEPT_TABLES["detectors"]]), figures.png("concepts_detectors"))

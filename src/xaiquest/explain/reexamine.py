@@ -13,12 +13,12 @@ import pandas as pd
 import torch
 
 from xaiquest.config import BASELINE, ExperimentConfig
-from xaiquest.console import console
 from xaiquest.explain.figures import explanation_grid
 from xaiquest.explainers.quality import spearman
 from xaiquest.explainers.registry import explain
 from xaiquest.figures import save_figure
 from xaiquest.inference import prepare_batch
+from xaiquest.layout import ModelFiles
 from xaiquest.runs import (
     AuditData,
     RunKey,
@@ -26,10 +26,10 @@ from xaiquest.runs import (
     evaluate_fingerprint,
     load_logits,
     load_trained,
-    run_dir,
     run_keys,
 )
 from xaiquest.store import RunStore, atomic_write_text, fingerprint
+from xaiquest.units import Finished, run_per_model
 
 METHOD = "gradcam"
 
@@ -51,21 +51,24 @@ def reexamine_variants(config: ExperimentConfig, store: RunStore, data: AuditDat
     pairs = reexamination_pairs(config)
     if not pairs or config.explain.reexamine == 0:
         return
-    summaries = []
-    for baseline, variant in pairs:
-        unit = f"explain/reexamine/{variant.id}"
-        unit_fp = fingerprint("reexamine", evaluate_fingerprint(config, data, baseline, store),
-                              evaluate_fingerprint(config, data, variant, store), config.explain.reexamine, config.explain.layer)
-        out = run_dir(store, variant) / "explain"
-        if not store.is_complete(unit, unit_fp):
-            table = _reexamine_pair(baseline, variant, store, data, config, device)
-            atomic_write_text(out / "reexamine.csv", table.to_csv(index=False))
-            store.mark_complete(unit, unit_fp)
-            console.print(f"explain: {variant.id} re-examined on {baseline.id}'s {len(table)} most confident mistakes")
-        summaries.append(summarise(pd.read_csv(out / "reexamine.csv"), baseline, variant))
-    summary = pd.DataFrame(summaries)
-    atomic_write_text(store.path("tables", "reexamine.csv"), summary.to_csv(index=False))
-    atomic_write_text(store.path("tables", "reexamine.md"), summary.to_markdown(index=False, floatfmt=".3f") + "\n")
+    baseline_of = {variant.id: baseline for baseline, variant in pairs}
+
+    def fingerprint_of(variant: RunKey) -> str:
+        return fingerprint("reexamine", evaluate_fingerprint(config, data, baseline_of[variant.id], store),
+                           evaluate_fingerprint(config, data, variant, store), config.explain.reexamine, config.explain.layer)
+
+    def compute(variant: RunKey, files: ModelFiles) -> Finished:
+        baseline = baseline_of[variant.id]
+        table = _reexamine_pair(baseline, variant, store, data, config, device)
+        atomic_write_text(files.explain.reexamine, table.to_csv(index=False))
+        return Finished([], message=f"re-examined on {baseline.id}'s {len(table)} most confident mistakes")
+
+    run_per_model("explain/reexamine", [variant for _, variant in pairs], store, fingerprint_of, compute)
+    summary = pd.DataFrame([summarise(pd.read_csv(store.layout.model(variant.id).explain.reexamine), baseline, variant)
+                            for baseline, variant in pairs])
+    tables = store.layout.tables
+    atomic_write_text(tables.reexamine, summary.to_csv(index=False))
+    atomic_write_text(tables.markdown_of(tables.reexamine), summary.to_markdown(index=False, floatfmt=".3f") + "\n")
 
 
 def _reexamine_pair(baseline: RunKey, variant: RunKey, store: RunStore, data: AuditData, config: ExperimentConfig,
@@ -96,7 +99,7 @@ def _reexamine_pair(baseline: RunKey, variant: RunKey, store: RunStore, data: Au
     titles = [_title(row, data.classes, variant.variant) for row in table.head(shown).itertuples()]
     figure = explanation_grid(data.test.images[indices[:shown]], {name: m[:shown] for name, m in maps.items()}, titles,
                               f"Grad-CAM on {baseline.id}'s most confident mistakes: baseline vs {variant.variant}")
-    save_figure(figure, run_dir(store, variant) / "explain" / "reexamine.png", dpi=110)
+    save_figure(figure, store.layout.model(variant.id).explain.reexamine_figure, dpi=110)
     return table
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from functools import partial
 
 import pandas as pd
 import torch
@@ -38,6 +39,7 @@ from xaiquest.explain.reexamine import reexamine_variants
 from xaiquest.explainers.registry import explain, explained_layer, seed_option
 from xaiquest.figures import save_figure
 from xaiquest.inference import prepare_batch
+from xaiquest.layout import EXPLAIN_TABLES, ModelFiles
 from xaiquest.runs import (
     AuditData,
     RunKey,
@@ -45,10 +47,10 @@ from xaiquest.runs import (
     evaluate_fingerprint,
     load_logits,
     load_trained,
-    run_dir,
     run_keys,
 )
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_text, fingerprint
+from xaiquest.units import Finished, gather_tables, run_per_model
 
 QUALITY_PLOTS = (("deletion_auc", "deletion AUC, pixels to the {deletion_baseline} (lower = better)"),
                  ("insertion_auc", "insertion AUC, pixels into the {insertion_baseline} (higher = better)"),
@@ -65,24 +67,17 @@ def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, de
         console.print("explain: disabled in the config, skipping")
         return
     sample = shared_sample(data.test.labels, cfg)
-    tables = []
-    for key in run_keys(config, cfg.variants):
-        unit_fp = fingerprint("explain", evaluate_fingerprint(config, data, key, store), cfg.model_dump())
-        out = run_dir(store, key) / "explain"
-        if not store.is_complete(f"explain/{key.id}", unit_fp):
-            started = time.perf_counter()
-            model = load_trained(store, key, data, device)
-            _explain_one(model, key, store, data, sample, cfg, device)
-            store.mark_complete(f"explain/{key.id}", unit_fp, artifacts=[out / "maps.pt", out / "quality.csv"])
-            console.print(f"explain: {key.id} done in {time.perf_counter() - started:.0f} s")
-        tables.append(pd.read_csv(out / "quality.csv").assign(run=key.id))
-    table = pd.concat(tables, ignore_index=True)
-    atomic_write_text(store.path("tables", "explain_quality.csv"), table.to_csv(index=False))
-    atomic_write_text(store.path("tables", "explain_quality.md"), table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    keys = run_keys(config, cfg.variants)
+    run_per_model("explain", keys, store,
+                  lambda key: fingerprint("explain", evaluate_fingerprint(config, data, key, store), cfg.model_dump()),
+                  partial(_explain_unit, store=store, data=data, sample=sample, cfg=cfg, device=device))
+    tables = store.layout.tables
+    table = gather_tables(store, keys, lambda files, name: files.explain.table(name), EXPLAIN_TABLES)[EXPLAIN_TABLES["quality"]]
+    atomic_write_text(tables.markdown_of(tables.explain_quality), table.to_markdown(index=False, floatfmt=".4f") + "\n")
     baselines = {"deletion_baseline": BASELINE_NAMES[cfg.deletion_baseline],
                  "insertion_baseline": BASELINE_NAMES[cfg.insertion_baseline]}
     plots = tuple((column, label.format(**baselines)) for column, label in QUALITY_PLOTS)
-    save_figure(quality_figure(table, plots), store.path("figures", "explain_quality.png"))
+    save_figure(quality_figure(table, plots), store.layout.figures.png("explain_quality"))
     _cross_model_grids(store, config, data, sample)
     reexamine_variants(config, store, data, device)
 
@@ -94,9 +89,11 @@ def shared_sample(labels: torch.Tensor, cfg: ExplainConfig) -> torch.Tensor:
     return chosen
 
 
-def _explain_one(model: nn.Module, key: RunKey, store: RunStore, data: AuditData, sample: torch.Tensor,
-                 cfg: ExplainConfig, device: torch.device) -> None:
-    out = run_dir(store, key) / "explain"
+def _explain_unit(key: RunKey, files: ModelFiles, store: RunStore, data: AuditData, sample: torch.Tensor,
+                  cfg: ExplainConfig, device: torch.device) -> Finished:
+    """One model's maps of the shared sample and its own confident mistakes, scored; the maps and quality are its key files."""
+    out = files.explain
+    model = load_trained(store, key, data, device)
     failures = confident_mistakes(store, key)[: cfg.confident_failures]
     indices = torch.cat([sample, failures])
     kinds = ["sample"] * len(sample) + ["confident failure"] * len(failures)
@@ -113,15 +110,16 @@ def _explain_one(model: nn.Module, key: RunKey, store: RunStore, data: AuditData
     iou, rank = agreement_matrix(maps, cfg.topk_frac)
     selection = pd.DataFrame({"index": indices.tolist(), "kind": kinds, "true": data.test.labels[indices].tolist(),
                               "predicted": targets.tolist(), "confidence": confidence.tolist()})
-    atomic_torch_save(out / "maps.pt", {"indices": indices, "targets": targets, "maps": maps})
-    atomic_write_text(out / "selection.csv", selection.to_csv(index=False))
-    atomic_write_text(out / "quality.csv", pd.DataFrame(rows).to_csv(index=False))
-    atomic_write_text(out / "agreement_iou.csv", iou.to_csv())
-    atomic_write_text(out / "agreement_spearman.csv", rank.to_csv())
-    save_figure(agreement_figure(iou, rank, f"{key.id}: agreement between methods"), out / "agreement.png")
+    atomic_torch_save(out.maps, {"indices": indices, "targets": targets, "maps": maps})
+    atomic_write_text(out.selection, selection.to_csv(index=False))
+    atomic_write_text(out.quality, pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(out.agreement_iou, iou.to_csv())
+    atomic_write_text(out.agreement_spearman, rank.to_csv())
+    save_figure(agreement_figure(iou, rank, f"{key.id}: agreement between methods"), out.agreement_figure)
     titles = [_row_title(row, data.classes) for row in selection.itertuples()]
     save_figure(explanation_grid(data.test.images[indices], maps, titles, f"{key.id}: explanations of the predicted class"),
-                out / "grid.png", dpi=110)
+                out.grid, dpi=110)
+    return Finished([out.maps, out.quality])
 
 
 def _explain_and_score(method: str, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
@@ -190,7 +188,7 @@ def _row_title(row: object, classes: tuple[str, ...]) -> str:
 def _cross_model_grids(store: RunStore, config: ExperimentConfig, data: AuditData, sample: torch.Tensor) -> None:
     """For the first sample images: rows = models, columns = methods, the same image throughout."""
     keys = run_keys(config, config.explain.variants)
-    saved = {key.id: torch.load(run_dir(store, key) / "explain" / "maps.pt", map_location="cpu", weights_only=True)
+    saved = {key.id: torch.load(store.layout.model(key.id).explain.maps, map_location="cpu", weights_only=True)
              for key in keys}
     for position in range(min(CROSS_MODEL_IMAGES, len(sample))):
         index = int(sample[position])
@@ -198,4 +196,4 @@ def _cross_model_grids(store: RunStore, config: ExperimentConfig, data: AuditDat
         titles = [f"{k.id}\npred {data.classes[int(saved[k.id]['targets'][position])]}" for k in keys]
         image = data.test.images[index].expand(len(keys), -1, -1, -1)
         figure = explanation_grid(image, maps, titles, f"test image #{index} ({data.classes[int(data.test.labels[index])]}) across models")
-        save_figure(figure, store.path("figures", f"explain_image_{index}.png"), dpi=110)
+        save_figure(figure, store.layout.figures.png(f"explain_image_{index}"), dpi=110)

@@ -17,7 +17,7 @@ from xaiquest.config import ExperimentConfig, RobustnessConfig
 from xaiquest.console import console, progress_bar
 from xaiquest.data import Split, stratified_indices
 from xaiquest.data.cifar10c import load_cifar10c
-from xaiquest.data.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTIONS, FAMILIES, corrupt
+from xaiquest.data.corruptions import BENCHMARK_CORRUPTIONS, FAMILIES, corrupt
 from xaiquest.errors import ConfigError
 from xaiquest.figures import save_figure
 from xaiquest.figures.corruptions import gallery_figure
@@ -25,8 +25,8 @@ from xaiquest.figures.robustness import severity_figure
 from xaiquest.inference import audit_logits
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.metrics.robustness import mean_corruption_error
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, run_keys
-from xaiquest.store import RunStore, atomic_write_text, fingerprint
+from xaiquest.runs import AuditData, RunKey, corruption_names, load_trained, robustness_fingerprint, run_keys
+from xaiquest.store import RunStore, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
         return
     keys = run_keys(config, cfg.variants)
     names = corruption_names(cfg)
-    unit_fp = fingerprint("robustness", [evaluate_fingerprint(config, data, k, store) for k in keys], cfg.model_dump(), names)
+    unit_fp = robustness_fingerprint(config, data, store)
     if store.is_complete("robustness", unit_fp):
         console.print("robustness: already measured, skipping")
         return
@@ -63,17 +63,7 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
                 progress.advance(task)
     basis = f"clean accuracy on the same {len(clean):,} stratified test images, predictions under eval.tta = {config.eval.tta}"
     _write_outputs(store, scored, data.classes, names, _baseline_run(config, keys), clean.images[0], basis)
-    store.mark_complete("robustness", unit_fp, artifacts=[store.path("tables", "robustness_summary.csv")])
-
-
-def corruption_names(cfg: RobustnessConfig) -> list[str]:
-    if cfg.corruptions == "all":
-        return CORRUPTIONS.names()
-    if cfg.corruptions == "benchmark":
-        return list(BENCHMARK_CORRUPTIONS)
-    for name in cfg.corruptions:
-        CORRUPTIONS.get(name)  # raises, listing the known corruptions
-    return list(cfg.corruptions)
+    store.mark_complete("robustness", unit_fp, artifacts=[store.layout.tables.robustness_summary])
 
 
 def _clean_subset(test: Split, cfg: RobustnessConfig) -> Split:
@@ -123,23 +113,24 @@ def _write_outputs(store: RunStore, scored: list[Scored], classes: tuple[str, ..
     benchmark = [n for n in BENCHMARK_CORRUPTIONS if n in names] or names
     summary = mean_corruption_error(corrupted, clean_acc, baseline, corruptions=benchmark)
     per_model = summary.per_model.reset_index().rename(columns={"model": "run"})
-    tables = {
-        "robustness_accuracy.csv": table.to_csv(index=False),
-        "robustness_per_class_f1.csv": per_class.to_csv(index=False),
-        "robustness_ce.csv": summary.per_corruption.to_csv(index=False),
-        "robustness_summary.csv": per_model.to_csv(index=False),
-        "robustness_summary.md": per_model.to_markdown(index=False, floatfmt=".4f")
+    tables, figures = store.layout.tables, store.layout.figures
+    texts = {
+        tables.robustness_accuracy: table.to_csv(index=False),
+        tables.robustness_per_class_f1: per_class.to_csv(index=False),
+        tables.robustness_ce: summary.per_corruption.to_csv(index=False),
+        tables.robustness_summary: per_model.to_csv(index=False),
+        tables.markdown_of(tables.robustness_summary): per_model.to_markdown(index=False, floatfmt=".4f")
         + f"\n\nmCE normalised by `{baseline}` over {len(benchmark)} corruptions; {basis}."
         + "".join(f"\n- {note}" for note in summary.notes) + "\n",
     }
-    for file, text in tables.items():
-        atomic_write_text(store.path("tables", file), text)
+    for path, text in texts.items():
+        atomic_write_text(path, text)
     families = {family: [n for n in members if n in names] for family, members in FAMILIES.items()}
     for metric, label in (("accuracy", "accuracy"), ("ece", "ECE")):
         long = table.rename(columns={metric: "value"})[["model", "corruption", "severity", "value"]]
         save_figure(severity_figure(long, families, label, title=f"{label} vs corruption severity"),
-                    store.path("figures", f"robustness_{metric}.png"))
-    save_figure(gallery_figure(example), store.path("figures", "corruption_gallery.png"))
+                    figures.png(f"robustness_{metric}"))
+    save_figure(gallery_figure(example), figures.png("corruption_gallery"))
     for row in per_model.itertuples():
         console.print(f"robustness: {row.run} clean {row.clean_accuracy:.2%}, corrupted {row.mean_corruption_accuracy:.2%}, "
                       f"mCE {row.mce:.3f}, relative mCE {row.relative_mce:.3f}")

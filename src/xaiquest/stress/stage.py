@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -30,9 +29,10 @@ from xaiquest.explainers.quality import mass_inside, pointing_game, top_k_overla
 from xaiquest.explainers.registry import explain
 from xaiquest.figures import save_figure
 from xaiquest.inference import audit_logits, prepare_batch
+from xaiquest.layout import STRESS_TABLES, ModelFiles, StressFiles
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.patch import stamp, stamp_parameters
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_dir, run_keys
+from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_keys
 from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint
 from xaiquest.stress.background import mask_gallery_figure
 from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
@@ -40,6 +40,7 @@ from xaiquest.stress.focus import focus_shift_table
 from xaiquest.stress.layerwise import depth_metric_figure, first_layer_filters_figure, layerwise_table
 from xaiquest.stress.patch import reliance_metrics
 from xaiquest.stress.probes import PROBES, apply_probe
+from xaiquest.units import Finished, gather_tables, run_per_model
 
 BEFORE_AFTER_PROBES = ("noise", "occlusion_centre", "background_swap")
 
@@ -59,24 +60,30 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         console.print("stress: disabled in the config, skipping")
         return
     inputs = _inputs(config, data)
-    save_figure(mask_gallery_figure(inputs.clean.images[:16], inputs.foreground[:16]), store.path("figures", "stress_masks.png"))
+    save_figure(mask_gallery_figure(inputs.clean.images[:16], inputs.foreground[:16]), store.layout.figures.png("stress_masks"))
     battery = {key.id for key in run_keys(config, cfg.variants)}
-    for key in run_keys(config):
-        planted = config.train_config(key.spec, key.variant).patch is not None
-        probe_patch = inputs.patch is not None and (planted or key.variant == BASELINE)
-        if key.id not in battery and not probe_patch:
-            continue
-        unit_fp = fingerprint("stress", evaluate_fingerprint(config, data, key, store), cfg.model_dump(), config.explain.methods,
-                              None if inputs.patch is None else stamp_parameters(inputs.patch))
-        if not store.is_complete(f"stress/{key.id}", unit_fp):
-            model = load_trained(store, key, data, device)
-            out = run_dir(store, key) / "stress"
-            clean_logits = audit_logits(model, inputs.clean.images, device, config)
-            if key.id in battery:
-                _probe_battery(model, key, out, inputs, config, device, clean_logits)
-            if probe_patch:
-                _patch_probe(model, key, out, inputs, config, device, clean_logits, planted)
-            store.mark_complete(f"stress/{key.id}", unit_fp)
+
+    def planted(key: RunKey) -> bool:
+        return config.train_config(key.spec, key.variant).patch is not None
+
+    def probe_patch(key: RunKey) -> bool:
+        return inputs.patch is not None and (planted(key) or key.variant == BASELINE)
+
+    def compute(key: RunKey, files: ModelFiles) -> Finished:
+        model = load_trained(store, key, data, device)
+        clean_logits = audit_logits(model, inputs.clean.images, device, config)
+        if key.id in battery:
+            _probe_battery(model, key, files.stress, inputs, config, device, clean_logits)
+        if probe_patch(key):
+            _patch_probe(model, key, files.stress, inputs, config, device, clean_logits, planted(key))
+        return Finished([])
+
+    keys = [key for key in run_keys(config) if key.id in battery or probe_patch(key)]
+    patch_parameters = None if inputs.patch is None else stamp_parameters(inputs.patch)
+    run_per_model("stress", keys, store,
+                  lambda key: fingerprint("stress", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
+                                          config.explain.methods, patch_parameters),
+                  compute)
     _aggregate(store, config)
 
 
@@ -88,7 +95,7 @@ def _inputs(config: ExperimentConfig, data: AuditData) -> StressInputs:
     return StressInputs(clean, foreground_masks(clean.images), planted_patch(config))
 
 
-def _probe_battery(model: nn.Module, key: RunKey, out: Path, inputs: StressInputs, config: ExperimentConfig,
+def _probe_battery(model: nn.Module, key: RunKey, out: StressFiles, inputs: StressInputs, config: ExperimentConfig,
                    device: torch.device, clean_logits: torch.Tensor) -> None:
     """Every probe x intensity: scores, focus shift, before/after figures; then the layer-wise view."""
     cfg, clean = config.stress, inputs.clean
@@ -110,8 +117,8 @@ def _probe_battery(model: nn.Module, key: RunKey, out: Path, inputs: StressInput
                 changed[(probe, intensity)] = mask[: len(focus)]
                 examples.setdefault(probe, (intensity, images[: len(focus)]))
                 progress.advance(task)
-    atomic_write_text(out / "probes.csv", pd.DataFrame(rows).to_csv(index=False))
-    atomic_write_text(out / "focus.csv", focus_shift_table(clean_maps, stressed_maps, changed).to_csv(index=False))
+    atomic_write_text(out.probes, pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(out.focus, focus_shift_table(clean_maps, stressed_maps, changed).to_csv(index=False))
     for probe in BEFORE_AFTER_PROBES:
         if probe in examples:
             intensity, images = examples[probe]
@@ -120,12 +127,12 @@ def _probe_battery(model: nn.Module, key: RunKey, out: Path, inputs: StressInput
                                          {m: v[:shown] for m, v in stressed_maps[(probe, intensity)].items()},
                                          [f"test #{i}" for i in range(shown)],
                                          f"{key.id}: {probe} ({intensity}), explanations before / after")
-            save_figure(figure, out / f"before_after_{probe}.png", dpi=110)
+            save_figure(figure, out.before_after(probe), dpi=110)
     noisy = corrupt(clean.images[: cfg.layerwise_images], "gaussian_noise", cfg.layerwise_noise, seed=cfg.seed)
     layers = layerwise_table(model, prepare_batch(clean.images[: cfg.layerwise_images], device, channels_last=False),
                              prepare_batch(noisy, device, channels_last=False))
-    atomic_write_text(out / "layerwise.csv", layers.to_csv(index=False))
-    save_figure(first_layer_filters_figure(model, f"{key.id}: first-layer filters"), out / "first_layer_filters.png")
+    atomic_write_text(out.layerwise, layers.to_csv(index=False))
+    save_figure(first_layer_filters_figure(model, f"{key.id}: first-layer filters"), out.first_layer_filters)
 
 
 def _probe_row(probe: str, intensity: object, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, object]:
@@ -135,7 +142,7 @@ def _probe_row(probe: str, intensity: object, logits: torch.Tensor, labels: torc
             "ece": expected_calibration_error(probs, labels)}
 
 
-def _patch_probe(model: nn.Module, key: RunKey, out: Path, inputs: StressInputs, config: ExperimentConfig,
+def _patch_probe(model: nn.Module, key: RunKey, out: StressFiles, inputs: StressInputs, config: ExperimentConfig,
                  device: torch.device, clean_logits: torch.Tensor, trained_with_patch: bool) -> None:
     """Reliance on the experiment's patch, and (for models trained with it) explainer localisation on it."""
     spec, clean = inputs.patch, inputs.clean
@@ -144,7 +151,7 @@ def _patch_probe(model: nn.Module, key: RunKey, out: Path, inputs: StressInputs,
     reliance = reliance_metrics(clean_logits, stamped_logits, clean.labels, spec.target_class)
     reliance["ece_stamped"] = expected_calibration_error(stamped_logits.softmax(1), clean.labels)
     reliance["trained_with_patch"] = trained_with_patch
-    atomic_write_json(out / "patch.json", reliance)
+    atomic_write_json(out.patch, reliance)
     if not trained_with_patch:
         return
     others = (clean.labels != spec.target_class).nonzero().squeeze(1)[: config.stress.focus_images]
@@ -159,41 +166,33 @@ def _patch_probe(model: nn.Module, key: RunKey, out: Path, inputs: StressInputs,
     scores = pd.DataFrame(rows)
     wins = win_rates(scores.rename(columns={"tko": "score"})[["image", "method", "score"]]).set_index("method")["win_rate"]
     table = scores.groupby("method", sort=False)[["tko", "pointing", "mass_inside"]].mean().assign(win_rate=wins).reset_index()
-    atomic_write_text(out / "patch_localisation.csv", table.to_csv(index=False))
+    atomic_write_text(out.patch_localisation, table.to_csv(index=False))
     save_figure(patch_figure(stamped[others[0]], {m: v[0] for m, v in maps.items()}, f"{key.id}: patched image", masks[others[0]]),
-                out / "patch_maps.png", dpi=110)
+                out.patch_maps, dpi=110)
 
 
 def _aggregate(store: RunStore, config: ExperimentConfig) -> None:
     """Run-level tables and figures from every model's stress folder."""
     keys = run_keys(config)
-    frames = {name: [] for name in ("probes", "focus", "layerwise", "patch_localisation")}
-    reliance = []
-    for key in keys:
-        folder = run_dir(store, key) / "stress"
-        for name in frames:
-            if (folder / f"{name}.csv").exists():
-                frames[name].append(pd.read_csv(folder / f"{name}.csv").assign(run=key.id))
-        if (folder / "patch.json").exists():
-            reliance.append({"run": key.id, "model": key.spec.name, "variant": key.variant, "seed": key.seed,
-                             **{k: v for k, v in json.loads((folder / "patch.json").read_text()).items() if not k.startswith("f1_")}})
-    tables = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items() if parts}
-    for name, table in tables.items():
-        file = {"probes": "stress_probes", "focus": "stress_focus"}.get(name, name)
-        atomic_write_text(store.path("tables", f"{file}.csv"), table.to_csv(index=False))
-    if "probes" in tables:
-        probes = tables["probes"]
+    tables = gather_tables(store, keys, lambda files, name: files.stress.table(name), STRESS_TABLES)
+    figures = store.layout.figures
+    if STRESS_TABLES["probes"] in tables:
+        probes = tables[STRESS_TABLES["probes"]]
         for probe in config.stress.probes:
             rows = probes[probes["probe"] == probe]
             save_figure(probe_curve_figure(rows, "intensity", "accuracy", "run", title=f"accuracy under {probe}"),
-                        store.path("figures", f"stress_{probe}.png"))
-    if "layerwise" in tables:
+                        figures.png(f"stress_{probe}"))
+    if STRESS_TABLES["layerwise"] in tables:
+        layerwise = tables[STRESS_TABLES["layerwise"]]
         for metric in ("edge_alignment", "hf_energy", "cka_clean_vs_noisy"):
-            columns = [c for c in tables["layerwise"].columns if c.startswith(metric)]
-            save_figure(depth_metric_figure(tables["layerwise"], columns, title=metric.replace("_", " ")),
-                        store.path("figures", f"layerwise_{metric}.png"))
+            columns = [c for c in layerwise.columns if c.startswith(metric)]
+            save_figure(depth_metric_figure(layerwise, columns, title=metric.replace("_", " ")),
+                        figures.png(f"layerwise_{metric}"))
+    reliance = [{"run": key.id, "model": key.spec.name, "variant": key.variant, "seed": key.seed,
+                 **{k: v for k, v in json.loads(patch.read_text()).items() if not k.startswith("f1_")}}
+                for key in keys if (patch := store.layout.model(key.id).stress.patch).exists()]
     if reliance:
-        atomic_write_text(store.path("tables", "patch_reliance.csv"), _with_baseline(pd.DataFrame(reliance)).to_csv(index=False))
+        atomic_write_text(store.layout.tables.patch_reliance, _with_baseline(pd.DataFrame(reliance)).to_csv(index=False))
 
 
 def _with_baseline(reliance: pd.DataFrame) -> pd.DataFrame:

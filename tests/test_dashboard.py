@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -27,6 +28,7 @@ from xaiquest.dashboard.session import (
 )
 from xaiquest.dashboard.views import overlay, quality_table
 from xaiquest.errors import ConfigError, XaiquestError
+from xaiquest.layout import RunLayout
 
 @pytest.fixture(scope="module")
 def dashboard(smoke_run) -> Dashboard:
@@ -63,6 +65,17 @@ def test_a_run_whose_config_fails_the_name_check_is_refused_like_the_pipeline_re
     (copy / "models").symlink_to(smoke_run / "models")
     with pytest.raises(ConfigError, match="config field 'explain.layer': unknown layer 'stage9'"):
         open_run(copy)
+
+
+def test_a_model_folder_left_from_an_older_config_is_not_offered(smoke_run, smoke_models, tmp_path):
+    """The model list is the config's models that finished training, not whatever folders exist."""
+    copy, layout = tmp_path / "tiny", RunLayout(tmp_path / "tiny")
+    layout.models.mkdir(parents=True)
+    shutil.copy(RunLayout(smoke_run).manifest, layout.manifest)
+    for model in smoke_models:
+        layout.model(model).folder.symlink_to(RunLayout(smoke_run).model(model).folder)
+    shutil.copytree(RunLayout(smoke_run).model(smoke_models[0]).folder, layout.model("fastnet__mixup__s1").folder)
+    assert Dashboard(open_run(copy)).model_ids() == list(smoke_models)
 
 
 def test_without_gradio_the_command_says_how_to_install_it(tmp_path, monkeypatch):

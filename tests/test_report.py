@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from xaiquest.errors import UnknownNameError, XaiquestError
+from xaiquest.layout import RunLayout
 from xaiquest.report import RunTables, finding_rule, run_rules, write_report
 from xaiquest.report.findings import RULES, Finding, critical_reflection
 from xaiquest.report.sections import Paragraph, setup_section
@@ -441,6 +442,68 @@ def test_later_stage_sections_light_up_when_their_tables_exist(tmp_path: Path) -
 def test_write_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(XaiquestError, match="not a run directory"):
         write_report(tmp_path)
+
+
+# -- the run's own models, and what is missing (issue 13.1) --------------------------------------
+
+
+def _recorded(root: Path, **manifest: object) -> None:
+    """Record in the manifest what a pipeline run records: the config's model ids and their finished training."""
+    layout = RunLayout(root)
+    record = json.loads(layout.manifest.read_text())
+    record |= {"runs": list(RUNS), "units": {f"train/{run}": {"fingerprint": "x"} for run in RUNS}} | manifest
+    layout.manifest.write_text(json.dumps(record))
+
+
+def test_a_model_folder_left_from_an_older_config_is_not_in_the_report(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _recorded(root)
+    old = RunLayout(root).model("fastnet__mixup__s1")  # trained by an earlier config of the same experiment
+    _write(root, old.train_record.relative_to(root).as_posix(), {"model": "fastnet", "variant": "mixup", "seed": 1,
+                                                                 "epochs": 9, "train_time_s": 3.0})
+    _write(root, old.eval.metrics.relative_to(root).as_posix(), {"accuracy": 0.99, "num_samples": 100})
+    _write(root, old.eval.per_class.relative_to(root).as_posix(), pd.DataFrame({"class": ["cat"], "recall": [0.5]}))
+    _png(root, old.curves.relative_to(root).as_posix())
+    _, md_path = write_report(root)
+    markdown = md_path.read_text(encoding="utf-8")
+    assert "fastnet__mixup__s1" not in markdown and "mixup" not in markdown and "99.00" not in markdown
+    run = RunTables(root)
+    assert run.runs == sorted(RUNS)
+    assert run.labels(RUNS) == {RUNS[0]: "fastnet", RUNS[1]: "vgg_small"}
+
+
+def test_a_manifest_without_runs_falls_back_to_the_model_folders(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _write(root, "models/old__baseline__s0/train.json", {"model": "old"})
+    assert RunTables(root).runs == sorted([*RUNS, "old__baseline__s0"])
+
+
+def test_the_report_names_the_tables_of_an_enabled_stage_that_are_missing(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _recorded(root, config={"robustness": {"enabled": True}, "stress": {"enabled": False},
+                            "concepts": {"enabled": False}})
+    html_path, md_path = write_report(root)
+    markdown = md_path.read_text(encoding="utf-8")
+    missing = [line for line in markdown.splitlines() if line.startswith("Missing results")]
+    assert missing == ["Missing results: tables/robustness_summary.csv, tables/robustness_accuracy.csv are missing: "
+                       "the robustness stage (robustness.enabled in the config) has not run or failed; run "
+                       "`xaiquest robustness` with this run's config."]
+    assert "2 expected results missing (see Setup)" in markdown
+    assert "tables/robustness_accuracy.csv are missing" in html_path.read_text(encoding="utf-8")
+
+
+def test_missing_evaluations_and_untrained_models_are_named(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _recorded(root, runs=[*RUNS, "resnet_small__baseline__s0"],
+              config={stage: {"enabled": False} for stage in ("robustness", "explain", "stress", "concepts")})
+    RunLayout(root).model(RUNS[1]).eval.metrics.unlink()
+    RunLayout(root).tables.calibration.unlink()
+    run = RunTables(root)
+    assert run.untrained == ["resnet_small__baseline__s0"]
+    assert run.missing() == {"evaluate": [f"models/{RUNS[1]}/eval/metrics.json"], "calibrate": ["tables/calibration.csv"]}
+    text = " ".join(block.text for block in setup_section(run, []).blocks if isinstance(block, Paragraph))
+    assert "1 model of the config (resnet_small__baseline__s0) never finished training; run `xaiquest train`" in text
+    assert f"models/{RUNS[1]}/eval/metrics.json is missing: the evaluate stage has not run or failed" in text
 
 
 def test_layerwise_rules_follow_network_depth_not_the_alphabet(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 
 import xaiquest
+from xaiquest.layout import RELATIVE
+from xaiquest.pipeline import STAGES
 from xaiquest.report import RunTables, run_rules
 from xaiquest.report.findings import (
     CHANCE_MARGIN,
@@ -24,7 +26,7 @@ from xaiquest.report.findings import (
     group_of,
     robustness_families,
 )
-from xaiquest.report.reader import PER_RUN_FILES, STAGE_TABLES
+from xaiquest.report.reader import EXPECTED_TABLES, PER_RUN_FILES, STAGE_TABLES
 
 SEEDS = range(30)
 CLASSES = tuple(f"class{i}" for i in range(10))
@@ -287,10 +289,13 @@ def test_every_table_the_rules_read_is_declared_and_written_by_a_stage(tmp_path:
         monkeypatch.setattr(RunTables, method, recording)
     for seed in SEEDS[:5]:
         run_rules(RunTables(random_run(tmp_path / str(seed), seed)))
-    per_run = {re.sub(r"^models/[^/]+/", "", rel) for rel in read if rel.startswith("models/")}
-    run_level = {rel for rel in read if not rel.startswith("models/")}
+    models = f"{RELATIVE.models.as_posix()}/"
+    per_run = {re.sub(rf"^{models}[^/]+/", "", rel) for rel in read if rel.startswith(models)}
+    run_level = {rel for rel in read if not rel.startswith(models)} - {RELATIVE.manifest.as_posix()}  # the run's models
     assert per_run == set(PER_RUN_FILES)
     assert {rel for rel in run_level if not any(fnmatch(rel, table) for table in STAGE_TABLES)} == set()
     assert {table for table in STAGE_TABLES if not any(fnmatch(rel, table) for rel in run_level)} == set()
     literals = _stage_literals()
     assert [name for name in (*STAGE_TABLES, *PER_RUN_FILES) if not _written_by_a_stage(name, literals)] == []
+    assert {table for tables in EXPECTED_TABLES.values() for table in tables} <= set(STAGE_TABLES)
+    assert set(EXPECTED_TABLES) <= set(STAGES)  # the report tells the reader to run `xaiquest <stage>`

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -27,6 +28,7 @@ from xaiquest.dashboard.session import (
 )
 from xaiquest.dashboard.views import overlay, quality_table
 from xaiquest.errors import ConfigError, XaiquestError
+from xaiquest.layout import RunLayout
 
 @pytest.fixture(scope="module")
 def dashboard(smoke_run) -> Dashboard:
@@ -55,14 +57,25 @@ def test_data_that_moved_is_passed_with_data_and_a_wrong_path_is_named(smoke_run
 
 
 def test_a_run_whose_config_fails_the_name_check_is_refused_like_the_pipeline_refuses_it(smoke_run, tmp_path):
-    copy = tmp_path / "tiny"
-    copy.mkdir()
-    manifest = json.loads((smoke_run / "manifest.json").read_text())
+    copy = RunLayout(tmp_path / "tiny")
+    copy.root.mkdir()
+    manifest = json.loads(RunLayout(smoke_run).manifest.read_text())
     manifest["config"]["explain"]["layer"] = "stage9"
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    (copy / "models").symlink_to(smoke_run / "models")
+    copy.manifest.write_text(json.dumps(manifest))
+    copy.models.symlink_to(RunLayout(smoke_run).models)
     with pytest.raises(ConfigError, match="config field 'explain.layer': unknown layer 'stage9'"):
-        open_run(copy)
+        open_run(copy.root)
+
+
+def test_a_model_folder_left_from_an_older_config_is_not_offered(smoke_run, smoke_models, tmp_path):
+    """The model list is the config's models that finished training, not whatever folders exist."""
+    layout = RunLayout(tmp_path / "tiny")
+    layout.models.mkdir(parents=True)
+    shutil.copy(RunLayout(smoke_run).manifest, layout.manifest)
+    for model in smoke_models:
+        layout.model(model).folder.symlink_to(RunLayout(smoke_run).model(model).folder)
+    shutil.copytree(RunLayout(smoke_run).model(smoke_models[0]).folder, layout.model("fastnet__mixup__s1").folder)
+    assert Dashboard(open_run(layout.root)).model_ids() == list(smoke_models)
 
 
 def test_without_gradio_the_command_says_how_to_install_it(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from xaiquest.errors import UnknownNameError, XaiquestError
+from xaiquest.layout import RELATIVE, RunLayout
 from xaiquest.report import RunTables, finding_rule, run_rules, write_report
 from xaiquest.report.findings import RULES, Finding, critical_reflection
 from xaiquest.report.sections import Paragraph, setup_section
@@ -27,7 +28,7 @@ RUNS = ("fastnet__baseline__s0", "vgg_small__baseline__s0")
 METHODS = ("gradcam", "saliency", "lime")
 
 
-def _write(root: Path, rel: str, content: pd.DataFrame | dict | str) -> None:
+def _write(root: Path, rel: Path, content: pd.DataFrame | dict | str) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, pd.DataFrame):
@@ -38,7 +39,7 @@ def _write(root: Path, rel: str, content: pd.DataFrame | dict | str) -> None:
         path.write_text(content)
 
 
-def _png(root: Path, rel: str) -> None:
+def _png(root: Path, rel: Path) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (8, 6), (200, 30, 30)).save(path)
@@ -98,52 +99,52 @@ def _robustness_accuracy() -> pd.DataFrame:
 
 def _minimal_run(root: Path) -> Path:
     """A two-model run directory with every file the report reads from the finished stages."""
-    _write(root, "manifest.json", {"experiment": "tiny", "data": "synthetic", "torch": "2.x", "python": "3.11",
+    _write(root, RELATIVE.manifest, {"experiment": "tiny", "data": "synthetic", "torch": "2.x", "python": "3.11",
                                    "xaiquest": "0.1.0", "config": {"data": {"val_size": 50}},
                                    "timings_s": {"train": 12.5, "evaluate": 1.0}, "units": {}})
     for run, accuracy in zip(RUNS, (0.8117, 0.7477)):
         model = run.split("__")[0]
-        _write(root, f"models/{run}/train.json", {"model": model, "variant": "baseline", "seed": 0, "epochs": 4,
+        _write(root, RELATIVE.model(run).train_record, {"model": model, "variant": "baseline", "seed": 0, "epochs": 4,
                                                   "params": 295096, "train_time_s": 94.1 if model == "fastnet" else 116.8,
                                                   "augmentations": ["crop(pad=2)", "hflip"], "device": "cpu",
                                                   "train_images": 450})
-        _write(root, f"models/{run}/eval/metrics.json", {"accuracy": accuracy, "num_samples": 100})
-        _write(root, f"models/{run}/eval/per_class.csv",
+        _write(root, RELATIVE.model(run).eval.metrics, {"accuracy": accuracy, "num_samples": 100})
+        _write(root, RELATIVE.model(run).eval.per_class,
                pd.DataFrame({"class": ["cat", "ship"], "recall": [0.623, 0.915]}))
-        _write(root, f"models/{run}/explain/agreement_iou.csv", _agreement())
-        for figure in ("curves.png", "eval/confusion.png", "calibration/reliability.png", "explain/grid.png",
-                       "explain/agreement.png"):
-            _png(root, f"models/{run}/{figure}")
-    _write(root, "tables/comparison.csv", _comparison())
-    _write(root, "tables/calibration.csv", _calibration())
-    _write(root, "tables/explain_quality.csv", _quality())
-    for figure in ("reliability_overlay.png", "explain_quality.png", "explain_image_7.png"):
-        _png(root, f"figures/{figure}")
+        _write(root, RELATIVE.model(run).explain.agreement_iou, _agreement())
+        files = RELATIVE.model(run)
+        for figure in (files.curves, files.eval.confusion_figure, files.calibration.figure, files.explain.grid,
+                       files.explain.agreement_figure):
+            _png(root, figure)
+    _write(root, RELATIVE.tables.comparison, _comparison())
+    _write(root, RELATIVE.tables.calibration, _calibration())
+    _write(root, RELATIVE.tables.explain_quality, _quality())
+    for figure in ("reliability_overlay", "explain_quality", "explain_image_7"):
+        _png(root, RELATIVE.figures.png(figure))
     return root
 
 
 def _later_stages(root: Path) -> None:
     """The tables and figures of the robustness, stress, patch and layer-wise stages."""
-    _write(root, "tables/robustness_summary.csv", pd.DataFrame({
+    _write(root, RELATIVE.tables.robustness_summary, pd.DataFrame({
         "run": list(RUNS), "clean_accuracy": [0.9, 0.8], "mean_corruption_accuracy": [0.6, 0.55],
         "mce": [1.0, 0.85], "relative_mce": [1.0, 1.2]}))
-    _write(root, "tables/robustness_accuracy.csv", _robustness_accuracy())
-    _write(root, "tables/stress_colour.csv", pd.DataFrame({
+    _write(root, RELATIVE.tables.robustness_accuracy, _robustness_accuracy())
+    _write(root, RELATIVE.tables.csv("stress_colour"), pd.DataFrame({
         "run": [RUNS[0]] * 2 + [RUNS[1]] * 2, "probe": ["grayscale"] * 4, "condition": ["colour", "gray"] * 2,
         "accuracy": [0.8, 0.6, 0.75, 0.7]}))
-    _write(root, "tables/patch_reliance.csv", pd.DataFrame({
+    _write(root, RELATIVE.tables.patch_reliance, pd.DataFrame({
         "run": list(RUNS), "clean_accuracy": [0.8, 0.75], "attack_success": [0.92, 0.3],
         "baseline_attack_success": [0.02, 0.1], "target_recall_without_patch": [0.85, 0.8]}))
-    _write(root, "tables/patch_localisation.csv", pd.DataFrame({
+    _write(root, RELATIVE.tables.patch_localisation, pd.DataFrame({
         "run": [RUNS[0]] * 2, "method": ["gradcam", "lime"], "tko": [0.8, 0.4], "pointing": [0.9, 0.5],
         "mass_inside": [0.45, 0.2], "win_rate": [0.75, 0.25]}))
-    _write(root, "tables/layerwise.csv", pd.DataFrame({
+    _write(root, RELATIVE.tables.layerwise, pd.DataFrame({
         "run": [RUNS[0]] * 3, "depth": [1, 2, 3], "edge_alignment_clean": [0.7, 0.5, 0.3],
         "edge_alignment_noisy": [0.3, 0.2, 0.1], "hf_energy_clean": [1.0, 1.0, 1.0],
         "hf_energy_noisy": [3.2, 1.5, 1.1], "cka_clean_vs_noisy": [0.9, 0.6, 0.5]}))
-    for figure in ("robustness_accuracy.png", "robustness_ece.png", "corruption_gallery.png", "stress_colour.png",
-                   "layerwise_cka.png"):
-        _png(root, f"figures/{figure}")
+    for figure in ("robustness_accuracy", "robustness_ece", "corruption_gallery", "stress_colour", "layerwise_cka"):
+        _png(root, RELATIVE.figures.png(figure))
 
 
 # -- rules ------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def test_unknown_rule_name_is_an_error(tmp_path: Path) -> None:
 def test_a_new_rule_is_one_decorated_function(tmp_path: Path) -> None:
     @finding_rule("test_only_rule", tags=("bias",))
     def rule(run: RunTables) -> list[Finding]:
-        return [Finding("setup", f"{len(run.runs)} runs", {"runs": 0.0}, "manifest.json")]
+        return [Finding("setup", f"{len(run.runs)} runs", {"runs": 0.0}, RELATIVE.manifest.as_posix())]
 
     try:
         (finding,) = _findings(tmp_path, "test_only_rule")
@@ -182,7 +183,7 @@ def test_labels_drop_the_parts_every_run_shares(tmp_path: Path) -> None:
 
 
 def test_accuracy_ranking_and_single_seed_note(tmp_path: Path) -> None:
-    _write(tmp_path, "tables/comparison.csv", _comparison())
+    _write(tmp_path, RELATIVE.tables.comparison, _comparison())
     text = _text(_findings(tmp_path, "accuracy_ranking", "accuracy_noise"))
     assert "fastnet has the highest test accuracy (81.17%)" in text
     assert "vgg_small has the lowest (74.77%)" in text and "6.40 pp across 2 models" in text
@@ -190,11 +191,11 @@ def test_accuracy_ranking_and_single_seed_note(tmp_path: Path) -> None:
 
 
 def test_accuracy_within_seed_noise(tmp_path: Path) -> None:
-    _write(tmp_path, "tables/comparison.csv", _comparison(stds=(0.05, 0.05), seeds=3))
+    _write(tmp_path, RELATIVE.tables.comparison, _comparison(stds=(0.05, 0.05), seeds=3))
     (finding,) = _findings(tmp_path, "accuracy_noise")
     assert "fastnet and vgg_small are within seed noise: 81.17% ± 5.00 pp vs 74.77% ± 5.00 pp" in finding.text
     assert "the difference, 6.40 pp, is below their combined std of 7.07 pp" in finding.text
-    _write(tmp_path, "tables/comparison.csv", _comparison(stds=(0.01, 0.01), seeds=3))
+    _write(tmp_path, RELATIVE.tables.comparison, _comparison(stds=(0.01, 0.01), seeds=3))
     (finding,) = _findings(tmp_path, "accuracy_noise")
     assert "differ by more than their combined seed std" in finding.text and "6.40 pp > 1.41 pp" in finding.text
 
@@ -207,7 +208,7 @@ def test_hardest_class_and_training_cost(tmp_path: Path) -> None:
 
 
 def test_calibration_rules(tmp_path: Path) -> None:
-    _write(tmp_path, "tables/calibration.csv", _calibration())
+    _write(tmp_path, RELATIVE.tables.calibration, _calibration())
     findings = _findings(tmp_path, "calibration_extremes", "confidence_direction", "temperature_scaling")
     text = _text(findings)
     assert "vgg_small is the best calibrated model before temperature scaling (ECE 0.0500)" in text
@@ -248,14 +249,14 @@ def test_explanation_rules(tmp_path: Path) -> None:
 
 
 def test_sanity_rule_names_failures_and_passes(tmp_path: Path) -> None:
-    _write(tmp_path, "tables/explain_quality.csv", _quality())
+    _write(tmp_path, RELATIVE.tables.explain_quality, _quality())
     overview, finding = _findings(tmp_path, "sanity_failures")
     assert overview.kind == "weakness" and overview.text.startswith(
         "1 method of 4 fails the cascading-randomisation sanity check on at least one model: lime (1 of 2 models). "
         "Its maps barely depend on the learned weights there.")
     assert finding.kind == "weakness" and "lime fails the cascading-randomisation sanity check on fastnet" in finding.text
     assert "final SSIM 0.640, Spearman 0.697" in finding.text
-    _write(tmp_path, "tables/explain_quality.csv", _quality().assign(sanity_fails=False))
+    _write(tmp_path, RELATIVE.tables.explain_quality, _quality().assign(sanity_fails=False))
     (finding,) = _findings(tmp_path, "sanity_failures")
     assert finding.kind == "strength" and "All 4 methods pass" in finding.text and "on all 2 models" in finding.text
 
@@ -285,15 +286,15 @@ def test_patch_rules(tmp_path: Path) -> None:
 def _variants_run(root: Path) -> None:
     """fastnet baseline + label smoothing + a planted-patch variant (which must stay out of the comparison)."""
     runs = ["fastnet__baseline__s0", "fastnet__label_smoothing__s0", "fastnet__patch__s0"]
-    _write(root, "tables/comparison.csv", pd.DataFrame({
+    _write(root, RELATIVE.tables.comparison, pd.DataFrame({
         "model": ["fastnet"] * 3, "variant": ["baseline", "label_smoothing", "patch"], "accuracy_mean": [0.80, 0.81, 0.74],
         "ece_mean": [0.05, 0.02, 0.30], "mce_mean": [1.0, 0.95, float("nan")]}))
     for run, patch in zip(runs, [None, None, {"target_class": 0}]):
-        _write(root, f"models/{run}/train.json", {"model": "fastnet", "variant": run.split("__")[1], "patch": patch})
-    _write(root, "tables/stress_probes.csv", pd.DataFrame({
+        _write(root, RELATIVE.model(run).train_record, {"model": "fastnet", "variant": run.split("__")[1], "patch": patch})
+    _write(root, RELATIVE.tables.stress_probes, pd.DataFrame({
         "probe": ["clean", "noise", "noise", "clean", "noise", "noise"], "intensity": ["none", 1, 5] * 2,
         "accuracy": [0.8, 0.6, 0.4, 0.81, 0.7, 0.5], "run": [runs[0]] * 3 + [runs[1]] * 3}))
-    _write(root, "tables/reexamine.csv", pd.DataFrame({
+    _write(root, RELATIVE.tables.reexamine, pd.DataFrame({
         "model": ["fastnet"], "seed": [0], "variant": ["label_smoothing"], "mistakes": [50], "variant_correct": [0.2],
         "same_wrong_class": [0.7], "baseline_confidence": [0.95], "variant_prob_baseline_class": [0.6],
         "variant_prob_true": [0.2], "gradcam_spearman": [0.81]}))
@@ -344,7 +345,7 @@ def test_overall_ranking_reports_ties_and_trade_offs(tmp_path: Path) -> None:
 
 
 def test_critical_reflection_says_what_was_not_measured(tmp_path: Path) -> None:
-    _write(tmp_path, "tables/calibration.csv", _calibration())
+    _write(tmp_path, RELATIVE.tables.calibration, _calibration())
     reflections = {r.tag: r for r in critical_reflection(run_rules(RunTables(tmp_path)))}
     assert reflections["bias"].findings == () and "did not measure bias" in reflections["bias"].summary
     reliability = reflections["reliability"]
@@ -411,9 +412,9 @@ def test_write_report_on_a_minimal_run(tmp_path: Path) -> None:
     links = _markdown_links(md_path)
     assert links and all((root / link).is_file() for link in links)
     for created in ("findings", "final_ranking", "xai_methods", "setup", "explain_quality_by_method"):
-        assert (root / "tables" / f"{created}.csv").is_file()
-    assert (root / "figures" / "final_comparison.png").is_file()
-    findings = pd.read_csv(root / "tables" / "findings.csv")
+        assert RunLayout(root).tables.csv(created).is_file()
+    assert RunLayout(root).figures.png("final_comparison").is_file()
+    findings = pd.read_csv(RunLayout(root).tables.findings)
     assert {"section", "rule", "kind", "tags", "text", "source", "numbers"} <= set(findings.columns)
     markdown = md_path.read_text(encoding="utf-8")
     assert "## 1. Summary" in markdown and "## 2. Setup" in markdown and "[tables/calibration.csv](tables/calibration.csv)" in markdown
@@ -423,7 +424,7 @@ def test_write_report_on_a_minimal_run(tmp_path: Path) -> None:
 def test_later_stage_sections_light_up_when_their_tables_exist(tmp_path: Path) -> None:
     root = _minimal_run(tmp_path / "tiny")
     _later_stages(root)
-    _write(root, "tables/stress_sweep.csv", pd.DataFrame({"run": RUNS[0], "probe": "blur", "intensity": range(30),
+    _write(root, RELATIVE.tables.csv("stress_sweep"), pd.DataFrame({"run": RUNS[0], "probe": "blur", "intensity": range(30),
                                                           "accuracy": [0.9 - 0.01 * i for i in range(30)]}))
     html_path, md_path = write_report(root)
     parser = _check_html(html_path)
@@ -443,9 +444,70 @@ def test_write_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None
         write_report(tmp_path)
 
 
+# -- the run's own models, and what is missing (issue 13.1) --------------------------------------
+
+
+def _recorded(root: Path, **manifest: object) -> None:
+    """Record in the manifest what a pipeline run records: the config's model ids and their finished training."""
+    layout = RunLayout(root)
+    record = json.loads(layout.manifest.read_text())
+    record |= {"runs": list(RUNS), "units": {f"train/{run}": {"fingerprint": "x"} for run in RUNS}} | manifest
+    layout.manifest.write_text(json.dumps(record))
+
+
+def test_a_model_folder_left_from_an_older_config_is_not_in_the_report(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _recorded(root)
+    old = RELATIVE.model("fastnet__mixup__s1")  # trained by an earlier config of the same experiment
+    _write(root, old.train_record, {"model": "fastnet", "variant": "mixup", "seed": 1, "epochs": 9, "train_time_s": 3.0})
+    _write(root, old.eval.metrics, {"accuracy": 0.99, "num_samples": 100})
+    _write(root, old.eval.per_class, pd.DataFrame({"class": ["cat"], "recall": [0.5]}))
+    _png(root, old.curves)
+    _, md_path = write_report(root)
+    markdown = md_path.read_text(encoding="utf-8")
+    assert "fastnet__mixup__s1" not in markdown and "mixup" not in markdown and "99.00" not in markdown
+    run = RunTables(root)
+    assert run.runs == sorted(RUNS)
+    assert run.labels(RUNS) == {RUNS[0]: "fastnet", RUNS[1]: "vgg_small"}
+
+
+def test_a_manifest_without_runs_falls_back_to_the_model_folders(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _write(root, RELATIVE.model("old__baseline__s0").train_record, {"model": "old"})
+    assert RunTables(root).runs == sorted([*RUNS, "old__baseline__s0"])
+
+
+def test_the_report_names_the_tables_of_an_enabled_stage_that_are_missing(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _recorded(root, config={"robustness": {"enabled": True}, "stress": {"enabled": False},
+                            "concepts": {"enabled": False}})
+    html_path, md_path = write_report(root)
+    markdown = md_path.read_text(encoding="utf-8")
+    missing = [line for line in markdown.splitlines() if line.startswith("Missing results")]
+    assert missing == ["Missing results: tables/robustness_summary.csv, tables/robustness_accuracy.csv are missing: "
+                       "the robustness stage (robustness.enabled in the config) has not run or failed; run "
+                       "`xaiquest robustness` with this run's config."]
+    assert "2 expected results missing (see Setup)" in markdown
+    assert "tables/robustness_accuracy.csv are missing" in html_path.read_text(encoding="utf-8")
+
+
+def test_missing_evaluations_and_untrained_models_are_named(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "tiny")
+    _recorded(root, runs=[*RUNS, "resnet_small__baseline__s0"],
+              config={stage: {"enabled": False} for stage in ("robustness", "explain", "stress", "concepts")})
+    RunLayout(root).model(RUNS[1]).eval.metrics.unlink()
+    RunLayout(root).tables.calibration.unlink()
+    run = RunTables(root)
+    assert run.untrained == ["resnet_small__baseline__s0"]
+    assert run.missing() == {"evaluate": [f"models/{RUNS[1]}/eval/metrics.json"], "calibrate": ["tables/calibration.csv"]}
+    text = " ".join(block.text for block in setup_section(run, []).blocks if isinstance(block, Paragraph))
+    assert "1 model of the config (resnet_small__baseline__s0) never finished training; run `xaiquest train`" in text
+    assert f"models/{RUNS[1]}/eval/metrics.json is missing: the evaluate stage has not run or failed" in text
+
+
 def test_layerwise_rules_follow_network_depth_not_the_alphabet(tmp_path: Path) -> None:
     """'stem' sorts after 'stage3' alphabetically; the rules must walk stem -> stage1 -> ... instead."""
-    _write(tmp_path, "tables/layerwise.csv", pd.DataFrame({
+    _write(tmp_path, RELATIVE.tables.layerwise, pd.DataFrame({
         "run": [RUNS[0]] * 4, "depth": ["stem", "stage1", "stage2", "stage3"], "depth_index": [0, 1, 2, 3],
         "edge_alignment_clean": [0.1, 0.2, 0.3, 0.4], "edge_alignment_noisy": [0.1, 0.2, 0.3, 0.4],
         "hf_energy_clean": [1.0, 1.0, 1.0, 1.0], "hf_energy_noisy": [1.0, 1.0, 1.0, 1.0],
@@ -459,9 +521,9 @@ def test_setup_states_the_prediction_policy_and_the_subsets_behind_each_clean_ac
                                                                                       wording: str) -> None:
     root = _minimal_run(tmp_path / "tiny")
     _later_stages(root)
-    manifest = json.loads((root / "manifest.json").read_text())
+    manifest = json.loads(RunLayout(root).manifest.read_text())
     manifest["config"] |= {"eval": {"tta": tta}, "robustness": {"test_images": 40}, "stress": {"test_images": 500}}
-    _write(root, "manifest.json", manifest)
+    _write(root, RELATIVE.manifest, manifest)
     setup = setup_section(RunTables(root), [])
     text = " ".join(block.text for block in setup.blocks if isinstance(block, Paragraph))
     assert f"Predictions (eval.tta = {tta}): {wording}" in text
@@ -476,11 +538,11 @@ def test_setup_states_the_prediction_policy_and_the_subsets_behind_each_clean_ac
 
 def _chance_run(root: Path) -> Path:
     """fastnet learned nothing (10 % on 10 classes) and is trivially well calibrated; vgg_small learned."""
-    _write(root, "tables/calibration.csv", pd.DataFrame({
+    _write(root, RELATIVE.tables.calibration, pd.DataFrame({
         "run": list(RUNS), "temperature": [1.299, 1.5], "ece": [0.0008, 0.05], "ece_after_ts": [0.0007, 0.02],
         "accuracy": [0.1, 0.8], "mean_confidence": [0.1005, 0.86]}))
     for run, accuracy in zip(RUNS, (0.1, 0.8)):
-        _write(root, f"models/{run}/eval/metrics.json", {"accuracy": accuracy})
+        _write(root, RELATIVE.model(run).eval.metrics, {"accuracy": accuracy})
     return root
 
 
@@ -497,14 +559,14 @@ def test_chance_level_models_are_flagged_and_kept_out_of_strengths(tmp_path: Pat
 
 def test_training_cost_says_when_the_recipes_differ(tmp_path: Path) -> None:
     for run, epochs, seconds in zip(RUNS, (2, 4), (20.0, 60.0)):
-        _write(tmp_path, f"models/{run}/train.json", {"epochs": epochs, "train_time_s": seconds})
+        _write(tmp_path, RELATIVE.model(run).train_record, {"epochs": epochs, "train_time_s": seconds})
     (finding,) = _findings(tmp_path, "training_cost")
     assert finding.text.endswith("Their recipes differ (epochs 2 vs 4), so the times are not a like-for-like "
                                  "comparison: per epoch 10.0 s vs 15.0 s.")
 
 
 def test_a_single_corruption_family_is_not_both_weakest_and_strongest(tmp_path: Path) -> None:
-    _write(tmp_path, "tables/robustness_accuracy.csv", pd.DataFrame({
+    _write(tmp_path, RELATIVE.tables.robustness_accuracy, pd.DataFrame({
         "model": RUNS[0], "corruption": ["clean", "gaussian_noise"], "severity": [0, 5], "accuracy": [0.5, 0.52]}))
     weakest, drop = _findings(tmp_path, "worst_corruption_family", "severity_drop")
     assert weakest.text == ("fastnet keeps 52.00% mean accuracy over severities 1-5 on noise corruptions, the only "
@@ -550,8 +612,9 @@ def _large_figure(path: Path, side: int, seed: int) -> None:
 def test_html_stays_small_and_every_figure_opens_full_size(tmp_path: Path) -> None:
     root = _minimal_run(tmp_path / "tiny")
     for i, run in enumerate(RUNS):
-        for figure in ("explain/grid.png", "explain/agreement.png", "eval/confusion.png"):
-            _large_figure(root / "models" / run / figure, 1400, i)
+        files = RunLayout(root).model(run)
+        for figure in (files.explain.grid, files.explain.agreement_figure, files.eval.confusion_figure):
+            _large_figure(figure, 1400, i)
     full_size = sum(p.stat().st_size for p in root.rglob("*.png"))
     assert full_size > 6_000_000  # embedding the figures as they are would exceed the limit
     html_path, _ = write_report(root)
@@ -570,8 +633,8 @@ def test_html_stays_small_and_every_figure_opens_full_size(tmp_path: Path) -> No
 
 def test_last_updated_is_when_the_report_was_written(tmp_path: Path) -> None:
     root = _minimal_run(tmp_path / "tiny")
-    manifest = json.loads((root / "manifest.json").read_text())
-    _write(root, "manifest.json", {**manifest, "updated": "2020-01-01T00:00:00"})
+    manifest = json.loads(RunLayout(root).manifest.read_text())
+    _write(root, RELATIVE.manifest, {**manifest, "updated": "2020-01-01T00:00:00"})
     before = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     markdown = write_report(root)[1].read_text(encoding="utf-8")
     stamp = re.search(r"last updated (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", markdown)
@@ -584,7 +647,7 @@ def test_the_reflection_cites_findings_instead_of_repeating_them(tmp_path: Path)
     _later_stages(root)
     html_path, _ = write_report(root)
     reflection = _section_html(html_path.read_text(encoding="utf-8"), "reflection")
-    findings = pd.read_csv(root / "tables" / "findings.csv")
+    findings = pd.read_csv(RunLayout(root).tables.findings)
     assert not [text for text in findings["text"] if html.escape(text, quote=True) in reflection]
     cited = set(re.findall(r'href="#(F\d+)"', reflection))
     tagged = set(findings.loc[findings["tags"].notna(), "ref"])
@@ -601,11 +664,11 @@ def test_no_internal_source_document_numbers_in_user_facing_text(document: str) 
 def test_the_report_names_the_layer_each_cam_used(tmp_path: Path) -> None:
     root = _minimal_run(tmp_path / "tiny")
     quality = _quality().assign(layer=lambda t: t["method"].map({"gradcam": "stage3"}))
-    _write(root, "tables/explain_quality.csv", quality)
+    _write(root, RELATIVE.tables.explain_quality, quality)
     markdown = write_report(root)[1].read_text(encoding="utf-8")
     assert "**Layer each CAM method explained**" in markdown
     assert re.search(r"\| fastnet\s+\| stage3\s+\| gradcam\s+\|", markdown)
-    _write(root, "tables/explain_quality.csv", _quality())  # a run from before the layer was recorded
+    _write(root, RELATIVE.tables.explain_quality, _quality())  # a run from before the layer was recorded
     assert "explained each model's last feature depth (the default)" in write_report(root)[1].read_text(encoding="utf-8")
 
 

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 
 import xaiquest
+from xaiquest.layout import RELATIVE
+from xaiquest.pipeline import STAGES
 from xaiquest.report import RunTables, run_rules
 from xaiquest.report.findings import (
     CHANCE_MARGIN,
@@ -24,7 +26,7 @@ from xaiquest.report.findings import (
     group_of,
     robustness_families,
 )
-from xaiquest.report.reader import PER_RUN_FILES, STAGE_TABLES
+from xaiquest.report.reader import EXPECTED_TABLES, PER_RUN_FILES, STAGE_TABLES
 
 SEEDS = range(30)
 CLASSES = tuple(f"class{i}" for i in range(10))
@@ -32,7 +34,7 @@ CORRUPTIONS = {"noise": ("gaussian_noise", "shot_noise"), "blur": ("defocus_blur
                "digital": ("contrast", "pixelate")}
 
 
-def _save(root: Path, rel: str, content: pd.DataFrame | dict) -> None:
+def _save(root: Path, rel: Path, content: pd.DataFrame | dict) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, pd.DataFrame):
@@ -64,23 +66,23 @@ def random_run(root: Path, seed: int) -> Path:
         for s in range(seeds):
             run_id = f"{model}__{variant}__s{s}"
             runs[run_id] = accuracy = _accuracy(rng, pool)
-            _save(root, f"models/{run_id}/train.json", {
+            _save(root, RELATIVE.model(run_id).train_record, {
                 "model": model, "variant": variant, "seed": s, "epochs": rng.choice([2, 4]), "batch_size": 32,
                 "train_time_s": rng.choice([10.0, round(rng.uniform(1, 100), 1)]), "params": 1000 * rng.randint(1, 900),
                 "train_images": 450, "patch": None})
-            _save(root, f"models/{run_id}/eval/metrics.json", {"accuracy": accuracy, "num_samples": 100})
+            _save(root, RELATIVE.model(run_id).eval.metrics, {"accuracy": accuracy, "num_samples": 100})
             recall = [rng.choice([accuracy, round(rng.uniform(0, 1), 3)]) for _ in CLASSES]
-            _save(root, f"models/{run_id}/eval/per_class.csv", pd.DataFrame({"class": CLASSES, "recall": recall}))
-    _save(root, "manifest.json", {"experiment": f"random{seed}", "updated": "2020-01-01T00:00:00"})
+            _save(root, RELATIVE.model(run_id).eval.per_class, pd.DataFrame({"class": CLASSES, "recall": recall}))
+    _save(root, RELATIVE.manifest, {"experiment": f"random{seed}", "updated": "2020-01-01T00:00:00"})
     ids = pd.Series(list(runs), dtype=str)
     frame = pd.DataFrame({"run": ids, "group": ids.map(group_of), "accuracy": list(runs.values())})
     comparison = frame.groupby("group", sort=False)["accuracy"].agg(["mean", "std", "size"]).reset_index()
-    _save(root, "tables/comparison.csv", pd.DataFrame({
+    _save(root, RELATIVE.tables.comparison, pd.DataFrame({
         "model": comparison["group"].str.split("__").str[0], "variant": comparison["group"].str.split("__").str[1],
         "n_seeds": comparison["size"], "accuracy_mean": comparison["mean"], "accuracy_std": comparison["std"],
         "ece_mean": [rng.uniform(0, 0.2) for _ in comparison.index], "mce_mean": [rng.uniform(0.5, 1.5) for _ in comparison.index]}))
     gaps = [rng.choice([0.0, 0.005, rng.uniform(-0.15, 0.15)]) for _ in runs]
-    _save(root, "tables/calibration.csv", pd.DataFrame({
+    _save(root, RELATIVE.tables.calibration, pd.DataFrame({
         "run": list(runs), "temperature": [rng.choice([1.0, round(rng.uniform(0.5, 2.0), 3)]) for _ in runs],
         "ece": [rng.choice([0.0008, 0.05, round(rng.uniform(0.001, 0.3), 4)]) for _ in runs],
         "ece_after_ts": [round(rng.uniform(0.001, 0.3), 4) for _ in runs], "accuracy": list(runs.values()),
@@ -95,12 +97,12 @@ def random_run(root: Path, seed: int) -> Path:
                     change = rng.choice([0.0, 0.02, -rng.uniform(0, accuracy)])  # ties, gains, losses
                     rows.append({"model": run_id, "corruption": corruption, "severity": severity,
                                  "accuracy": min(1.0, accuracy + change), "ece": rng.uniform(0, 0.3)})
-    _save(root, "tables/robustness_accuracy.csv", pd.DataFrame(rows))
-    _save(root, "tables/robustness_summary.csv", pd.DataFrame({
+    _save(root, RELATIVE.tables.robustness_accuracy, pd.DataFrame(rows))
+    _save(root, RELATIVE.tables.robustness_summary, pd.DataFrame({
         "run": list(runs), "mce": [rng.choice([1.0, rng.uniform(0.5, 1.5)]) for _ in runs],
         "relative_mce": [rng.uniform(0.5, 1.5) for _ in runs]}))
     probes = [{"run": r, "probe": p, "accuracy": rng.uniform(0, 1)} for r in runs for p in ("clean", "grayscale")]
-    _save(root, "tables/stress_probes.csv", pd.DataFrame(probes))
+    _save(root, RELATIVE.tables.stress_probes, pd.DataFrame(probes))
     _save_concepts(root, rng, runs)
     return root
 
@@ -116,18 +118,18 @@ def _save_concepts(root: Path, rng: random.Random, runs: dict[str, float]) -> No
                         "shape_bias": shape, "shape_decisions": shape * decided, "texture_decisions": (1 - shape) * decided,
                         "clean_accuracy": accuracy, "grayscale_accuracy": rng.choice([accuracy, round(rng.uniform(0, 1), 4)]),
                         "silhouette_accuracy": rng.uniform(0, 1), "outline_accuracy": rng.uniform(0, 1)})
-    _save(root, "tables/concepts_summary.csv", pd.DataFrame(summary))
+    _save(root, RELATIVE.tables.concepts_summary, pd.DataFrame(summary))
     recall = [{"run": r, "class": c, "recall": rng.choice([0.5, rng.uniform(0, 1)]), "grayscale_recall": rng.choice([0.5, rng.uniform(0, 1)])}
               for r in runs for c in CLASSES[:3]]
-    _save(root, "tables/concepts_colour_reliance.csv",
+    _save(root, RELATIVE.tables.concepts_colour_reliance,
           pd.DataFrame(recall).assign(colour_reliance=lambda t: t["recall"] - t["grayscale_recall"]))
     tcav = [{"run": r, "depth": d, "concept": c, "class_index": k, "class_name": CLASSES[k], "tcav": rng.uniform(0, 1),
              "random_tcav": 0.5, "p_corrected": rng.uniform(0, 1), "cav_accuracy": 1.0, "significant": rng.random() < 0.3}
             for r in runs for d in ("stage1", "stage2") for c in ("red", "stripes") for k in range(2)]
-    _save(root, "tables/concepts_tcav.csv", pd.DataFrame(tcav))
+    _save(root, RELATIVE.tables.concepts_tcav, pd.DataFrame(tcav))
     detectors = [{"run": r, "depth": d, "concept": c, "units": 16, "detectors": rng.choice([0, 2, rng.randint(0, 16)])}
                  for r in runs for d in ("stem", "stage1", "stage2") for c in ("red", "blue", "patch")]
-    _save(root, "tables/concepts_detectors.csv", pd.DataFrame(detectors).assign(fraction=lambda t: t["detectors"] / t["units"]))
+    _save(root, RELATIVE.tables.concepts_detectors, pd.DataFrame(detectors).assign(fraction=lambda t: t["detectors"] / t["units"]))
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -168,10 +170,10 @@ def check_sentence(finding: Finding) -> None:
 
 def check_against_tables(run: RunTables, findings: list[Finding]) -> None:
     near_chance = chance_level_groups(run)
-    accuracy = pd.read_csv(run.root / "tables/comparison.csv").assign(
+    accuracy = pd.read_csv(run.layout.tables.comparison).assign(
         group=lambda t: t["model"] + "__" + t["variant"]).set_index("group")["accuracy_mean"]
     assert near_chance == set(accuracy.index[accuracy <= 0.1 + CHANCE_MARGIN])
-    calibration = pd.read_csv(run.root / "tables/calibration.csv").set_index("run")
+    calibration = pd.read_csv(run.layout.tables.calibration).set_index("run")
     labels = run.labels(run.runs)
     families = robustness_families(run)
     by_rule: dict[str, list[Finding]] = {}
@@ -201,7 +203,7 @@ def check_against_tables(run: RunTables, findings: list[Finding]) -> None:
         assert finding.numbers["accuracy_gain"] == pytest.approx(accuracy[f"{model}__{variant}"] - accuracy[f"{model}__baseline"])
     _check_concepts(run, by_rule)
     for finding in by_rule.get("training_cost", []):
-        setup = {r: json.loads((run.root / f"models/{r}/train.json").read_text()) for r in run.runs}
+        setup = {r: json.loads(run.layout.model(r).train_record.read_text()) for r in run.runs}
         times = {labels[r]: s["train_time_s"] for r, s in setup.items()}
         assert finding.numbers["fastest_s"] == min(times.values()) and finding.numbers["slowest_s"] == max(times.values())
         if "took the same training time" in finding.text:
@@ -214,7 +216,7 @@ def check_against_tables(run: RunTables, findings: list[Finding]) -> None:
 
 
 def _check_concepts(run: RunTables, by_rule: dict[str, list[Finding]]) -> None:
-    summary = pd.read_csv(run.root / "tables/concepts_summary.csv").set_index("run")
+    summary = pd.read_csv(run.layout.tables.concepts_summary).set_index("run")
     for finding in by_rule.get("concept_shape_bias", []):
         (subject,) = finding.subjects
         if "shape_bias_change" in finding.numbers:
@@ -228,7 +230,7 @@ def _check_concepts(run: RunTables, by_rule: dict[str, list[Finding]]) -> None:
         drop = summary.at[subject, "clean_accuracy"] - summary.at[subject, "grayscale_accuracy"]
         assert finding.numbers["grayscale_drop"] == pytest.approx(drop)
         assert ("loses" in finding.text.split(":")[0]) == (drop > 0), finding.text
-    detectors = pd.read_csv(run.root / "tables/concepts_detectors.csv")
+    detectors = pd.read_csv(run.layout.tables.concepts_detectors)
     for finding in by_rule.get("concept_detectors", []):
         (subject,) = finding.subjects
         if "colour_detectors" in finding.numbers:
@@ -287,10 +289,13 @@ def test_every_table_the_rules_read_is_declared_and_written_by_a_stage(tmp_path:
         monkeypatch.setattr(RunTables, method, recording)
     for seed in SEEDS[:5]:
         run_rules(RunTables(random_run(tmp_path / str(seed), seed)))
-    per_run = {re.sub(r"^models/[^/]+/", "", rel) for rel in read if rel.startswith("models/")}
-    run_level = {rel for rel in read if not rel.startswith("models/")}
+    models = f"{RELATIVE.models.as_posix()}/"
+    per_run = {re.sub(rf"^{models}[^/]+/", "", rel) for rel in read if rel.startswith(models)}
+    run_level = {rel for rel in read if not rel.startswith(models)} - {RELATIVE.manifest.as_posix()}  # the run's models
     assert per_run == set(PER_RUN_FILES)
     assert {rel for rel in run_level if not any(fnmatch(rel, table) for table in STAGE_TABLES)} == set()
     assert {table for table in STAGE_TABLES if not any(fnmatch(rel, table) for rel in run_level)} == set()
     literals = _stage_literals()
     assert [name for name in (*STAGE_TABLES, *PER_RUN_FILES) if not _written_by_a_stage(name, literals)] == []
+    assert {table for tables in EXPECTED_TABLES.values() for table in tables} <= set(STAGE_TABLES)
+    assert set(EXPECTED_TABLES) <= set(STAGES)  # the report tells the reader to run `xaiquest <stage>`

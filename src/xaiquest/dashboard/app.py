@@ -177,6 +177,6 @@ def serve(dashboard: Dashboard, port: int, block: bool = True) -> gr.Blocks:
     page = build_app(dashboard)
     page.queue(default_concurrency_limit=1)
     page.launch(server_name="127.0.0.1", server_port=port, share=False, ssr_mode=False, prevent_thread_lock=not block,
-                allowed_paths=[str(dashboard.run.root / "figures")], theme=THEME, css=CSS, quiet=True,
+                allowed_paths=[str(dashboard.run.store.layout.figures.folder)], theme=THEME, css=CSS, quiet=True,
                 footer_links=[], max_file_size="40mb")
     return page

@@ -17,15 +17,15 @@ from xaiquest.concepts.dissect import top_images, unit_masks
 from xaiquest.dashboard.session import Dashboard
 from xaiquest.dashboard.views import enlarged
 from xaiquest.inference import collect_activations
+from xaiquest.layout import RunLayout
 
 SEARCHED_IMAGES = 256
 """Test images searched for a unit's top activations (the first of the test split)."""
-TOP_UNITS = "tables/concepts_top_units.csv"
 
 
 def top_units_table(root: Path) -> pd.DataFrame | None:
     """The concepts stage's top units per concept, if the run has them."""
-    path = Path(root) / TOP_UNITS
+    path = RunLayout(Path(root)).tables.concepts_top_units
     return pd.read_csv(path) if path.is_file() else None
 
 

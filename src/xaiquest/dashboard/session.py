@@ -24,6 +24,7 @@ from torch import nn
 from xaiquest.config import ExperimentConfig, PatchConfig
 from xaiquest.data.corruptions import ALL_CORRUPTIONS, corrupt
 from xaiquest.errors import XaiquestError
+from xaiquest.layout import RunLayout
 from xaiquest.explainers import EXPLAINERS, explain
 from xaiquest.explainers.quality import deletion_insertion, top_k_overlap
 from xaiquest.inference import audit_logits, prepare_batch
@@ -38,7 +39,6 @@ from xaiquest.runs import (
     load_trained,
     planted_patch,
     prepare_data,
-    run_dir,
     run_keys,
 )
 from xaiquest.store import RunStore
@@ -113,9 +113,9 @@ class Explanation:
 def open_run(root: Path, data: Path | None = None) -> Run:
     """Reload a run's config (from its manifest), its test split and the models it finished training."""
     root = Path(root)
-    manifest_path = root / "manifest.json"
+    manifest_path = RunLayout(root).manifest
     if not manifest_path.is_file():
-        raise XaiquestError(f"{root} is not a run directory (no manifest.json); pass e.g. runs/quick")
+        raise XaiquestError(f"{root} is not a run directory (no {manifest_path.name}); pass e.g. runs/quick")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     raw = manifest["config"]
     source = data if data is not None else _recorded_data(manifest)
@@ -126,7 +126,7 @@ def open_run(root: Path, data: Path | None = None) -> Run:
     except ValidationError as error:
         raise XaiquestError(f"{manifest_path} holds a config this version cannot read: {error.errors()[0]['msg']}") from None
     store = RunStore(root)
-    keys = {key.id: key for key in run_keys(config) if (run_dir(store, key) / "model.pt").exists()}
+    keys = {key.id: key for key in run_keys(config) if store.layout.model(key.id).weights.exists()}
     if not keys:
         raise XaiquestError(f"{root} has no trained model yet; run `xaiquest train` first")
     data = prepare_data(config)
@@ -190,12 +190,15 @@ def load_upload(path: Path, size: int = 32) -> torch.Tensor:
 
 
 def report_tables(root: Path) -> dict[str, Path]:
-    """The run's comparison tables (``tables/*.csv``) by name."""
-    return {path.stem: path for path in sorted((Path(root) / "tables").glob("*.csv"))}
+    """The run's comparison tables (every CSV under ``tables/``) by name."""
+    tables = RunLayout(Path(root)).tables
+    return {path.stem: path for path in sorted(tables.folder.glob(tables.csv("*").name))}
 
 
 def report_figures(root: Path) -> list[Path]:
-    return sorted((Path(root) / "figures").glob("*.png"))
+    """Every run figure (under ``figures/``)."""
+    figures = RunLayout(Path(root)).figures
+    return sorted(figures.folder.glob(figures.pattern("").name))
 
 
 class Dashboard:

@@ -7,6 +7,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from xaiquest.report.reader import (
+    CALIBRATION,
+    COMPARISON,
+    EXPLAIN_QUALITY,
+    LAYERWISE,
+    PATCH_RELIANCE,
+    ROBUSTNESS_SUMMARY,
+    STRESS_TABLES,
+)
 from xaiquest.report.registry import TAGS, Finding, Kind
 from xaiquest.report.text import plural
 
@@ -35,11 +44,10 @@ def summary_findings(findings: Iterable[Finding]) -> list[Finding]:
 
 
 EVIDENCE = {
-    "bias": "stress probes (tables/stress_*.csv) or the planted-patch probe (tables/patch_reliance.csv)",
-    "reliability": "calibration (tables/calibration.csv), multi-seed accuracy or explanation sanity checks "
-                   "(tables/explain_quality.csv)",
-    "generalisation": "test accuracy (tables/comparison.csv), corruption robustness (tables/robustness_*.csv) or "
-                      "layer-wise representations (tables/layerwise.csv)",
+    "bias": f"stress probes ({STRESS_TABLES}) or the planted-patch probe ({PATCH_RELIANCE})",
+    "reliability": f"calibration ({CALIBRATION}), multi-seed accuracy or explanation sanity checks ({EXPLAIN_QUALITY})",
+    "generalisation": f"test accuracy ({COMPARISON}), corruption robustness ({ROBUSTNESS_SUMMARY}) or "
+                      f"layer-wise representations ({LAYERWISE})",
 }
 """What would have measured each reflection category, quoted when a run lacks it."""
 

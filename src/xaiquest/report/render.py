@@ -24,13 +24,14 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from PIL import Image
 
 from xaiquest.figures import save_figure
+from xaiquest.layout import RELATIVE, RunLayout
 from xaiquest.report.findings import Finding
 from xaiquest.report.sections import Block, FigureBlock, FindingList, Gallery, Paragraph, Report, Section, TableBlock
 from xaiquest.store import atomic_write_text
 
 MAX_ROWS = 25
 """Longer tables show their first rows and link the full CSV."""
-FINDINGS = "tables/findings.csv"
+FINDINGS = RELATIVE.tables.findings.as_posix()
 NUMERIC_TEXT = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( ± [\d.]+)?$")
 PAGE_WIDTH = 1100
 """Pixels of the page's content column: embedded previews are no wider than they are shown."""
@@ -50,7 +51,8 @@ def write_report_files(report: Report, root: Path) -> tuple[Path, Path]:
         elif isinstance(block, FigureBlock) and block.figure is not None:
             save_figure(block.figure, root / block.path)
     atomic_write_text(root / FINDINGS, findings_table(report.findings).to_csv(index=False))
-    html_path, md_path = root / "report.html", root / "report.md"
+    layout = RunLayout(root)
+    html_path, md_path = layout.report_html, layout.report_markdown
     atomic_write_text(md_path, render_markdown(report))
     atomic_write_text(html_path, render_html(report, root))
     return html_path, md_path

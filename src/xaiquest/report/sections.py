@@ -10,11 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from xaiquest.report.reader import CONCEPTS_DETECTORS, CONCEPTS_SUMMARY, CONCEPTS_TCAV, CONCEPTS_TOP_UNITS
+from xaiquest.layout import MODEL_RELATIVE, RELATIVE
+from xaiquest.report.reader import (
+    CONCEPTS_DETECTORS,
+    CONCEPTS_RELIANCE,
+    CONCEPTS_SUMMARY,
+    CONCEPTS_TCAV,
+    CONCEPTS_TOP_UNITS,
+    EVAL_METRICS,
+    PER_CLASS,
+    ROBUSTNESS_ACCURACY,
+    SWITCHED_STAGES,
+)
 from xaiquest.report.findings import (
     CALIBRATION,
     COMPARISON,
@@ -36,6 +48,7 @@ from xaiquest.report.findings import (
     comparison_labels,
     critical_reflection,
     final_ranking,
+    plural,
     robustness_families,
     run_rules,
     setup_table,
@@ -130,10 +143,11 @@ def build_report(run: RunTables, written: datetime | None = None) -> Report:
     """
     findings = numbered(run_rules(run))
     sections = tuple(s for builder in BUILDERS if (s := builder(run, findings)) is not None)
-    manifest = run.json("manifest.json") or {}
+    manifest = run.manifest
     written = written or datetime.now(timezone.utc)
+    missing = sum(map(len, run.missing().values())) + len(run.untrained)
     meta = (f"Run directory: {run.root.name}", f"last updated {written:%Y-%m-%d %H:%M} UTC (report written)",
-            f"{len(findings)} findings")
+            f"{len(findings)} findings", *([f"{missing} expected results missing (see Setup)"] if missing else []))
     return Report(f"xaiquest audit report: {manifest.get('experiment', run.root.name)}", meta, sections,
                   tuple(findings))
 
@@ -166,21 +180,24 @@ def _display(frame: pd.DataFrame, columns: Mapping[str, str], percent: Iterable[
     return shown.rename(columns=dict(columns))
 
 
-def _figure(run: RunTables, path: str, caption: str) -> FigureBlock | None:
+def _figure(run: RunTables, name: str, caption: str) -> FigureBlock | None:
+    """The run figure ``name`` (under ``figures/``), if a stage drew it."""
+    path = RELATIVE.figures.png(name).as_posix()
     return FigureBlock(path, caption) if (run.root / path).is_file() else None
 
 
-def _gallery(run: RunTables, title: str, name: str, caption: str, columns: int = 2) -> Gallery | None:
-    """One figure per model (``models/<run>/<name>``), captioned with the model's label."""
+def _gallery(run: RunTables, title: str, file: Path, caption: str, columns: int = 2) -> Gallery | None:
+    """One figure per model (``file`` of :data:`MODEL_RELATIVE`), captioned with the model's label."""
     labels = run.labels(run.runs)
-    figures = tuple(FigureBlock(f"models/{r}/{name}", f"{labels[r]}: {caption}")
-                    for r in run.runs if (run.root / "models" / r / name).is_file())
+    paths = {r: run.model_file(r, file.as_posix()) for r in run.runs}
+    figures = tuple(FigureBlock(path, f"{labels[r]}: {caption}") for r, path in paths.items() if (run.root / path).is_file())
     return Gallery(title, figures, columns) if figures else None
 
 
-def _files_gallery(run: RunTables, title: str, pattern: str, columns: int = 1) -> Gallery | None:
-    figures = tuple(FigureBlock(path, path.rsplit("/", 1)[-1].removesuffix(".png").replace("_", " "))
-                    for path in run.files(pattern))
+def _files_gallery(run: RunTables, title: str, prefix: str, columns: int = 1) -> Gallery | None:
+    """Every run figure whose name starts with ``prefix``, captioned with its name."""
+    figures = tuple(FigureBlock(path, PurePosixPath(path).stem.replace("_", " "))
+                    for path in run.files(RELATIVE.figures.pattern(prefix).as_posix()))
     return Gallery(title, figures, columns) if figures else None
 
 
@@ -199,9 +216,10 @@ def summary_section(run: RunTables, findings: list[Finding]) -> Section | None:
 
 
 def setup_section(run: RunTables, findings: list[Finding]) -> Section | None:
-    manifest = run.json("manifest.json") or {}
+    manifest = run.manifest
     models = setup_table(run)
-    blocks: list[Block | None] = [_data_paragraph(run, manifest, models), _prediction_paragraph(run, manifest)]
+    blocks: list[Block | None] = [*_missing_paragraphs(run), _data_paragraph(run, manifest, models),
+                                  _prediction_paragraph(run, manifest)]
     if models is not None:
         models = models.assign(params_m=models["params"] / 1e6) if "params" in models else models
         blocks.append(TableBlock("Models and training recipes", _display(models, {
@@ -214,8 +232,24 @@ def setup_section(run: RunTables, findings: list[Finding]) -> Section | None:
         table = pd.DataFrame({"stage": list(timings), "seconds": [float(v) for v in timings.values()]})
         table = pd.concat([table, pd.DataFrame({"stage": ["total"], "seconds": [table["seconds"].sum()]})])
         blocks.append(TableBlock("Wall time per stage (latest run of each)", _display(
-            table, {"stage": "Stage", "seconds": "Seconds"}), "tables/stage_timings.csv", data=table))
+            table, {"stage": "Stage", "seconds": "Seconds"}), RELATIVE.tables.stage_timings.as_posix(), data=table))
     return _section("setup", "Setup", "What was trained, on which data, and what each stage cost.", blocks, findings)
+
+
+def _missing_paragraphs(run: RunTables) -> list[Paragraph]:
+    """Results the run's config asks for that are not there, and the command that makes them: a stage
+    that did not run or failed leaves its section out, and the reader must not take that for "nothing to say"."""
+    paragraphs = []
+    if run.untrained:
+        paragraphs.append(Paragraph(f"Missing results: {plural(len(run.untrained), 'model')} of the config "
+                                    f"({', '.join(run.untrained)}) never finished training; run `xaiquest train` with "
+                                    "this run's config."))
+    for stage, files in run.missing().items():
+        enabled = f" ({stage}.enabled in the config)" if stage in SWITCHED_STAGES else ""
+        paragraphs.append(Paragraph(f"Missing results: {', '.join(files)} {'is' if len(files) == 1 else 'are'} "
+                                    f"missing: the {stage} stage{enabled} has not run or failed; run "
+                                    f"`xaiquest {stage}` with this run's config."))
+    return paragraphs
 
 
 def _data_paragraph(run: RunTables, manifest: dict, models: pd.DataFrame | None) -> Paragraph | None:
@@ -242,7 +276,7 @@ def _data_paragraph(run: RunTables, manifest: dict, models: pd.DataFrame | None)
 
 def _test_size(run: RunTables) -> int | None:
     """The test-set size every model was evaluated on (None when unknown or not the same for all)."""
-    tests = {m["num_samples"] for m in run.per_run_json("eval/metrics.json").values() if "num_samples" in m}
+    tests = {m["num_samples"] for m in run.per_run_json(EVAL_METRICS).values() if "num_samples" in m}
     return int(tests.pop()) if len(tests) == 1 else None
 
 
@@ -287,12 +321,12 @@ def comparison_section(run: RunTables, findings: list[Finding]) -> Section | Non
                 shown[header] = [_mean_std(m, s, percent) for m, s in
                                  zip(table[f"{metric}_mean"], table.get(f"{metric}_std", [float("nan")] * len(table)))]
         blocks.append(TableBlock("Test metrics (mean ± std over seeds)", shown, COMPARISON,
-                                 see_also=tuple(run.files("tables/comparison.md"))))
+                                 see_also=tuple(run.files(RELATIVE.tables.markdown(RELATIVE.tables.comparison.stem).as_posix()))))
     recall = _per_class_recall(run)
     if recall is not None:
-        blocks.append(TableBlock("Recall per class (%)", recall, "tables/per_class_recall.csv", data=recall))
-    blocks.append(_gallery(run, "Training curves", "curves.png", "loss and accuracy per epoch"))
-    blocks.append(_gallery(run, "Confusion matrices (test)", "eval/confusion.png", "confusion matrix"))
+        blocks.append(TableBlock("Recall per class (%)", recall, RELATIVE.tables.per_class_recall.as_posix(), data=recall))
+    blocks.append(_gallery(run, "Training curves", MODEL_RELATIVE.curves, "loss and accuracy per epoch"))
+    blocks.append(_gallery(run, "Confusion matrices (test)", MODEL_RELATIVE.eval.confusion_figure, "confusion matrix"))
     return _section("comparison", "Stage 1: accuracy comparison",
                     "Test-set accuracy, macro F1 and AUC of every model, per-class recall, and how training went.",
                     blocks, findings)
@@ -306,7 +340,7 @@ def _mean_std(mean: float, std: float, percent: bool) -> str:
 
 
 def _per_class_recall(run: RunTables) -> pd.DataFrame | None:
-    tables = run.per_run_csv("eval/per_class.csv")
+    tables = run.per_run_csv(PER_CLASS)
     labels = run.labels(tables)
     columns = {labels[r]: t.set_index("class")["recall"] * 100 for r, t in tables.items() if {"class", "recall"} <= set(t)}
     return pd.DataFrame(columns).round(2).rename_axis("class").reset_index() if columns else None
@@ -322,8 +356,8 @@ def calibration_section(run: RunTables, findings: list[Finding]) -> Section | No
             "mce_after_ts": "MCE after TS", "adaptive_ece": "Adaptive ECE", "brier": "Brier", "nll": "NLL",
             "accuracy": "Accuracy (%)", "mean_confidence": "Mean confidence (%)"},
             percent=("accuracy", "mean_confidence")), CALIBRATION))
-    blocks.append(_figure(run, "figures/reliability_overlay.png", "Reliability of every model (before scaling)"))
-    blocks.append(_gallery(run, "Reliability per model", "calibration/reliability.png",
+    blocks.append(_figure(run, "reliability_overlay", "Reliability of every model (before scaling)"))
+    blocks.append(_gallery(run, "Reliability per model", MODEL_RELATIVE.calibration.figure,
                            "before and after temperature scaling"))
     return _section("calibration", "Calibration",
                     "Whether confidence matches accuracy: ECE, MCE, Brier score and NLL on the test set, before "
@@ -340,7 +374,7 @@ def robustness_section(run: RunTables, findings: list[Finding]) -> Section | Non
             "label": "Model", "clean_accuracy": "Clean accuracy (%)",
             "mean_corruption_accuracy": "Mean corruption accuracy (%)", "mce": "mCE", "relative_mce": "Relative mCE"},
             percent=("clean_accuracy", "mean_corruption_accuracy")), ROBUSTNESS_SUMMARY,
-            see_also=tuple(run.files("tables/robustness_ce.csv"))))
+            see_also=tuple(run.files(RELATIVE.tables.robustness_ce.as_posix()))))
     families = robustness_families(run)
     if families is not None:
         shown = families.assign(model=families["model"].map(run.labels(families["model"])))
@@ -349,10 +383,10 @@ def robustness_section(run: RunTables, findings: list[Finding]) -> Section | Non
             "clean_accuracy": "Clean (%)", "max_severity": "Max severity",
             "max_severity_accuracy": "At max severity (%)", "drop": "Drop (pp)"},
             percent=("mean_accuracy", "clean_accuracy", "max_severity_accuracy", "drop")),
-            ROBUSTNESS_FAMILIES, data=families, see_also=tuple(run.files("tables/robustness_accuracy.csv"))))
-    blocks.append(_figure(run, "figures/robustness_accuracy.png", "Accuracy vs corruption severity"))
-    blocks.append(_figure(run, "figures/robustness_ece.png", "ECE vs corruption severity"))
-    blocks.append(_figure(run, "figures/corruption_gallery.png", "The corruptions at every severity"))
+            ROBUSTNESS_FAMILIES, data=families, see_also=tuple(run.files(ROBUSTNESS_ACCURACY))))
+    blocks.append(_figure(run, "robustness_accuracy", "Accuracy vs corruption severity"))
+    blocks.append(_figure(run, "robustness_ece", "ECE vs corruption severity"))
+    blocks.append(_figure(run, "corruption_gallery", "The corruptions at every severity"))
     return _section("robustness", "Robustness to corruptions",
                     "Accuracy and calibration under the CIFAR-10-C corruptions at severities 1-5: mean corruption "
                     "error (mCE, normalised by a baseline model of the zoo), relative mCE (degradation beyond the "
@@ -373,14 +407,14 @@ def explanations_section(run: RunTables, findings: list[Finding]) -> Section | N
             "method": "Method", "deletion_auc": "Deletion AUC ↓", "insertion_auc": "Insertion AUC ↑",
             "road_gap": "ROAD gap ↑", "entropy": "Entropy", "sparseness": "Sparseness", "ms_per_image": "ms / image",
             "sanity_spearman": "Sanity Spearman ↓", "sanity_ssim": "Sanity SSIM ↓", "sanity_fails": "Sanity fails",
-            "ig_delta_abs": "IG completeness error"}), "tables/explain_quality_by_method.csv",
+            "ig_delta_abs": "IG completeness error"}), RELATIVE.tables.explain_quality_by_method.as_posix(),
             data=means.drop(columns="ms_per_image", errors="ignore"), see_also=(EXPLAIN_QUALITY,)))
     blocks.append(_cam_layers(run, quality))
-    blocks.append(_figure(run, "figures/explain_quality.png", "Quality metrics per method and model"))
-    blocks.append(_files_gallery(run, "The same test images explained on every model", "figures/explain_image_*.png"))
-    blocks.append(_gallery(run, "Explanation grids per model", "explain/grid.png", "explanations of the predicted class",
+    blocks.append(_figure(run, "explain_quality", "Quality metrics per method and model"))
+    blocks.append(_files_gallery(run, "The same test images explained on every model", "explain_image_"))
+    blocks.append(_gallery(run, "Explanation grids per model", MODEL_RELATIVE.explain.grid, "explanations of the predicted class",
                            columns=1))
-    blocks.append(_gallery(run, "Agreement between methods per model", "explain/agreement.png",
+    blocks.append(_gallery(run, "Agreement between methods per model", MODEL_RELATIVE.explain.agreement_figure,
                            "top-k IoU and Spearman between methods", columns=1))
     return _section("explanations", "Explanations",
                     "Every explanation method on a shared sample of test images: faithfulness (deletion AUC, lower "
@@ -398,7 +432,7 @@ def _cam_layers(run: RunTables, quality: pd.DataFrame | None) -> Block | None:
         table["run"] = table["run"].map(run.labels(table["run"]))
         return TableBlock("Layer each CAM method explained", _display(table, {
             "run": "Model", "layer": "Layer", "method": "Methods"}), EXPLAIN_QUALITY)
-    layer = ((run.json("manifest.json") or {}).get("config", {}).get("explain", {}) or {}).get("layer")
+    layer = (run.manifest.get("config", {}).get("explain", {}) or {}).get("layer")
     if quality is None:
         return None
     named = f"layer {layer}" if layer else "each model's last feature depth (the default)"
@@ -410,7 +444,7 @@ def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
     blocks: list[Block | None] = []
     for rel, table in stress_tables(run).items():
         blocks.append(TableBlock(f"Stress probe table {rel.rsplit('/', 1)[-1]}", table, rel))
-    blocks.append(_files_gallery(run, "Stress probe figures", "figures/stress_*.png"))
+    blocks.append(_files_gallery(run, "Stress probe figures", "stress_"))
     reliance = run.csv(PATCH_RELIANCE)
     if reliance is not None and "run" in reliance:
         reliance.insert(0, "label", reliance["run"].map(run.labels(reliance["run"])))
@@ -427,7 +461,7 @@ def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
             "run": "Model", "method": "Method", "tko": "Top-k overlap", "pointing": "Pointing (%)",
             "mass_inside": "Mass inside (%)", "win_rate": "Win rate (%)"},
             percent=("pointing", "mass_inside", "win_rate")), PATCH_LOCALISATION))
-    blocks.append(_files_gallery(run, "Planted patch figures", "figures/patch_*.png"))
+    blocks.append(_files_gallery(run, "Planted patch figures", "patch_"))
     return _section("stress", "Stress tests, bias probes and the planted patch",
                     "How predictions move under controlled changes of the input (stress and bias probes), and "
                     "whether models learned a planted shortcut patch (attack success >= 50% and >= 5x the "
@@ -445,8 +479,8 @@ def concepts_section(run: RunTables, findings: list[Finding]) -> Section | None:
             "hue_90_accuracy": "Hue +90° (%)", "hue_180_accuracy": "Hue +180° (%)", "silhouette_accuracy": "Silhouette (%)",
             "outline_accuracy": "Outline (%)"}, percent=("shape_decisions", "texture_decisions", "clean_accuracy",
             "grayscale_accuracy", "hue_90_accuracy", "hue_180_accuracy", "silhouette_accuracy", "outline_accuracy")),
-            CONCEPTS_SUMMARY, see_also=tuple(run.files("tables/concepts_colour_reliance.csv"))))
-    blocks.append(_figure(run, "figures/concepts_shape_bias.png", "Shape vs texture decisions on cue-conflict images"))
+            CONCEPTS_SUMMARY, see_also=tuple(run.files(CONCEPTS_RELIANCE))))
+    blocks.append(_figure(run, "concepts_shape_bias", "Shape vs texture decisions on cue-conflict images"))
     tcav = run.csv(CONCEPTS_TCAV)
     if tcav is not None and "significant" in tcav:
         hits = tcav[as_bool(tcav["significant"])].copy()
@@ -454,14 +488,14 @@ def concepts_section(run: RunTables, findings: list[Finding]) -> Section | None:
         blocks.append(TableBlock("TCAV: concepts significant after correction", _display(hits, {
             "run": "Model", "depth": "Depth", "concept": "Concept", "class_name": "Class", "tcav": "TCAV",
             "random_tcav": "Random TCAV", "p_corrected": "p (corrected)", "cav_accuracy": "CAV accuracy"}), CONCEPTS_TCAV))
-    blocks.append(_figure(run, "figures/concepts_tcav.png", "Mean TCAV score per concept and depth (hatched: not significant)"))
+    blocks.append(_figure(run, "concepts_tcav", "Mean TCAV score per concept and depth (hatched: not significant)"))
     top = run.csv(CONCEPTS_TOP_UNITS)
     if top is not None and "run" in top:
         top["run"] = top["run"].map(run.labels(top["run"]))
         blocks.append(TableBlock("Top units per concept (dissection)", _display(top, {
             "run": "Model", "concept": "Concept", "depth": "Depth", "unit": "Unit", "iou": "IoU"}), CONCEPTS_TOP_UNITS,
             see_also=(CONCEPTS_DETECTORS,)))
-    blocks.append(_figure(run, "figures/concepts_detectors.png", "Share of units detecting each concept, per depth"))
+    blocks.append(_figure(run, "concepts_detectors", "Share of units detecting each concept, per depth"))
     return _section("concepts", "Concepts: shape, texture and colour",
                     "Which cues the models use: Geirhos' shape bias on cue-conflict images (the silhouette of one "
                     "class filled with the texture of another; shape decisions / (shape + texture decisions)), "
@@ -488,7 +522,7 @@ def variants_section(run: RunTables, findings: list[Finding]) -> Section | None:
             "gradcam_spearman": "Grad-CAM rank corr."},
             percent=("variant_correct", "same_wrong_class", "baseline_confidence", "variant_prob_baseline_class",
                      "variant_prob_true")), REEXAMINE))
-    blocks.append(_gallery(run, "Confident mistakes, Grad-CAM before / after", "explain/reexamine.png",
+    blocks.append(_gallery(run, "Confident mistakes, Grad-CAM before / after", MODEL_RELATIVE.explain.reexamine_figure,
                            "the baseline's most confident mistakes, baseline vs variant Grad-CAM", columns=1))
     return _section("variants", "Training variants against their baseline",
                     "Each variant changes one thing in its baseline's recipe. Its accuracy, calibration, corruption "
@@ -504,7 +538,7 @@ def layerwise_section(run: RunTables, findings: list[Finding]) -> Section | None
     if table is not None and "run" in table:
         table["run"] = table["run"].map(run.labels(table["run"]))
         blocks.append(TableBlock("Layer-wise measurements", table, LAYERWISE))
-    blocks.append(_files_gallery(run, "Layer-wise figures", "figures/layerwise_*.png"))
+    blocks.append(_files_gallery(run, "Layer-wise figures", "layerwise_"))
     return _section("layerwise", "Layer-wise analysis",
                     "What each depth of the network represents on clean and noisy inputs: alignment with image "
                     "edges, high-frequency energy, and CKA similarity between clean and noisy activations.",
@@ -520,7 +554,7 @@ def final_section(run: RunTables, findings: list[Finding]) -> Section | None:
                    **{f"rank_{c}": f"Rank {c}" for c in CRITERIA}, "mean_rank": "Mean rank"}
         blocks.append(TableBlock("Ranking on every criterion (1 = best)", _display(ranking, columns, ("accuracy",)),
                                  FINAL_RANKING, data=ranking))
-        blocks.append(FigureBlock("figures/final_comparison.png", "Every model on every criterion",
+        blocks.append(FigureBlock(RELATIVE.figures.png("final_comparison").as_posix(), "Every model on every criterion",
                                   final_comparison_figure(ranking)))
     return _section("final", "Final comparison",
                     "All models side by side: accuracy (test accuracy, higher is better), calibration (ECE before "

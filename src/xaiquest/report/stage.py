@@ -13,6 +13,7 @@ import torch
 from xaiquest.config import ExperimentConfig
 from xaiquest.console import console
 from xaiquest.errors import XaiquestError
+from xaiquest.layout import RunLayout
 from xaiquest.report.findings import RunTables
 from xaiquest.report.render import write_report_files
 from xaiquest.report.sections import build_report
@@ -22,10 +23,11 @@ from xaiquest.store import RunStore
 
 def write_report(run_dir: Path) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` (plus the tables and figures they add) into ``run_dir``."""
-    root = Path(run_dir)
-    if not (root / "manifest.json").is_file() and not (root / "models").is_dir():
-        raise XaiquestError(f"{root} is not a run directory: it has neither manifest.json nor models/")
-    return write_report_files(build_report(RunTables(root)), root)
+    layout = RunLayout(Path(run_dir))
+    if not layout.manifest.is_file() and not layout.models.is_dir():
+        raise XaiquestError(f"{layout.root} is not a run directory: it has neither {layout.manifest.name} "
+                            f"nor {layout.models.name}/")
+    return write_report_files(build_report(RunTables(layout.root)), layout.root)
 
 
 def report_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:

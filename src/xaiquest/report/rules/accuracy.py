@@ -128,5 +128,5 @@ def hardest_class(run: RunTables) -> list[Finding]:
         text = (f"{names[run_id]} recognises {worst['class']} worst (recall {pct(worst['recall'])}) and "
                 f"{best['class']} best ({pct(best['recall'])}).")
         findings.append(Finding("comparison", text, {"worst_recall": worst["recall"], "best_recall": best["recall"]},
-                                f"models/{run_id}/{PER_CLASS}"))
+                                run.model_file(run_id, PER_CLASS)))
     return findings

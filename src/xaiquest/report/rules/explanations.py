@@ -113,7 +113,7 @@ def method_agreement(run: RunTables) -> list[Finding]:
         text = (f"On {names[run_id]}, {a} and {b} agree most (top-k IoU {num(pairs[(a, b)], 3)}{same}) and {c} and "
                 f"{d} least ({num(pairs[(c, d)], 3)}).")
         findings.append(Finding("explanations", text, {"max_iou": pairs[(a, b)], "min_iou": pairs[(c, d)]},
-                                f"models/{run_id}/{AGREEMENT}"))
+                                run.model_file(run_id, AGREEMENT)))
     return findings
 
 

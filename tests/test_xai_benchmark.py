@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xaiquest.config import PatchConfig
@@ -83,6 +84,16 @@ def test_edge_map_peaks_at_an_edge_and_is_zero_on_flat_regions() -> None:
     edges = baseline_map("baseline_edges", images)[0]
     assert set(edges.argmax(1).tolist()) <= {4, 5}
     assert edges[:, 4:6].min() > 0 and edges[:, :3].abs().max() == 0 and edges[:, 7:].abs().max() == 0
+
+
+def test_edge_map_sees_a_patch_whose_luma_equals_the_background() -> None:
+    noise = torch.randn(2, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 4
+    grey = (105 + noise).round().clamp(0, 255).to(torch.uint8).expand(2, 3, 12, 12).clone()
+    images, masks = stamp(grey, PatchConfig(size=4, colour=(255, 0, 255)))  # magenta's luma is 105 too
+    edges = baseline_map("baseline_edges", images)
+    near_patch = F.max_pool2d(masks[:, None].float(), 3, stride=1, padding=1)[:, 0].bool()
+    strongest = edges.flatten(1).argmax(1)
+    assert near_patch.flatten(1)[torch.arange(2), strongest].all()
 
 
 def test_colour_saliency_finds_an_off_palette_patch() -> None:

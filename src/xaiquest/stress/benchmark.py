@@ -65,10 +65,15 @@ def centre_map(images: torch.Tensor, seed: int) -> torch.Tensor:
 
 @register_baseline("baseline_edges")
 def edge_map(images: torch.Tensor, seed: int) -> torch.Tensor:
-    """Sobel gradient magnitude of the luma (the layer-wise probe's edge detector): a square patch's border lights up."""
+    """Sobel gradient magnitude over the three colour channels: where the image has an edge of any colour.
+
+    Per channel, not on the luma alone: a magenta patch on a grey background has nearly the
+    background's luma, and a baseline blind to chromatic edges would flatter every method.
+    """
     from xaiquest.stress.layerwise import edge_magnitude  # its module loads matplotlib: only when a map is made
 
-    return edge_magnitude(images).cpu()
+    per_channel = [edge_magnitude(images[:, [c, c, c]]) for c in range(3)]  # luma of a grey image = that channel
+    return torch.stack(per_channel).norm(dim=0).cpu()
 
 
 @register_baseline("baseline_colour")

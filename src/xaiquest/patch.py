@@ -3,7 +3,8 @@
 The model can learn "patch => target class" instead of the class itself; stamping the same patch
 on test images of *other* classes then measures how much it relies on the cue (attack success),
 and the stamp's mask is a known ground-truth region for explanation localisation metrics.
-Poisoning is clean-label: stamped training images keep their (target) label.
+Poisoning is clean-label: stamped training images keep their (target) label. A control model
+trains on ``control_split``: the same patch on the same share of every class, so it carries no label.
 
 The train stage plants it, the stress and concepts stages and the dashboard stamp it again, all
 through this module and the one type ``PatchConfig`` of the config.
@@ -91,11 +92,36 @@ def poison_split(split: Split, patch: PatchConfig, seed: int) -> tuple[Split, to
     candidates = (split.labels == patch.target_class).nonzero().squeeze(1)
     if len(candidates) == 0:
         raise ConfigError(f"no training image has the patch target class {patch.target_class}")
-    count = round(patch.fraction * len(candidates))
-    chosen = candidates[torch.randperm(len(candidates), generator=generator)[:count]].sort().values
+    return stamp_chosen(split, choose(candidates, patch.fraction, generator), patch, generator)
+
+
+def control_split(split: Split, patch: PatchConfig, seed: int) -> tuple[Split, torch.Tensor]:
+    """``(split with patches, stamped [N] bool)`` for a control model: the patch carries no label information.
+
+    ``round(fraction * n_c)`` images of *every* class c get the same patch, so the patch is as
+    present and as salient as in ``poison_split`` but P(patch | class) is the same for all
+    classes; ``target_class`` is ignored. Labels are unchanged; seeded like ``poison_split``.
+    A separate function, not a ``PatchConfig`` option, so existing configs keep their fingerprints.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    per_class = [(split.labels == c).nonzero().squeeze(1) for c in split.labels.unique().tolist()]
+    chosen = torch.cat([choose(candidates, patch.fraction, generator) for candidates in per_class]).sort().values
+    return stamp_chosen(split, chosen, patch, generator)
+
+
+def choose(candidates: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """``round(fraction * len(candidates))`` of ``candidates`` drawn without replacement, sorted."""
+    count = round(fraction * len(candidates))
+    return candidates[torch.randperm(len(candidates), generator=generator)[:count]].sort().values
+
+
+def stamp_chosen(
+    split: Split, chosen: torch.Tensor, patch: PatchConfig, generator: torch.Generator
+) -> tuple[Split, torch.Tensor]:
+    """``(copy of split with the patch on the images at sorted indices chosen, stamped [N] bool)``."""
     stamped, _ = stamp(split.images[chosen], patch, generator)
     images = split.images.clone()
     images[chosen] = stamped
-    poisoned = torch.zeros(len(split), dtype=torch.bool)
-    poisoned[chosen] = True
-    return Split(images, split.labels), poisoned
+    marked = torch.zeros(len(split), dtype=torch.bool)
+    marked[chosen] = True
+    return Split(images, split.labels), marked

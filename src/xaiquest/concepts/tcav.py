@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from xaiquest.data import to_float
 from xaiquest.inference import collect_activations, seed_everything
+from xaiquest.metrics.significance import correct_p_values
 from xaiquest.models.base import resolve_layer
 
 
@@ -106,19 +107,6 @@ def tcav_table(
                              "p_value": 1.0 if np.isnan(p_values[c]) else float(p_values[c]),
                              "cav_accuracy": accuracy[k]})
     return pd.DataFrame(rows)
-
-
-def correct_p_values(p_values: np.ndarray, method: str) -> np.ndarray:
-    """Family-wise corrected p-values: Bonferroni (p * m) or Holm's step-down, capped at 1."""
-    p = np.asarray(p_values, dtype=float)
-    m = len(p)
-    if method == "bonferroni":
-        return np.minimum(p * m, 1.0)
-    order = np.argsort(p)
-    stepped = np.maximum.accumulate(p[order] * (m - np.arange(m)))
-    corrected = np.empty(m)
-    corrected[order] = np.minimum(stepped, 1.0)
-    return corrected
 
 
 def with_significance(table: pd.DataFrame, alpha: float, method: str) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Stage-4 library: planted patches, stress probes, object/background masks, focus shift, layer-wise views.
+"""Stage-4 library: planted patches and their benchmark controls, stress probes, object/background masks, focus shift, layer-wise views.
 
 Pure, batched functions over uint8 images ``[N,3,H,W]``; the pipeline stage decides what to run.
 What each probe does and how each metric is defined: ``docs/stress.md``.
@@ -10,12 +10,15 @@ import importlib
 from typing import Any
 
 _HOMES = {
+    "BASELINES": "xaiquest.stress.benchmark",
     "Intensity": "xaiquest.stress.probes",
     "PROBES": "xaiquest.stress.probes",
     "Probe": "xaiquest.stress.probes",
     "apply_probe": "xaiquest.stress.probes",
     "background_only": "xaiquest.stress.background",
     "background_swap": "xaiquest.stress.background",
+    "baseline_map": "xaiquest.stress.benchmark",
+    "beats_baselines": "xaiquest.stress.benchmark",
     "before_after_figure": "xaiquest.stress.figures",
     "centre_of_mass": "xaiquest.stress.focus",
     "centre_prior": "xaiquest.data.masks",
@@ -35,7 +38,9 @@ _HOMES = {
     "layerwise_table": "xaiquest.stress.layerwise",
     "linear_cka": "xaiquest.stress.layerwise",
     "mask_gallery_figure": "xaiquest.stress.background",
+    "mean_ci": "xaiquest.stress.benchmark",
     "mean_colour": "xaiquest.stress.background",
+    "model_contrast": "xaiquest.stress.benchmark",
     "object_only": "xaiquest.stress.background",
     "occluded_area": "xaiquest.stress.probes",
     "occlusion_sensitivity": "xaiquest.stress.probes",
@@ -44,6 +49,7 @@ _HOMES = {
     "permutation_index": "xaiquest.stress.probes",
     "probe_curve_figure": "xaiquest.stress.figures",
     "rank_correlation": "xaiquest.stress.focus",
+    "register_baseline": "xaiquest.stress.benchmark",
     "register_probe": "xaiquest.stress.probes",
     "reliance_metrics": "xaiquest.stress.patch",
     "share_on_region": "xaiquest.stress.focus",

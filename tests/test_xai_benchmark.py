@@ -1,0 +1,228 @@
+"""The planted-patch benchmark's controls: control stamping, trivial baseline maps, model contrast and
+significance against baselines, and the acceptance check that model contrast catches salience-driven maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xaiquest.config import PatchConfig
+from xaiquest.data import Split, to_float
+from xaiquest.errors import ConfigError, UnknownNameError
+from xaiquest.explainers import EXPLAINERS, explain
+from xaiquest.explainers.quality.localisation import top_k_overlap
+from xaiquest.metrics.significance import correct_p_values
+from xaiquest.patch import control_split, stamp
+from xaiquest.stress.benchmark import (
+    BASELINES,
+    CONTRAST_THRESHOLD,
+    baseline_map,
+    beats_baselines,
+    mean_ci,
+    model_contrast,
+)
+
+
+def labelled_images(per_class: list[int], seed: int = 0, size: int = 16) -> Split:
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(len(per_class)).repeat_interleave(torch.tensor(per_class))
+    images = torch.randint(0, 200, (len(labels), 3, size, size), dtype=torch.uint8, generator=generator)
+    return Split(images, labels[torch.randperm(len(labels), generator=generator)])
+
+
+def test_control_split_stamps_the_same_share_of_every_class_and_keeps_labels() -> None:
+    split = labelled_images([10, 7, 4])
+    patch = PatchConfig(target_class=1, fraction=0.5)
+    control, stamped = control_split(split, patch, seed=3)
+    assert torch.equal(control.labels, split.labels)
+    for label, count in enumerate([10, 7, 4]):
+        assert stamped[split.labels == label].sum().item() == round(0.5 * count)
+    expected, masks = stamp(split.images[stamped], patch)
+    assert torch.equal(control.images[stamped], expected)
+    assert torch.equal(control.images[~stamped], split.images[~stamped])
+    assert masks.any((1, 2)).all()
+    again, stamped_again = control_split(split, patch, seed=3)
+    assert torch.equal(again.images, control.images) and torch.equal(stamped_again, stamped)
+    assert not torch.equal(control_split(split, patch, seed=4)[1], stamped)
+
+
+# --- trivial baseline maps -------------------------------------------------------------------------
+
+
+def grey_images(n: int, seed: int = 0, size: int = 16, noise: float = 20.0) -> torch.Tensor:
+    """Low-contrast noise around a natural grey: nothing in them is as salient as a magenta patch."""
+    generator = torch.Generator().manual_seed(seed)
+    grey = torch.tensor([125.0, 123.0, 114.0]).view(1, 3, 1, 1)
+    return (grey + torch.randn(n, 3, size, size, generator=generator) * noise).clamp(0, 255).to(torch.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baseline_maps_are_per_image_deterministic_and_apart_from_explainers(name: str) -> None:
+    images = grey_images(3, size=12)
+    maps = baseline_map(name, images, seed=5)
+    assert maps.shape == (3, 12, 12) and maps.dtype == torch.float32 and torch.isfinite(maps).all()
+    assert torch.equal(baseline_map(name, images, seed=5), maps)
+    assert name not in EXPLAINERS
+
+
+def test_random_map_varies_with_seed_and_image_and_centre_map_peaks_in_the_middle() -> None:
+    images = grey_images(2, size=9)
+    noise = baseline_map("baseline_random", images, seed=0)
+    assert not torch.equal(noise, baseline_map("baseline_random", images, seed=1))
+    assert not torch.equal(noise[0], noise[1])
+    centre = baseline_map("baseline_centre", images)
+    assert centre[0].argmax().item() == 4 * 9 + 4
+    assert torch.allclose(centre[0], centre[0].flip(0)) and torch.allclose(centre[0], centre[0].T)
+
+
+def test_edge_map_peaks_at_an_edge_and_is_zero_on_flat_regions() -> None:
+    images = torch.zeros(1, 3, 10, 10, dtype=torch.uint8)
+    images[..., 5:] = 255
+    edges = baseline_map("baseline_edges", images)[0]
+    assert set(edges.argmax(1).tolist()) <= {4, 5}
+    assert edges[:, 4:6].min() > 0 and edges[:, :3].abs().max() == 0 and edges[:, 7:].abs().max() == 0
+
+
+def test_edge_map_sees_a_patch_whose_luma_equals_the_background() -> None:
+    noise = torch.randn(2, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 4
+    grey = (105 + noise).round().clamp(0, 255).to(torch.uint8).expand(2, 3, 12, 12).clone()
+    images, masks = stamp(grey, PatchConfig(size=4, colour=(255, 0, 255)))  # magenta's luma is 105 too
+    edges = baseline_map("baseline_edges", images)
+    near_patch = F.max_pool2d(masks[:, None].float(), 3, stride=1, padding=1)[:, 0].bool()
+    strongest = edges.flatten(1).argmax(1)
+    assert near_patch.flatten(1)[torch.arange(2), strongest].all()
+
+
+def test_colour_saliency_finds_an_off_palette_patch() -> None:
+    images, masks = stamp(grey_images(4), PatchConfig(size=3))
+    assert top_k_overlap(baseline_map("baseline_colour", images), masks).tolist() == [1.0] * 4
+
+
+def test_baseline_map_rejects_normalised_images_and_unknown_names() -> None:
+    with pytest.raises(ConfigError, match="uint8"):
+        baseline_map("baseline_random", torch.zeros(1, 3, 4, 4))
+    with pytest.raises(UnknownNameError, match="baseline_random"):
+        baseline_map("random", grey_images(1))
+
+
+# --- bootstrap intervals and model contrast --------------------------------------------------------
+
+
+def test_mean_ci_covers_the_true_mean_at_about_the_nominal_rate() -> None:
+    rng = np.random.default_rng(0)
+    covered = [mean_ci(rng.normal(0.3, 1.0, 60), resamples=500, seed=trial).covers(0.3) for trial in range(200)]
+    assert 0.88 <= np.mean(covered) <= 0.99
+
+
+def test_mean_ci_is_reproducible_from_its_seed() -> None:
+    values = np.random.default_rng(1).normal(size=(2, 30))
+    assert mean_ci(values, seed=3) == mean_ci(values, seed=3)
+    assert mean_ci(values, seed=3) != mean_ci(values, seed=4)
+
+
+def test_mean_ci_holds_the_seed_to_seed_variation_and_skips_unanswered_images() -> None:
+    rng = np.random.default_rng(2)
+    per_seed = rng.normal(0.0, 0.5, (3, 1)) + rng.normal(0.0, 0.1, (3, 80))
+    crossed = mean_ci(per_seed)
+    pooled = mean_ci(per_seed.reshape(-1))  # as if all 240 values were independent images of one seed
+    assert (crossed.high - crossed.low) > 3 * (pooled.high - pooled.low)
+    per_seed[1, 7] = np.nan
+    assert mean_ci(per_seed).images == 79 and mean_ci(per_seed).seeds == 3
+
+
+def test_model_contrast_flags_no_evidence_and_small_effects_as_salience_driven() -> None:
+    control = np.random.default_rng(3).uniform(0, 1, (3, 50))
+    noise = np.random.default_rng(4).normal(0, 0.2, (3, 50))
+    relies = model_contrast(control + 0.5, control)
+    assert relies.interval.mean == pytest.approx(0.5) and not relies.salience_driven
+    assert model_contrast(control + noise, control).salience_driven  # interval reaches 0
+    tiny = model_contrast(control + 0.05, control)
+    assert tiny.interval.low > 0 and tiny.salience_driven  # significant but below the threshold
+    with pytest.raises(ConfigError, match="same seeds and images"):
+        model_contrast(control, control[:2])
+
+
+def test_beats_baselines_is_paired_one_sided_and_holm_corrected() -> None:
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(5)
+    method = rng.uniform(0.4, 0.6, 12)
+    borderline = method - np.array([0.3, 0.25, 0.2, 0.15, 0.1, 0.05, -0.04, -0.06, 0.02, 0.12, -0.03, -0.08])
+    raw = wilcoxon(method - borderline, alternative="greater").pvalue
+    assert 0.025 < raw < 0.05, "precondition: significant alone, not after correcting for three comparisons"
+    table = beats_baselines(method, {"worse": method - 0.2, "same": method, "borderline": borderline})
+    assert table["baseline"].tolist() == ["worse", "same", "borderline"]
+    assert table["mean_difference"].tolist() == pytest.approx([0.2, 0.0, (method - borderline).mean()])
+    assert table["p_corrected"].tolist() == pytest.approx(correct_p_values(table["p_value"].to_numpy(), "holm"))
+    assert table["beats"].tolist() == [True, False, False]
+    assert table.loc[2, "p_value"] < 0.05
+    assert not beats_baselines(method - 0.2, {"better": method})["beats"].any()
+
+
+# --- acceptance: model contrast catches salience-driven maps ---------------------------------------
+
+SALIENCE = 0.42
+"""Weight of the class-independent energy term: large enough that Saliency ranks the magenta patch
+high on a model that ignores it, small enough that it does not always rank it first (no ceiling)."""
+
+
+class HandBuiltModel(nn.Module):
+    """logits_c = <w_c, x off the patch> + SALIENCE * sum(x^2) + reliance * [c = 0] * magenta(patch).
+
+    The energy term adds the same value to every logit, so the *probabilities* of a model with
+    ``reliance=0`` provably do not depend on the patch pixels, yet the term's gradient is largest
+    on the most extreme (most salient) pixels: the patch. With ``reliance > 0`` the patch's
+    magenta score pushes class 0: a patch-reliant twin.
+    """
+
+    def __init__(self, seed: int, patch_mask: torch.Tensor, reliance: float, classes: int = 3) -> None:
+        super().__init__()
+        weights = torch.randn(classes, 3, *patch_mask.shape, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("weights", weights * ~patch_mask)
+        self.register_buffer("patch_mask", patch_mask.float())
+        self.reliance = reliance
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.einsum("nchw,kchw->nk", x, self.weights) + SALIENCE * (x**2).sum((1, 2, 3))[:, None]
+        magenta = ((x[:, 0] - x[:, 1] + x[:, 2]) * self.patch_mask).sum((1, 2))
+        logits[:, 0] += self.reliance * magenta
+        return logits
+
+
+def class_zero_margin(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    logits = model(to_float(images))
+    return logits[:, 0] - logits[:, 1:].amax(1)
+
+
+def saliency_top_k(models: list[nn.Module], images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """``[seeds, N]`` Top-K overlap of Saliency maps for class 0, one row per model."""
+    targets = torch.zeros(len(images), dtype=torch.long)
+    return torch.stack([top_k_overlap(explain("saliency", model, to_float(images), targets), masks) for model in models])
+
+
+def test_model_contrast_catches_saliency_that_lights_a_patch_the_model_ignores() -> None:
+    clean = grey_images(32)
+    images, masks = stamp(clean, PatchConfig(target_class=0, size=3))
+    patch_mask = masks[0]
+    ignoring = [HandBuiltModel(seed, patch_mask, reliance=0.0) for seed in (20, 21, 22)]
+    controls = [HandBuiltModel(seed, patch_mask, reliance=0.0) for seed in (10, 11, 12)]
+    reliant = [HandBuiltModel(seed, patch_mask, reliance=3.0) for seed in (0, 1, 2)]
+    with torch.no_grad():  # the premise: the patch changes nothing the ignoring model predicts
+        for model in ignoring:
+            assert torch.allclose(model(to_float(images)).softmax(1), model(to_float(clean)).softmax(1), atol=1e-5)
+        for model in reliant:  # ... and raises every image's class-0 margin on the reliant one
+            assert (class_zero_margin(model, images) > class_zero_margin(model, clean)).all()
+
+    ignoring_overlap = saliency_top_k(ignoring, images, masks)
+    control_overlap = saliency_top_k(controls, images, masks)
+    chance = top_k_overlap(baseline_map("baseline_random", images), masks)
+    assert ignoring_overlap.mean() > 0.3, "raw Top-K overlap credits Saliency on a model that ignores the patch"
+    assert beats_baselines(ignoring_overlap, {"baseline_random": chance})["beats"].all()
+
+    null = model_contrast(ignoring_overlap, control_overlap)
+    assert null.salience_driven and null.interval.covers(0.0) and abs(null.interval.mean) < CONTRAST_THRESHOLD
+    relies = model_contrast(saliency_top_k(reliant, images, masks), control_overlap)
+    assert not relies.salience_driven and relies.interval.low > CONTRAST_THRESHOLD

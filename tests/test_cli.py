@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from synthetic import class_coloured_split, write_image_folder
 from xaiquest.cli import app
+from xaiquest.layout import RunLayout
 
 
 def _config(tmp_path, **extra: str) -> str:
@@ -34,38 +35,47 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     result = _invoke("run", _config(tmp_path), "--data", str(tiny_cifar), "--runs-dir", str(runs))
     assert result.exit_code == 0, result.output
     root = runs / "tiny"
-    manifest = json.loads((root / "manifest.json").read_text())
+    layout = RunLayout(root)
+    manifest = json.loads(layout.manifest.read_text())
     assert set(manifest["units"]) == {f"{stage}/{m}__baseline__s0" for stage in ("train", "evaluate", "calibrate", "explain", "stress",
                                                                                         "concepts")
                                       for m in ("fastnet", "resnet_small")} | {"robustness", "concepts/probes"}
     for model in ("fastnet", "resnet_small"):
-        folder = root / "models" / f"{model}__baseline__s0"
-        for artifact in ("model.pt", "train.json", "history.csv", "curves.png", "eval/metrics.json",
-                         "eval/confusion.png", "eval/confusion.csv", "eval/per_class.csv", "eval/misclassified.csv",
-                         "calibration/calibration.json", "calibration/reliability.png",
-                         "explain/grid.png", "explain/quality.csv", "explain/agreement.png", "explain/maps.pt"):
-            assert (folder / artifact).exists(), artifact
-        assert not (folder / "checkpoint.pt").exists()
-    table = (root / "tables" / "comparison.csv").read_text()
+        files = layout.model(f"{model}__baseline__s0")
+        for artifact in (files.weights, files.train_record, files.history, files.curves, files.eval.metrics,
+                         files.eval.confusion_figure, files.eval.confusion, files.eval.per_class, files.eval.misclassified,
+                         files.calibration.summary, files.calibration.figure,
+                         files.explain.grid, files.explain.quality, files.explain.agreement_figure, files.explain.maps):
+            assert artifact.exists(), artifact
+        assert not files.checkpoint.exists()
+    tables = layout.tables
+    table = tables.comparison.read_text()
     assert "fastnet" in table and "resnet_small" in table and "ece_after_ts_mean" in table
-    assert (root / "figures" / "reliability_overlay.png").exists()
-    for artifact in ("robustness_summary.csv", "robustness_accuracy.csv", "explain_quality.csv", "final_ranking.csv",
-                     "concepts_summary.csv", "concepts_tcav.csv", "concepts_detectors.csv"):
-        assert (root / "tables" / artifact).exists(), artifact
-    assert (root / "report.html").exists() and (root / "report.md").exists()
-    quality = (root / "tables" / "explain_quality.csv").read_text()
+    assert layout.figures.png("reliability_overlay").exists()
+    for artifact in (tables.robustness_summary, tables.robustness_accuracy, tables.explain_quality, tables.final_ranking,
+                     tables.concepts_summary, tables.concepts_tcav, tables.concepts_detectors):
+        assert artifact.exists(), artifact
+    assert layout.report_html.exists() and layout.report_markdown.exists()
+    quality = tables.explain_quality.read_text()
     assert all(method in quality for method in ("gradcam", "eigencam", "fusioncam", "integrated_gradients"))
-    layers = pd.read_csv(root / "tables" / "explain_quality.csv").set_index(["run", "method"])["layer"]
+    layers = pd.read_csv(tables.explain_quality).set_index(["run", "method"])["layer"]
     assert layers.loc[("fastnet__baseline__s0", "gradcam")] == "stage3"  # the last depth, named in the report
     assert pd.isna(layers.loc[("fastnet__baseline__s0", "integrated_gradients")])
-    assert "**Layer each CAM method explained**" in (root / "report.md").read_text()
-    assert (root / "report.html").stat().st_size < 5_000_000
-    first_model = (root / "models" / "fastnet__baseline__s0" / "model.pt").stat().st_mtime_ns
+    report = layout.report_markdown.read_text()
+    assert "**Layer each CAM method explained**" in report
+    assert "Missing results" not in report  # every enabled stage ran, so no table may be reported missing
+    assert layout.report_html.stat().st_size < 5_000_000
+    # the output is not a terminal here: the plan, one line per epoch and per finished unit, with elapsed time and ETA
+    assert "plan: train 2 models, evaluate 2, calibrate 2, robustness 2, explain 2, stress 2, concepts 2" in result.output
+    assert "train: fastnet__baseline__s0 epoch 1/2 val " in result.output
+    assert "ETA" in result.output and "evaluate: 1/2 fastnet__baseline__s0 test accuracy" in result.output
+    first_model = layout.model("fastnet__baseline__s0").weights.stat().st_mtime_ns
 
     again = _invoke("run", _config(tmp_path), "--data", str(tiny_cifar), "--runs-dir", str(runs))
     assert again.exit_code == 0, again.output
     assert "train: all 2 models already done, skipping" in again.output
-    assert (root / "models" / "fastnet__baseline__s0" / "model.pt").stat().st_mtime_ns == first_model
+    assert layout.model("fastnet__baseline__s0").weights.stat().st_mtime_ns == first_model
+    assert "plan: train 2 models (2 done)" in again.output
 
 
 def _assert_clean_failure(result, message: str, runs) -> None:
@@ -155,17 +165,17 @@ def test_a_planted_patch_variant_is_trained_then_probed_for_reliance_and_localis
     )
     result = _invoke("run", config, "--data", str(tiny_cifar), "--runs-dir", str(runs))
     assert result.exit_code == 0, result.output
-    tables = runs / "tiny" / "tables"
-    reliance = pd.read_csv(tables / "patch_reliance.csv").set_index("run")
+    tables = RunLayout(runs / "tiny").tables
+    reliance = pd.read_csv(tables.patch_reliance).set_index("run")
     assert set(reliance.index) == {"fastnet__baseline__s0", "fastnet__patch__s0"}
     assert reliance.loc["fastnet__patch__s0", "trained_with_patch"]
     assert reliance.loc["fastnet__patch__s0", "baseline_attack_success"] == reliance.loc["fastnet__baseline__s0", "attack_success"]
-    localisation = pd.read_csv(tables / "patch_localisation.csv")
+    localisation = pd.read_csv(tables.patch_localisation)
     assert set(localisation["method"]) == {"gradcam", "saliency"}
     assert localisation["tko"].between(0, 1).all() and localisation["win_rate"].sum() == pytest.approx(1.0)
-    probes = pd.read_csv(tables / "stress_probes.csv")
+    probes = pd.read_csv(tables.stress_probes)
     assert {"occlusion_centre", "channel_permutation", "noise", "background_swap", "clean"} <= set(probes["probe"])
-    assert (tables / "layerwise.csv").exists() and (tables / "stress_focus.csv").exists()
+    assert tables.layerwise.exists() and tables.csv("stress_focus").exists()
 
 
 @pytest.mark.audit
@@ -180,28 +190,29 @@ def test_variants_are_selected_per_model_and_stage_and_re_examined_on_the_baseli
     )
     result = _invoke("run", config, "--data", str(tiny_cifar), "--runs-dir", str(runs))
     assert result.exit_code == 0, result.output
-    root = runs / "tiny"
-    units = set(json.loads((root / "manifest.json").read_text())["units"])
+    layout = RunLayout(runs / "tiny")
+    units = set(json.loads(layout.manifest.read_text())["units"])
     fast = [f"fastnet__{v}__s0" for v in ("baseline", "label_smoothing", "patch")]
     assert {u for u in units if u.startswith("train/")} == {f"train/{k}" for k in [*fast, "resnet_small__baseline__s0"]}
     assert {u for u in units if u.startswith("explain/")} == {
         "explain/fastnet__baseline__s0", "explain/resnet_small__baseline__s0", "explain/reexamine/fastnet__label_smoothing__s0"}
-    assert set(pd.read_csv(root / "tables" / "robustness_accuracy.csv")["model"]) == {
+    assert set(pd.read_csv(layout.tables.robustness_accuracy)["model"]) == {
         "fastnet__baseline__s0", "fastnet__label_smoothing__s0", "resnet_small__baseline__s0"}
-    stress = {k: root / "models" / k / "stress" for k in fast}
-    assert (stress["fastnet__patch__s0"] / "patch.json").exists() and not (stress["fastnet__patch__s0"] / "probes.csv").exists()
-    assert (stress["fastnet__label_smoothing__s0"] / "probes.csv").exists()
-    assert not (stress["fastnet__label_smoothing__s0"] / "patch.json").exists()
-    mistakes = pd.read_csv(root / "models" / "fastnet__baseline__s0" / "eval" / "misclassified.csv")
+    stress = {k: layout.model(k).stress for k in fast}
+    assert stress["fastnet__patch__s0"].patch.exists() and not stress["fastnet__patch__s0"].probes.exists()
+    assert stress["fastnet__label_smoothing__s0"].probes.exists()
+    assert not stress["fastnet__label_smoothing__s0"].patch.exists()
+    mistakes = pd.read_csv(layout.model("fastnet__baseline__s0").eval.misclassified)
     assert len(mistakes) > 0
-    per_image = pd.read_csv(root / "models" / "fastnet__label_smoothing__s0" / "explain" / "reexamine.csv")
+    reexamined = layout.model("fastnet__label_smoothing__s0").explain
+    per_image = pd.read_csv(reexamined.reexamine)
     assert per_image["index"].tolist() == mistakes["index"].tolist()
     assert (per_image["baseline_predicted"] == mistakes["predicted"]).all()
-    assert (root / "models" / "fastnet__label_smoothing__s0" / "explain" / "reexamine.png").exists()
-    summary = pd.read_csv(root / "tables" / "reexamine.csv")
+    assert reexamined.reexamine_figure.exists()
+    summary = pd.read_csv(layout.tables.reexamine)
     assert summary[["model", "variant"]].values.tolist() == [["fastnet", "label_smoothing"]]
     assert summary.loc[0, "mistakes"] == len(mistakes)
     assert summary.loc[0, "variant_correct"] == pytest.approx((per_image["variant_predicted"] == per_image["true"]).mean())
-    report = (root / "report.md").read_text()
+    report = layout.report_markdown.read_text()
     assert "Training variants" in report and "fastnet with label_smoothing instead of the baseline" in report
     assert "most confident baseline mistakes" in report

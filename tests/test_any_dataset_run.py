@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from xaiquest.cli import app
 from xaiquest.data import CIFAR10_CLASSES
+from xaiquest.layout import RunLayout
 
 pytestmark = pytest.mark.slow
 STAGE_UNITS = ("train", "evaluate", "calibrate", "explain", "stress")
@@ -61,7 +62,7 @@ def _audit(tmp_path: Path, name: str, data_root: Path, classes: list[str], **dat
                                       "--runs-dir", str(runs)])
     assert result.exit_code == 0, result.output
     root = runs / name
-    manifest = json.loads((root / "manifest.json").read_text())
+    manifest = json.loads(RunLayout(root).manifest.read_text())
     units = set(manifest["units"])
     for stage in STAGE_UNITS:
         assert any(unit.startswith(f"{stage}/fastnet__baseline") for unit in units), stage
@@ -71,7 +72,7 @@ def _audit(tmp_path: Path, name: str, data_root: Path, classes: list[str], **dat
     report = (root / "report.md").read_text() + html
     leaked = [name for name in CIFAR10_CLASSES if re.search(rf"\b{name}\b", report, re.IGNORECASE)]
     assert not leaked, f"CIFAR-10 class names in a report on other data: {leaked}"
-    per_class = (root / "models" / "fastnet__baseline__s0" / "eval" / "per_class.csv").read_text()
+    per_class = RunLayout(root).model("fastnet__baseline__s0").eval.per_class.read_text()
     assert all(name in per_class for name in classes)
     return manifest
 

@@ -33,6 +33,7 @@ from xaiquest.config import CONCEPT_NAMES, load_config
 from xaiquest.data import Split, to_float
 from xaiquest.data.masks import centre_prior
 from xaiquest.errors import ConfigError
+from xaiquest.layout import RunLayout
 from xaiquest.inference import predict_logits
 from xaiquest.models.base import ZooModel
 from xaiquest.validation import check_config
@@ -260,19 +261,19 @@ def test_report_section_and_findings_quote_the_concept_tables(tmp_path) -> None:
     from xaiquest.report.findings import RunTables, run_rules
     from xaiquest.report.sections import build_report
 
-    tables = tmp_path / "tables"
-    tables.mkdir()
+    tables = RunLayout(tmp_path).tables
+    tables.folder.mkdir()
     runs = ["fastnet__baseline__s0", "fastnet__cutmix__s0"]
     pd.DataFrame({"run": runs, "model": "fastnet", "variant": ["baseline", "cutmix"], "seed": 0,
                   "shape_bias": [0.2, 0.35], "shape_decisions": [0.1, 0.14], "texture_decisions": [0.4, 0.26],
                   "clean_accuracy": [0.8, 0.78], "grayscale_accuracy": [0.6, 0.7], "silhouette_accuracy": [0.2, 0.25],
-                  "outline_accuracy": [0.15, 0.18]}).to_csv(tables / "concepts_summary.csv", index=False)
+                  "outline_accuracy": [0.15, 0.18]}).to_csv(tables.concepts_summary, index=False)
     pd.DataFrame({"run": runs[0], "depth": "stage2", "concept": ["red", "stripes"], "class_index": 0,
                   "class_name": "airplane", "tcav": [0.9, 0.5], "random_tcav": 0.5, "p_corrected": [0.001, 0.9],
-                  "cav_accuracy": 1.0, "significant": [True, False]}).to_csv(tables / "concepts_tcav.csv", index=False)
+                  "cav_accuracy": 1.0, "significant": [True, False]}).to_csv(tables.concepts_tcav, index=False)
     pd.DataFrame({"run": runs[0], "depth": ["stage1", "stage2", "stage2"], "concept": ["red", "red", "patch"],
                   "units": 64, "detectors": [1, 5, 0], "fraction": [1 / 64, 5 / 64, 0.0]}).to_csv(
-        tables / "concepts_detectors.csv", index=False)
+        tables.concepts_detectors, index=False)
     texts = [f.text for f in run_rules(RunTables(tmp_path), ["concept_shape_bias", "concept_colour_reliance",
                                                               "concept_tcav", "concept_detectors"])]
     assert "On fastnet, cutmix raises shape bias: 0.200 -> 0.350 (+0.150) against its baseline." in texts

@@ -125,7 +125,7 @@ def test_comparison_table_rejects_inconsistent_rows(rows):
 def test_write_comparison(tmp_path):
     tables = Tables(tmp_path)
     csv_path, md_path = write_comparison(ROWS, tables)
-    assert (csv_path, md_path) == (tables.comparison, tables.markdown("comparison"))
+    assert (csv_path, md_path) == (tables.comparison, tables.markdown_of(tables.comparison))
 
     csv = pd.read_csv(csv_path)
     assert csv["model"].tolist() == ["vgg11", "resnet18"]

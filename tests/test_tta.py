@@ -20,7 +20,8 @@ from xaiquest.errors import ConfigError
 from xaiquest.inference import predict_logits, seed_everything
 from xaiquest.models import build_model
 from xaiquest.pipeline import load_stage
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_logits, run_keys, unit_name
+from xaiquest.layout import unit_name
+from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_logits, run_keys
 from xaiquest.store import RunStore
 
 CPU = torch.device("cpu")
@@ -90,8 +91,8 @@ def test_robustness_clean_accuracy_is_stage_one_accuracy_under_the_same_policy(f
     assert (plain == labels).sum() != (flip == labels).sum(), "precondition: mirroring changes the accuracy"
     summary = pd.read_csv(store.layout.tables.robustness_summary).set_index("run")
     assert summary.loc[key.id, "clean_accuracy"] == pytest.approx((flip == labels).float().mean().item())
-    assert summary.loc[key.id, "clean_accuracy"] == pytest.approx(store.unit_record(unit_name("evaluate", key))["accuracy"])
-    note = store.layout.tables.markdown("robustness_summary").read_text(encoding="utf-8")
+    assert summary.loc[key.id, "clean_accuracy"] == pytest.approx(store.unit_record(unit_name("evaluate", key.id))["accuracy"])
+    note = store.layout.tables.markdown_of(store.layout.tables.robustness_summary).read_text(encoding="utf-8")
     assert "clean accuracy on the same 40 stratified test images, predictions under eval.tta = flip" in note
 
 
@@ -119,13 +120,13 @@ def test_changing_the_policy_reruns_every_predicting_unit_under_the_new_one(flip
     shutil.copytree(store.root, root)
     rerun = _audit(root, _config("none"), data)
     for stage in PREDICTING_STAGES:
-        unit = "robustness" if stage == "robustness" else unit_name(stage, key)
+        unit = "robustness" if stage == "robustness" else unit_name(stage, key.id)
         assert rerun.unit_record(unit)["fingerprint"] != store.unit_record(unit)["fingerprint"], unit
     saved = torch.load(rerun.layout.model(key.id).explain.maps)
     plain, _ = _plain_and_flip(model, data.test.images[saved["indices"]])
     assert torch.equal(saved["targets"], plain)
     summary = pd.read_csv(rerun.layout.tables.robustness_summary).set_index("run")
-    assert summary.loc[key.id, "clean_accuracy"] == pytest.approx(rerun.unit_record(unit_name("evaluate", key))["accuracy"])
+    assert summary.loc[key.id, "clean_accuracy"] == pytest.approx(rerun.unit_record(unit_name("evaluate", key.id))["accuracy"])
 
 
 def test_the_policy_is_validated_and_the_old_per_stage_switch_is_gone():

@@ -265,9 +265,6 @@ class Tables:
     def csv(self, name: str) -> Path:
         return self.folder / f"{name}.csv"
 
-    def markdown(self, name: str) -> Path:
-        return self.folder / f"{name}.md"
-
     def markdown_of(self, table: Path) -> Path:
         """The Markdown twin of the CSV table ``table``, written beside it for people and the report."""
         return table.with_suffix(".md")
@@ -360,6 +357,11 @@ class RunLayout:
     def relative(self, path: Path) -> str:
         """``path`` as the run-relative name the report cites and links."""
         return Path(path).relative_to(self.root).as_posix()
+
+
+def unit_name(stage: str, run_id: str) -> str:
+    """The manifest's name of ``stage``'s unit for one model (``evaluate/<run id>``)."""
+    return f"{stage}/{run_id}"
 
 
 RELATIVE = RunLayout(Path())

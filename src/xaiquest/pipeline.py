@@ -19,7 +19,8 @@ from xaiquest.console import console
 from xaiquest.data import normalised_by
 from xaiquest.errors import XaiquestError
 from xaiquest.inference import resolve_device
-from xaiquest.runs import AuditData, check_model_sources, describe_data, prepare_data, run_keys, train_fingerprint, unit_name
+from xaiquest.layout import unit_name
+from xaiquest.runs import AuditData, check_model_sources, describe_data, prepare_data, run_keys, train_fingerprint
 from xaiquest.store import RunStore
 from xaiquest.validation import check_config
 
@@ -79,7 +80,7 @@ def plan_line(config: ExperimentConfig, store: RunStore, data: AuditData, stages
     """``plan: train 6 models (2 done), evaluate 6, ..., robustness 4, ...``: what the run will cover, so a
     log shows the work ahead before the first long step (each stage skips what it finished before)."""
     keys = run_keys(config)
-    trained = sum(store.is_current(unit_name("train", key), train_fingerprint(config, data, key)) for key in keys)
+    trained = sum(store.is_current(unit_name("train", key.id), train_fingerprint(config, data, key)) for key in keys)
     parts = []
     for stage in stages:
         section = getattr(config, stage, None) if stage in VARIANT_STAGES else None

@@ -21,6 +21,7 @@ from xaiquest.data import (
     validation_split,
 )
 from xaiquest.errors import XaiquestError
+from xaiquest.layout import unit_name
 from xaiquest.models import build_model, override_depths
 from xaiquest.models.weights import load_matching, load_weights, weights_digest
 from xaiquest.store import RunStore, fingerprint
@@ -109,11 +110,6 @@ def run_keys(config: ExperimentConfig, variants: list[str] | None = None) -> lis
     ]
 
 
-def unit_name(stage: str, key: RunKey) -> str:
-    """The manifest's name of ``stage``'s unit for one model (``evaluate/<run id>``)."""
-    return f"{stage}/{key.id}"
-
-
 def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
     if key.spec.weights:  # imported, not trained: the file's content is the whole recipe
         return fingerprint("import", key.spec.name, weights_digest(key.spec.weights), key.spec.depths, data.fingerprint)
@@ -137,12 +133,12 @@ _REEVALUATE = "run `xaiquest evaluate` to redo evaluate/{key} (delete the file f
 
 def check_evaluation(store: RunStore, key: RunKey, path: Path) -> None:
     """Before reading a file the evaluate stage wrote: one clear error if it changed since."""
-    store.check_artifact(unit_name("evaluate", key), path, _REEVALUATE.format(key=key.id))
+    store.check_artifact(unit_name("evaluate", key.id), path, _REEVALUATE.format(key=key.id))
 
 
 def evaluate_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey, store: RunStore) -> str:
     """Includes the hash of the weights, so everything measured on a model redoes when it is retrained."""
-    weights = store.artifact_hash(unit_name("train", key), store.layout.model(key.id).weights)
+    weights = store.artifact_hash(unit_name("train", key.id), store.layout.model(key.id).weights)
     return fingerprint("evaluate", train_fingerprint(config, data, key), weights, config.eval.model_dump())
 
 
@@ -207,7 +203,7 @@ def load_trained(store: RunStore, key: RunKey, data: AuditData, device: torch.de
     retrain = _RETRAIN.format(key=key.id)
     if not path.exists():
         raise XaiquestError(f"{key.id} is not trained yet ({path} missing); run `xaiquest train` first")
-    store.check_artifact(unit_name("train", key), path, retrain)
+    store.check_artifact(unit_name("train", key.id), path, retrain)
     model = build_run_model(key.spec, data)
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from xaiquest.console import console
-from xaiquest.layout import ModelFiles
-from xaiquest.runs import RunKey, unit_name
+from xaiquest.layout import ModelFiles, unit_name
+from xaiquest.runs import RunKey
 from xaiquest.store import RunStore, atomic_write_text
 
 
@@ -39,7 +39,7 @@ def run_per_model(stage: str, keys: Sequence[RunKey], store: RunStore, fingerpri
     ``compute`` writes the model's files (atomically, through the store helpers) and returns
     :class:`Finished`; only then is the unit marked complete, so a killed run redoes it."""
     todo = [(key, fingerprint_of(key)) for key in keys]
-    todo = [(key, fp) for key, fp in todo if not store.is_complete(unit_name(stage, key), fp)]
+    todo = [(key, fp) for key, fp in todo if not store.is_complete(unit_name(stage, key.id), fp)]
     if not todo:
         if keys:
             console.print(f"{stage}: all {len(keys)} models already done, skipping")
@@ -48,7 +48,7 @@ def run_per_model(stage: str, keys: Sequence[RunKey], store: RunStore, fingerpri
     for done, (key, fp) in enumerate(todo, 1):
         unit_started = time.perf_counter()
         finished = compute(key, store.layout.model(key.id))
-        store.mark_complete(unit_name(stage, key), fp, dict(finished.summary), artifacts=finished.artifacts)
+        store.mark_complete(unit_name(stage, key.id), fp, dict(finished.summary), artifacts=finished.artifacts)
         console.print(progress_line(stage, key.id, done, len(todo), time.perf_counter() - unit_started,
                                     time.perf_counter() - started, finished.message), highlight=False, soft_wrap=True)
     return [key for key, _ in todo]

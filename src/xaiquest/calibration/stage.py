@@ -42,7 +42,7 @@ def calibrate_stage(config: ExperimentConfig, store: RunStore, data: AuditData, 
     table = pd.DataFrame(rows)
     tables = store.layout.tables
     atomic_write_text(tables.calibration, table.to_csv(index=False))
-    atomic_write_text(tables.markdown("calibration"), table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    atomic_write_text(tables.markdown_of(tables.calibration), table.to_markdown(index=False, floatfmt=".4f") + "\n")
     save_figure(reliability_overlay_figure(curves, title="Reliability (test, before temperature scaling)"),
                 store.layout.figures.png("reliability_overlay"))
 

@@ -94,7 +94,7 @@ def comparison_markdown(table: pd.DataFrame) -> str:
 def write_comparison(rows: Sequence[Mapping[str, Any]], tables: Tables) -> tuple[Path, Path]:
     """Write the comparison table to ``tables``, numeric (CSV) and formatted (Markdown)."""
     table = comparison_table(rows)
-    csv_path, md_path = tables.comparison, tables.markdown("comparison")
+    csv_path, md_path = tables.comparison, tables.markdown_of(tables.comparison)
     atomic_write_text(csv_path, table.to_csv(index=False))
     atomic_write_text(md_path, comparison_markdown(table))
     return csv_path, md_path

@@ -14,7 +14,7 @@ from xaiquest.errors import XaiquestError
 from xaiquest.evaluate.artifacts import write_evaluation
 from xaiquest.evaluate.compare import write_comparison
 from xaiquest.inference import audit_logits
-from xaiquest.layout import ModelFiles
+from xaiquest.layout import ModelFiles, unit_name
 from xaiquest.metrics import classification_metrics, top_confident_mistakes
 from xaiquest.runs import (
     AuditData,
@@ -25,7 +25,6 @@ from xaiquest.runs import (
     load_trained,
     robustness_fingerprint,
     run_keys,
-    unit_name,
 )
 from xaiquest.store import RunStore, atomic_torch_save
 from xaiquest.units import Finished, run_per_model
@@ -82,7 +81,7 @@ def _calibration_columns(config: ExperimentConfig, store: RunStore, data: AuditD
     """ECE, NLL and temperature by run id, of the models whose calibration is current."""
     columns, stale, missing = {}, [], []
     for key in keys:
-        unit, path = unit_name("calibrate", key), store.layout.model(key.id).calibration.summary
+        unit, path = unit_name("calibrate", key.id), store.layout.model(key.id).calibration.summary
         if path.exists() and store.is_current(unit, calibrate_fingerprint(config, data, key, store)):
             store.check_artifact(unit, path, _REDO.format(command="calibrate"))
             summary = json.loads(path.read_text(encoding="utf-8"))

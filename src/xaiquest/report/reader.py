@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from xaiquest.config import ExperimentConfig
-from xaiquest.layout import MODEL_RELATIVE, RELATIVE, RunLayout
+from xaiquest.layout import MODEL_RELATIVE, RELATIVE, RunLayout, unit_name
 
 _TABLES = RELATIVE.tables
 # Run tables the stages write (run-relative, from the layout).
@@ -103,7 +103,7 @@ class RunTables:
         if not listed:
             return sorted(p.name for p in self.layout.models.iterdir() if p.is_dir()) if self.layout.models.is_dir() else []
         units = self.manifest.get("units", {})
-        return sorted(run for run in listed if _train_unit(run) in units)
+        return sorted(run for run in listed if unit_name("train", run) in units)
 
     @cached_property
     def untrained(self) -> list[str]:
@@ -159,11 +159,6 @@ class RunTables:
         split = [i.split("__") for i in [*ids, *self.runs]]
         varies = (len({p[1] for p in split if len(p) >= 2}) > 1, len({p[2] for p in split if len(p) == 3}) > 1)
         return {i: _short_label(i, varies) for i in ids}
-
-
-def _train_unit(run: str) -> str:
-    """The manifest's name of a model's training unit (``runs.unit_name("train", key)``)."""
-    return f"train/{run}"
 
 
 def _short_label(run_id: str, varies: tuple[bool, bool]) -> str:

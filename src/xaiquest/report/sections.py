@@ -321,7 +321,7 @@ def comparison_section(run: RunTables, findings: list[Finding]) -> Section | Non
                 shown[header] = [_mean_std(m, s, percent) for m, s in
                                  zip(table[f"{metric}_mean"], table.get(f"{metric}_std", [float("nan")] * len(table)))]
         blocks.append(TableBlock("Test metrics (mean ± std over seeds)", shown, COMPARISON,
-                                 see_also=tuple(run.files(RELATIVE.tables.markdown(RELATIVE.tables.comparison.stem).as_posix()))))
+                                 see_also=tuple(run.files(RELATIVE.tables.markdown_of(RELATIVE.tables.comparison).as_posix()))))
     recall = _per_class_recall(run)
     if recall is not None:
         blocks.append(TableBlock("Recall per class (%)", recall, RELATIVE.tables.per_class_recall.as_posix(), data=recall))

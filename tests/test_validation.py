@@ -89,11 +89,11 @@ def test_a_name_mistake_is_reported_before_the_data_loads(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_the_names_check_loads_neither_torchvision_nor_matplotlib():
+def test_the_names_check_loads_none_of_the_stages_heavy_libraries():
     """What decides the time to the first config error: the check needs torch, not the stages' heavy libraries
     (torchvision alone costs over a second: its import pulls in torch's compiler stack)."""
     code = ("import sys; from xaiquest.config import load_config; from xaiquest.validation import check_config; "
             "import xaiquest.pipeline; check_config(load_config('quick'), None, None); "
-            "print(sorted(m for m in ('torchvision', 'matplotlib', 'captum', 'torch._dynamo') if m in sys.modules))")
+            "print(sorted(m for m in ('torchvision', 'matplotlib', 'captum', 'pandas', 'torch._dynamo') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 
@@ -225,6 +224,8 @@ def confident_mistakes(store: RunStore, key: RunKey) -> torch.Tensor:
     if not path.exists():
         raise XaiquestError(f"{key.id} has no evaluation yet ({path} missing); run `xaiquest evaluate` first")
     check_evaluation(store, key, path)
+    import pandas as pd  # not at import: the config check before a run needs this module, not pandas
+
     return torch.tensor(pd.read_csv(path)["index"].to_list(), dtype=torch.long)
 
 

@@ -66,7 +66,7 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
     store = RunStore(Path(runs_dir) / config.name)
     store.initialise(config.model_dump(mode="json"), data.source, data.root, data.fingerprint, describe_data(data),
                      [key.id for key in run_keys(config)])
-    console.print(plan_line(config, store, data, stages), highlight=False, soft_wrap=True)
+    console.print(plan_line(config, store, data, stages), highlight=False)
     with normalised_by(data.normalisation):
         for name in stages:
             stage_started = time.perf_counter()

@@ -153,7 +153,7 @@ class RunStore:
             problem = self._artifact_problem(path, recorded)
             if problem:
                 console.print(f"[yellow]{unit}[/]: {path} {problem} since it was finished; redoing it",
-                              highlight=False, soft_wrap=True)
+                              highlight=False)
                 return False
         return True
 

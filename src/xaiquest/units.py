@@ -50,7 +50,7 @@ def run_per_model(stage: str, keys: Sequence[RunKey], store: RunStore, fingerpri
         finished = compute(key, store.layout.model(key.id))
         store.mark_complete(unit_name(stage, key.id), fp, dict(finished.summary), artifacts=finished.artifacts)
         console.print(progress_line(stage, key.id, done, len(todo), time.perf_counter() - unit_started,
-                                    time.perf_counter() - started, finished.message), highlight=False, soft_wrap=True)
+                                    time.perf_counter() - started, finished.message), highlight=False)
     return [key for key, _ in todo]
 
 

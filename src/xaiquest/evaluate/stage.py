@@ -119,4 +119,4 @@ def _say_left_out(stage: str, runs: str, stale: bool, command: str) -> None:
         return
     reason = "is stale (config or model changed since)" if stale else "was not measured yet"
     console.print(f"compare: {stage} of {runs} {reason}, its columns are left out; run `xaiquest {command}` "
-                  f"to {'refresh' if stale else 'add'} them", highlight=False, soft_wrap=True)
+                  f"to {'refresh' if stale else 'add'} them", highlight=False)

@@ -91,7 +91,7 @@ def train_model(
             progress.update(task, description=f"{label} ep {epoch + 1}/{cfg.epochs} val {val_acc:.1%}")
         if not console.is_terminal:  # a log file shows no bar: one line per epoch says the work goes on
             console.print(epoch_line(label, epoch + 1, cfg.epochs, val_acc, time.perf_counter() - started, state["elapsed"]),
-                          highlight=False, soft_wrap=True)
+                          highlight=False)
     if writer:
         writer.close()
     history = pd.DataFrame(state["history"])

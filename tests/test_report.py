@@ -101,7 +101,8 @@ def _minimal_run(root: Path) -> Path:
     """A two-model run directory with every file the report reads from the finished stages."""
     _write(root, RELATIVE.manifest, {"experiment": "tiny", "data": "synthetic", "torch": "2.x", "python": "3.11",
                                    "xaiquest": "0.1.0", "config": {"data": {"val_size": 50}},
-                                   "timings_s": {"train": 12.5, "evaluate": 1.0}, "units": {}})
+                                   "timings_s": {"train": 12.5, "evaluate": 1.0}, "units": {},
+                                   "machine": {"cores": 2, "torch_threads": 2}})
     for run, accuracy in zip(RUNS, (0.8117, 0.7477)):
         model = run.split("__")[0]
         _write(root, RELATIVE.model(run).train_record, {"model": model, "variant": "baseline", "seed": 0, "epochs": 4,
@@ -411,6 +412,7 @@ def test_write_report_on_a_minimal_run(tmp_path: Path) -> None:
     assert len(images) >= 13  # 5 per-model figures x 2 models, 3 run figures, the final comparison
     links = _markdown_links(md_path)
     assert links and all((root / link).is_file() for link in links)
+    assert "Wall time per stage (latest run of each; 2 cores, 2 torch threads)" in md_path.read_text(encoding="utf-8")
     for created in ("findings", "final_ranking", "xai_methods", "setup", "explain_quality_by_method"):
         assert RunLayout(root).tables.csv(created).is_file()
     assert RunLayout(root).figures.png("final_comparison").is_file()

@@ -139,6 +139,7 @@ class RunStore:
             xaiquest=xaiquest.__version__,
             torch=torch.__version__,
             python=platform.python_version(),
+            machine={"cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             updated=time.strftime("%Y-%m-%dT%H:%M:%S"),
         )
         atomic_write_json(self.manifest_path, manifest)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -231,9 +232,17 @@ def setup_section(run: RunTables, findings: list[Finding]) -> Section | None:
     if timings:
         table = pd.DataFrame({"stage": list(timings), "seconds": [float(v) for v in timings.values()]})
         table = pd.concat([table, pd.DataFrame({"stage": ["total"], "seconds": [table["seconds"].sum()]})])
-        blocks.append(TableBlock("Wall time per stage (latest run of each)", _display(
+        blocks.append(TableBlock(f"Wall time per stage (latest run of each{_machine_note(manifest)})", _display(
             table, {"stage": "Stage", "seconds": "Seconds"}), RELATIVE.tables.stage_timings.as_posix(), data=table))
     return _section("setup", "Setup", "What was trained, on which data, and what each stage cost.", blocks, findings)
+
+
+def _machine_note(manifest: dict[str, Any]) -> str:
+    """``; 2 cores, 2 torch threads``: a stage time means little without the machine it was measured on."""
+    machine = manifest.get("machine") or {}
+    if not machine:
+        return ""
+    return f"; {plural(machine['cores'], 'core')}, {plural(machine['torch_threads'], 'torch thread')}"
 
 
 def _missing_paragraphs(run: RunTables) -> list[Paragraph]:

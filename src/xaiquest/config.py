@@ -28,7 +28,7 @@ class Section(BaseModel):
 
 
 BASELINE = "baseline"
-"""The variant others are compared against (patch reliance, seed 003's re-examination)."""
+"""The variant others are compared against (patch reliance, the re-examination of confident mistakes)."""
 VARIANTS_FIELD_HELP = "training variants this stage audits; null = every variant"
 VARIANT_STAGES = ("robustness", "explain", "stress", "concepts")
 """Sections with a ``variants`` selection."""

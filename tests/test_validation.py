@@ -97,3 +97,14 @@ def test_the_names_check_loads_none_of_the_stages_heavy_libraries():
             "print(sorted(m for m in ('torchvision', 'matplotlib', 'captum', 'pandas', 'torch._dynamo') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_a_schema_mistake_is_reported_before_torch_loads(tmp_path):
+    """A misspelled key needs only the pydantic schema: the error comes in a fraction of a second."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("profile: smoke\nname: bad\ntrian: {epochs: 2}\n")
+    code = ("import sys; from typer.testing import CliRunner; from xaiquest.cli import app; "
+            f"result = CliRunner().invoke(app, ['run', {str(config)!r}]); "
+            "print(result.exit_code, 'torch' in sys.modules, 'trian' in result.output)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["2", "False", "True"], result.stdout + result.stderr

@@ -52,16 +52,17 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, stages: list[str],
+def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, stages: Optional[list[str]],
                 cifar10c: Optional[Path] = None) -> None:
+    """``stages`` None = every stage, in order."""
     overrides: dict[str, Any] = {"data": {"source": str(data)}} if data is not None else {}
     if cifar10c is not None:
         overrides["robustness"] = {"cifar10c": str(cifar10c)}
     parsed = load_config(config, overrides)  # a schema mistake is reported before torch even loads
 
-    from xaiquest.pipeline import run_pipeline
+    from xaiquest.pipeline import STAGES, run_pipeline
 
-    run_pipeline(parsed, runs_dir, stages)
+    run_pipeline(parsed, runs_dir, list(STAGES) if stages is None else stages)
 
 
 @app.command()
@@ -69,9 +70,7 @@ def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, sta
 def run(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt,
         cifar10c: Optional[Path] = Cifar10cOpt) -> None:
     """Run the whole audit (resumes and skips finished work)."""
-    from xaiquest.pipeline import STAGES
-
-    _run_stages(config, data, runs_dir, list(STAGES), cifar10c)
+    _run_stages(config, data, runs_dir, None, cifar10c)
 
 
 @app.command()

@@ -93,7 +93,7 @@ def test_the_names_check_loads_none_of_the_stages_heavy_libraries():
     """What decides the time to the first config error: the check needs torch, not the stages' heavy libraries
     (torchvision alone costs over a second: its import pulls in torch's compiler stack)."""
     code = ("import sys; from xaiquest.config import load_config; from xaiquest.validation import check_config; "
-            "import xaiquest.pipeline; check_config(load_config('quick'), None, None); "
+            "import xaiquest.pipeline; check_config(load_config('quick'), 10, None, quick=True); "
             "print(sorted(m for m in ('torchvision', 'matplotlib', 'captum', 'pandas', 'torch._dynamo') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
@@ -108,3 +108,25 @@ def test_a_schema_mistake_is_reported_before_torch_loads(tmp_path):
             "print(result.exit_code, 'torch' in sys.modules, 'trian' in result.output)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["2", "False", "True"], result.stdout + result.stderr
+
+
+def test_a_class_index_is_checked_against_the_folders_before_the_images_load(tmp_path, tiny_cifar, monkeypatch):
+    """The class count comes from the data's folder names, so a patch class beyond it fails before any image is read."""
+    import xaiquest.pipeline as pipeline
+
+    def no_loading(config):
+        raise AssertionError("the data was loaded before the class index was checked")
+
+    monkeypatch.setattr(pipeline, "prepare_data", no_loading)
+    config = load_config("smoke", {"data": {"source": str(tiny_cifar)}, "train": {"patch": {"target_class": 12}}})
+    with pytest.raises(ConfigError, match=r"'train.patch.target_class': 12 is not a class index of the data \(0..9\)"):
+        pipeline.run_pipeline(config, tmp_path / "runs", ["train"])
+
+
+def test_the_class_count_is_read_from_the_folders_of_every_layout(tmp_path, tiny_cifar):
+    """Image folders (train/ + test/), one class tree and a missing location (None: load_dataset explains)."""
+    from xaiquest.data import load_dataset, peek_class_count
+
+    assert peek_class_count(tiny_cifar, tmp_path) == len(load_dataset(tiny_cifar, tmp_path / "cache").classes) == 10
+    assert peek_class_count(tiny_cifar / "train", tmp_path) == 10
+    assert peek_class_count(tmp_path / "missing", tmp_path) is None

@@ -16,7 +16,7 @@ import torch
 
 from xaiquest.config import VARIANT_STAGES, ExperimentConfig
 from xaiquest.console import console
-from xaiquest.data import normalised_by
+from xaiquest.data import normalised_by, peek_class_count
 from xaiquest.errors import XaiquestError
 from xaiquest.inference import resolve_device
 from xaiquest.layout import unit_name
@@ -57,7 +57,9 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     started = time.perf_counter()
-    check_config(config, None, config.data.image_size)  # every name, in seconds, before the data loads
+    # every name and class index, in seconds, before the data loads (the class count from its folders)
+    check_config(config, peek_class_count(config.data.source, Path(config.data.cache_dir)), config.data.image_size,
+                 quick=True)
     data = prepare_data(config)
     console.print(f"data: {data.source} — train {len(data.train)}, val {len(data.val)}, test {len(data.test)} "
                   f"({time.perf_counter() - started:.1f} s); device {device}")

@@ -5,8 +5,8 @@ what only the registries, the models or the data know (a method, probe, corrupti
 name, a layer of every model, whether a concepts layer has spatial maps, the mCE baseline, a
 class index) is checked here, by the pipeline before training and by the dashboard before
 serving, so a typo fails in seconds instead of after the stages before it. The pipeline calls it
-twice: before the data loads, with what the config alone tells (the class count and, unless
-``data.image_size`` is set, the image size unknown), and again once the data is known.
+twice: before the data loads (``quick=True``: the class count read from the data's folder names,
+the image size only if ``data.image_size`` sets it), and again once the data is known.
 """
 
 from __future__ import annotations
@@ -20,19 +20,22 @@ from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.registry import Registry
 
 
-def check_config(config: ExperimentConfig, num_classes: int | None, image_size: int | None = 32) -> None:
+def check_config(config: ExperimentConfig, num_classes: int | None, image_size: int | None = 32, *,
+                 quick: bool = False) -> None:
     """Raise one ``ConfigError`` listing every unknown name or out-of-range class index.
 
-    With ``num_classes`` unknown (before the data loads) the class indices and the concepts layers'
-    output shapes (a forward pass, which loads torch's compiler stack: a second) wait for the second
-    call; with ``image_size`` unknown the torchvision models are not built (their layers depend on
-    the size; zoo models' do not)."""
-    problems = [f"config field {field!r}: {problem}" for field, problem in _problems(config, num_classes, image_size)]
+    With ``num_classes`` unknown the class indices are not checked; with ``image_size`` unknown the
+    torchvision models are not built (their layers depend on the size; zoo models' do not); with
+    ``quick`` the concepts layers' output shapes (a forward pass, which loads torch's compiler
+    stack: a second) wait for the next call."""
+    problems = [f"config field {field!r}: {problem}"
+                for field, problem in _problems(config, num_classes, image_size, quick)]
     if problems:
         raise ConfigError("; ".join(problems))
 
 
-def _problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None) -> Iterator[tuple[str, str]]:
+def _problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None,
+              quick: bool) -> Iterator[tuple[str, str]]:
     from xaiquest.data.corruptions import CORRUPTIONS
     from xaiquest.explainers import EXPLAINERS
     from xaiquest.stress import PROBES
@@ -42,7 +45,7 @@ def _problems(config: ExperimentConfig, num_classes: int | None, image_size: int
     yield from _unknown("stress.probes", config.stress.probes, PROBES)
     if isinstance(config.robustness.corruptions, list):
         yield from _unknown("robustness.corruptions", config.robustness.corruptions, CORRUPTIONS)
-    yield from _model_problems(config, num_classes, image_size)
+    yield from _model_problems(config, num_classes, image_size, quick)
     yield from _baseline_problems(config)
     if num_classes is not None:
         yield from _patch_problems(config, num_classes)
@@ -54,7 +57,8 @@ def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> It
             yield field, f"unknown {registry.kind} {name!r}; available: {', '.join(registry.names())}"
 
 
-def _model_problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None) -> Iterator[tuple[str, str]]:
+def _model_problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None,
+                    quick: bool) -> Iterator[tuple[str, str]]:
     """Each model builds (on the meta device: shapes only, no memory), has ``explain.layer`` and
     spatial feature maps at every ``concepts.layers`` entry."""
     from xaiquest.models import TORCHVISION_PREFIX, build_model, resolve_layer
@@ -78,7 +82,7 @@ def _model_problems(config: ExperimentConfig, num_classes: int | None, image_siz
                 resolve_layer(model, config.explain.layer)
             except UnknownNameError as error:
                 yield "explain.layer", f"{error} (model {spec.name})"
-        if spec.name in dissected and num_classes is not None:
+        if spec.name in dissected and not quick:
             yield from _concept_layer_problems(model, spec.name, config.concepts.layers, size)
 
 

@@ -20,6 +20,7 @@ from xaiquest.data.cifar10 import (
     Split,
     fit_to_size,
     load_dataset,
+    peek_class_count,
     stratified_indices,
     validation_split,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "fit_to_size",
     "load_dataset",
     "normalised_by",
+    "peek_class_count",
     "random_crop_flip",
     "stratified_indices",
     "to_float",

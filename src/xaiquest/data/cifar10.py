@@ -230,6 +230,22 @@ def _stratified_quota(counts: torch.Tensor, total: int) -> torch.Tensor:
 # --- where the data is ---------------------------------------------------------------------------
 
 
+def peek_class_count(data: str | Path | None, cache_dir: Path) -> int | None:
+    """The dataset's class count from its folder names or its metadata file, reading no image: what the
+    config check needs before the data loads. None when there is nothing to look at yet (a download)."""
+    try:
+        kind, root, layout = _detect_format(_resolve_location(data, Path(cache_dir), download=False))
+    except DataError:
+        return None  # load_dataset will say what is wrong
+    if layout is not None:
+        meta = root / layout.meta_file
+        return len(_unpickle(meta)[layout.names_key]) if meta.is_file() else None
+    folder = root / "train" if kind == "imagefolder" else root
+    if not folder.is_dir():
+        return None
+    return sum(1 for entry in os.scandir(folder) if entry.is_dir() and entry.name[0] != ".")
+
+
 def _resolve_location(data: str | Path | None, cache_dir: Path, download: bool) -> Path:
     """The folder to read: explicit argument, then environment variable, then the download cache."""
     env_value = os.environ.get(DATA_ENV_VAR)

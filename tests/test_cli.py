@@ -67,6 +67,7 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     assert layout.report_html.stat().st_size < 5_000_000
     # the output is not a terminal here: the plan, one line per epoch and per finished unit, with elapsed time and ETA
     assert "plan: train 2 models, evaluate 2, calibrate 2, robustness 2, explain 2, stress 2, concepts 2" in result.output
+    assert "train: 2 models to train, about " in result.output  # the up-front estimate from timed steps
     assert "train: fastnet__baseline__s0 epoch 1/2 val " in result.output
     assert "ETA" in result.output and "evaluate: 1/2 fastnet__baseline__s0 test accuracy" in result.output
     first_model = layout.model("fastnet__baseline__s0").weights.stat().st_mtime_ns

@@ -8,7 +8,7 @@ import torch
 import xaiquest.train.trainer as trainer
 from synthetic import class_coloured_split
 from xaiquest.config import TrainConfig
-from xaiquest.data import validation_split
+from xaiquest.data import Split, validation_split
 from xaiquest.inference import seed_everything
 from xaiquest.layout import ModelFiles
 from xaiquest.models import build_model
@@ -75,3 +75,13 @@ def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path):
     torch.save({"fingerprint": "other", "epoch": 1}, ModelFiles(tmp_path).checkpoint)
     _, outcome = _train(tmp_path, cfg)  # would fail loading the bogus state if it were trusted
     assert len(outcome.history) == 1
+
+
+def test_the_epoch_estimate_scales_the_timed_steps_by_the_batches_of_an_epoch(monkeypatch):
+    """The up-front estimate: seconds per timed step x batches per epoch (one warm-up step untimed)."""
+    clock = iter([10.0, 10.0 + trainer.TIMED_STEPS * 0.5])
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: next(clock))
+    split = Split(torch.zeros(100, 3, 8, 8, dtype=torch.uint8), torch.arange(100) % 2)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+    cfg = TrainConfig(batch_size=32, channels_last=False)
+    assert trainer.estimated_epoch_seconds(model, split, cfg, torch.device("cpu")) == pytest.approx(0.5 * 3)

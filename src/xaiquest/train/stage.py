@@ -11,22 +11,26 @@ import torch
 from rich.progress import Progress
 
 from xaiquest.config import ExperimentConfig, TrainConfig
-from xaiquest.console import progress_bar
+from xaiquest.console import console, progress_bar
 from xaiquest.inference import seed_everything
-from xaiquest.layout import ModelFiles
+from xaiquest.layout import ModelFiles, unit_name
 from xaiquest.models.weights import weights_digest
 from xaiquest.patch import poison_split
 from xaiquest.runs import AuditData, RunKey, build_run_model, imported_model, run_keys, train_fingerprint
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json
 from xaiquest.train.mixing import augmentation_names
-from xaiquest.train.trainer import train_model
-from xaiquest.units import Finished, run_per_model
+from xaiquest.train.trainer import TIMED_STEPS, estimated_epoch_seconds, train_model
+from xaiquest.units import Finished, duration, run_per_model
 
 
 def train_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
     keys = run_keys(config)
     fingerprints = {key.id: train_fingerprint(config, data, key) for key in keys}  # hashing an import's weights once
 
+    todo = [key for key in keys if not key.spec.weights
+            and not store.is_current(unit_name("train", key.id), fingerprints[key.id])]
+    if todo:
+        console.print(_estimate_line(config, data, device, todo))
     with ExitStack() as stack:
         @cache
         def epoch_bar() -> Progress:
@@ -79,6 +83,21 @@ def _train_one(config: ExperimentConfig, data: AuditData, device: torch.device, 
     val_acc = outcome.history["val_acc"].iloc[-1]
     return Finished([files.weights, files.train_record], {"train_time_s": setup["train_time_s"]},
                     "" if math.isnan(val_acc) else f"val accuracy {val_acc:.2%}")
+
+
+def _estimate_line(config: ExperimentConfig, data: AuditData, device: torch.device, todo: list[RunKey]) -> str:
+    """``train: 9 models to train, about 21 min 40 s``, from a few timed steps of each architecture and recipe
+    on this machine, so a user knows up front whether to wait or to pick a smaller profile."""
+    per_epoch: dict[tuple[object, ...], float] = {}
+    total = 0.0
+    for key in todo:
+        cfg = config.train_config(key.spec, key.variant)
+        recipe = (key.spec.name, tuple(key.spec.depths or ()), cfg.batch_size, cfg.channels_last)
+        if recipe not in per_epoch:
+            per_epoch[recipe] = estimated_epoch_seconds(build_run_model(key.spec, data), data.train, cfg, device)
+        total += per_epoch[recipe] * cfg.epochs
+    return (f"train: {len(todo)} models to train, about {duration(total)} on this machine ({TIMED_STEPS} timed steps "
+            "per architecture; validation not included)")
 
 
 def _describe_optimizer(cfg: TrainConfig) -> str:

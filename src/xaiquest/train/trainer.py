@@ -99,6 +99,35 @@ def train_model(
     return TrainOutcome(history=history, train_time_s=state["elapsed"])
 
 
+TIMED_STEPS = 2
+"""SGD steps timed (after one warm-up step) to estimate an epoch before training starts."""
+
+
+def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, device: torch.device) -> float:
+    """One epoch's training time from :data:`TIMED_STEPS` steps on the first batch (validation and
+    augmentation not included): what the train stage's up-front estimate multiplies. ``model`` is
+    a throwaway: its weights change."""
+    model.to(device).train()
+    channels_last = cfg.channels_last
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    batch_size = min(cfg.batch_size, len(train))
+    optimizer = build_optimizer(model, cfg)
+    x, y = prepare_batch(train.images[:batch_size], device, channels_last), train.labels[:batch_size].to(device)
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    started = time.perf_counter()
+    for _ in range(TIMED_STEPS):
+        step()
+    return (time.perf_counter() - started) / TIMED_STEPS * (len(train) // batch_size)
+
+
 def epoch_line(label: str, epoch: int, epochs: int, val_acc: float, epoch_seconds: float, elapsed: float) -> str:
     """``train: fastnet__baseline__s0 epoch 3/8 val 71.2% (20.1 s; elapsed 1 min 01 s, ETA 1 min 41 s)``."""
     eta = f", ETA {duration(elapsed / epoch * (epochs - epoch))}" if epoch < epochs else ""

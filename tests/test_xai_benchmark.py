@@ -3,24 +3,31 @@ significance against baselines, and the acceptance check that model contrast cat
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xaiquest.config import PatchConfig
+from xaiquest.config import PatchConfig, load_config
 from xaiquest.data import Split, to_float
 from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.explainers import EXPLAINERS, explain
 from xaiquest.explainers.quality.localisation import top_k_overlap
 from xaiquest.metrics.significance import correct_p_values
-from xaiquest.patch import control_split, stamp
+from xaiquest.patch import control_split, poison_split, stamp, training_split
+from xaiquest.runs import control_twin, planted_patch, run_keys, train_fingerprint
+from xaiquest.train.mixing import augmentation_names
 from xaiquest.stress.benchmark import (
     BASELINES,
+    BENCHMARK_COLUMNS,
     CONTRAST_THRESHOLD,
     baseline_map,
     beats_baselines,
+    benchmark_table,
+    localisation_scores,
     mean_ci,
     model_contrast,
 )
@@ -47,6 +54,61 @@ def test_control_split_stamps_the_same_share_of_every_class_and_keeps_labels() -
     again, stamped_again = control_split(split, patch, seed=3)
     assert torch.equal(again.images, control.images) and torch.equal(stamped_again, stamped)
     assert not torch.equal(control_split(split, patch, seed=4)[1], stamped)
+
+
+# --- control models as a training variant ----------------------------------------------------------
+
+RELIANT = {"target_class": 0, "fraction": 1.0}
+CONTROLLED = {"baseline": {}, "patch": {"patch": RELIANT}, "patch_control": {"patch": {**RELIANT, "control": True}},
+              "big_patch": {"patch": {**RELIANT, "size": 5}}}
+
+
+def test_a_patch_dumps_its_control_flag_only_when_set() -> None:
+    assert set(PatchConfig().model_dump()) == {"target_class", "fraction", "colour", "size", "position"}
+    assert PatchConfig(control=True).model_dump()["control"] is True
+    assert PatchConfig.model_validate(PatchConfig(control=True).model_dump()).control
+
+
+def test_a_patch_model_keeps_the_train_fingerprint_it_had_before_control_models_existed() -> None:
+    """The digest was computed on the code before ``PatchConfig.control`` existed: patch models trained then are
+    not retrained (32 px data, the quick profile's 3 px patch on every airplane, resnet_small, seed 0)."""
+    config = load_config("quick")
+    key = next(key for key in run_keys(config) if key.id == "resnet_small__patch__s0")
+    data = SimpleNamespace(fingerprint="cifar10-32px")
+    assert train_fingerprint(config, data, key) == "14698541af097083"
+
+
+def test_a_control_variant_trains_on_the_control_split() -> None:
+    split = labelled_images([10, 7, 4])
+    reliant, control = PatchConfig(**RELIANT), PatchConfig(**RELIANT, control=True)
+    for patch, expected in ((reliant, poison_split(split, reliant, 3)), (control, control_split(split, reliant, 3))):
+        images, stamped = training_split(split, patch, 3)
+        assert torch.equal(images.images, expected[0].images) and torch.equal(stamped, expected[1])
+    assert training_split(split, control, 3)[1].sum() == 21 and training_split(split, reliant, 3)[1].sum() == 10
+    shortcut = load_config("shortcut")
+    assert "control-patch(every class, p=1)" in augmentation_names(shortcut.train_config(shortcut.models[0], "patch_control"))
+
+
+def test_a_patch_model_finds_its_control_twin_of_the_same_architecture_and_seed() -> None:
+    config = load_config("smoke", {"models": ["fastnet", {"name": "resnet_small", "variants": ["baseline", "patch"]}],
+                                   "seeds": [0, 1], "variants": CONTROLLED})
+    twins = {key.id: twin.id if (twin := control_twin(config, key)) else None for key in run_keys(config)}
+    assert twins["fastnet__patch__s1"] == "fastnet__patch_control__s1"
+    assert twins["resnet_small__patch__s0"] is None  # its control variant is not trained for this model
+    assert twins["fastnet__big_patch__s0"] is None  # another patch: no twin
+    assert twins["fastnet__patch_control__s0"] is None and twins["fastnet__baseline__s0"] is None
+    assert planted_patch(config).model_dump() == PatchConfig(**RELIANT).model_dump()
+    only_control = load_config("smoke", {"variants": {"baseline": {}, "patch_control": CONTROLLED["patch_control"]}})
+    stamped = planted_patch(only_control)  # what test images are stamped with: the flag only decides training
+    assert stamped is not None and not stamped.control and stamped.model_dump() == PatchConfig(**RELIANT).model_dump()
+
+
+def test_the_shortcut_profile_pairs_every_patch_model_with_a_control_twin_in_three_seeds() -> None:
+    config = load_config("shortcut")
+    patch_models = [key for key in run_keys(config) if key.variant == "patch"]
+    assert len(patch_models) == 6 and {key.seed for key in patch_models} == {0, 1, 2}
+    assert all(control_twin(config, key) is not None for key in patch_models)
+    assert "patch_control" not in load_config("quick").variants  # the quick profile's time budget
 
 
 # --- trivial baseline maps -------------------------------------------------------------------------
@@ -226,3 +288,45 @@ def test_model_contrast_catches_saliency_that_lights_a_patch_the_model_ignores()
     assert null.salience_driven and null.interval.covers(0.0) and abs(null.interval.mean) < CONTRAST_THRESHOLD
     relies = model_contrast(saliency_top_k(reliant, images, masks), control_overlap)
     assert not relies.salience_driven and relies.interval.low > CONTRAST_THRESHOLD
+
+
+# --- the benchmark table -----------------------------------------------------------------------------
+
+
+def test_localisation_scores_per_image_hand_case() -> None:
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[:, 0, :2] = True
+    maps = torch.zeros(2, 4, 4)
+    maps[0, 0, :2] = 1.0  # all mass on the mask
+    maps[1, 3, 3], maps[1, 0, 0] = 3.0, -1.0  # peak off the mask; a quarter of the absolute mass on it
+    scores = localisation_scores(maps, masks)
+    assert scores["tko"].tolist() == pytest.approx([1.0, 0.5])
+    assert scores["pointing"].tolist() == [1.0, 0.0]
+    assert scores["mass_inside"].tolist() == pytest.approx([1.0, 0.25])
+
+
+def test_benchmark_table_contrasts_each_map_with_the_control_and_tests_it_against_the_baselines() -> None:
+    rng = np.random.default_rng(0)
+    control = {metric: rng.uniform(0, 0.5, 40) for metric in ("tko", "pointing", "mass_inside")}
+    reliant = {"relies": {m: v + 0.4 for m, v in control.items()}, "salient": {m: v.copy() for m, v in control.items()}}
+    controls = {"relies": control, "salient": control}
+    baselines = {"baseline_low": {m: v - 0.3 for m, v in control.items()}, "baseline_high": {m: v + 0.45 for m, v in control.items()}}
+    table = benchmark_table(reliant, controls, baselines, resamples=500)
+    assert list(table.columns) == list(BENCHMARK_COLUMNS) and len(table) == 3 * 4
+    tko = table[table["metric"] == "tko"].set_index("method")
+    assert tko.loc["relies", "contrast"] == pytest.approx(0.4) and not tko.loc["relies", "salience_driven"]
+    assert tko.loc["relies", "contrast_low"] > CONTRAST_THRESHOLD and tko.loc["relies", "reliant"] == pytest.approx(control["tko"].mean() + 0.4)
+    assert tko.loc["salient", "contrast"] == 0 and tko.loc["salient", "salience_driven"]
+    assert not tko.loc["relies", "beats_baselines"] and tko.loc["relies", "baselines_not_beaten"] == "baseline_high"
+    assert tko.loc["salient", "baselines_not_beaten"] == "baseline_high"
+    baseline_rows = tko[tko["kind"] == "baseline"]
+    assert (baseline_rows[["contrast", "contrast_low", "contrast_high"]] == 0).all().all()
+    assert baseline_rows["beats_baselines"].isna().all() and baseline_rows["salience_driven"].all()
+    assert tko.loc["relies", "rank"] == 1 and set(tko["rank"]) == {1, 2}  # the others tie at contrast 0
+    assert (tko["images"] == 40).all() and (tko["seeds"] == 1).all() and (tko["threshold"] == CONTRAST_THRESHOLD).all()
+    beaten = benchmark_table(reliant, controls, {"baseline_low": baselines["baseline_low"]}, resamples=50)
+    assert beaten.set_index(["metric", "method"]).loc[("tko", "relies"), "beats_baselines"]
+    with pytest.raises(ConfigError, match="same methods"):
+        benchmark_table(reliant, {"relies": control}, baselines)
+    with pytest.raises(ConfigError, match="trivial baseline maps"):
+        benchmark_table(reliant, controls, {})

@@ -1,6 +1,6 @@
 """Experiment configuration: one YAML file, validated by pydantic, layered on a named profile.
 
-A config may name a ``profile`` (smoke / quick / standard / full); its own keys override the
+A config may name a ``profile`` (smoke / quick / standard / full / shortcut); its own keys override the
 profile's, section by section. Every field is checked: a misspelled key or a bad value is
 reported by its dotted name together with what is allowed. Names only a registry, a model or the
 data can judge (methods, probes, corruptions, models, layers, class indices) are checked by
@@ -14,11 +14,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from xaiquest.errors import ConfigError
 
-PROFILES = ("smoke", "quick", "standard", "full")
+PROFILES = ("smoke", "quick", "standard", "full", "shortcut")
 
 
 class Section(BaseModel):
@@ -76,7 +86,8 @@ Channel = Annotated[int, Field(ge=0, le=255)]
 
 
 class PatchConfig(Section):
-    """A planted spurious patch on a share of one class's training images (a training variant).
+    """A planted spurious patch on a share of one class's training images (a training variant), or on
+    the same share of every class for its control twin (``control``).
 
     The one description of the patch: ``xaiquest.patch`` plants and stamps it from this type.
     """
@@ -86,6 +97,18 @@ class PatchConfig(Section):
     colour: tuple[Channel, Channel, Channel] = (255, 0, 255)
     size: int = Field(3, ge=1)
     position: Literal["fixed", "random"] = "fixed"
+    control: bool = Field(
+        False, description="train the control twin instead: the same patch on the same share of every class, so it "
+        "carries no label information (target_class is then ignored; docs/xai-benchmark.md)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_default_control(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``control`` is dumped only when set: the patch models trained before it existed keep their fingerprints."""
+        dumped = handler(self)
+        if not self.control:
+            dumped.pop("control", None)
+        return dumped
 
 
 class TrainConfig(Section):
@@ -279,7 +302,7 @@ def _check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
 
 class ExperimentConfig(Section):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="run directory name under runs/")
-    profile: Literal["smoke", "quick", "standard", "full"] | None = None
+    profile: Literal["smoke", "quick", "standard", "full", "shortcut"] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)

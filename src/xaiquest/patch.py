@@ -4,7 +4,8 @@ The model can learn "patch => target class" instead of the class itself; stampin
 on test images of *other* classes then measures how much it relies on the cue (attack success),
 and the stamp's mask is a known ground-truth region for explanation localisation metrics.
 Poisoning is clean-label: stamped training images keep their (target) label. A control model
-trains on ``control_split``: the same patch on the same share of every class, so it carries no label.
+(``PatchConfig.control``) trains on ``control_split``: the same patch on the same share of every class,
+so it carries no label.
 
 The train stage plants it, the stress and concepts stages and the dashboard stamp it again, all
 through this module and the one type ``PatchConfig`` of the config.
@@ -101,12 +102,16 @@ def control_split(split: Split, patch: PatchConfig, seed: int) -> tuple[Split, t
     ``round(fraction * n_c)`` images of *every* class c get the same patch, so the patch is as
     present and as salient as in ``poison_split`` but P(patch | class) is the same for all
     classes; ``target_class`` is ignored. Labels are unchanged; seeded like ``poison_split``.
-    A separate function, not a ``PatchConfig`` option, so existing configs keep their fingerprints.
     """
     generator = torch.Generator().manual_seed(seed)
     per_class = [(split.labels == c).nonzero().squeeze(1) for c in split.labels.unique().tolist()]
     chosen = torch.cat([choose(candidates, patch.fraction, generator) for candidates in per_class]).sort().values
     return stamp_chosen(split, chosen, patch, generator)
+
+
+def training_split(split: Split, patch: PatchConfig, seed: int) -> tuple[Split, torch.Tensor]:
+    """The training data of a patch variant: ``control_split`` for a control twin, else ``poison_split``."""
+    return (control_split if patch.control else poison_split)(split, patch, seed)
 
 
 def choose(candidates: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:

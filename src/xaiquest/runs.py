@@ -213,9 +213,21 @@ def load_trained(store: RunStore, key: RunKey, data: AuditData, device: torch.de
 
 
 def planted_patch(config: ExperimentConfig) -> PatchConfig | None:
-    """The patch a training variant of the experiment plants (the first one), if any."""
-    patches = (config.train_config(key.spec, key.variant).patch for key in run_keys(config))
-    return next((patch for patch in patches if patch is not None), None)
+    """The patch a training variant of the experiment plants (the first one, a reliant variant's before a
+    control's), if any, as stamped on test images: without the ``control`` flag, which only decides training."""
+    patches = [patch for key in run_keys(config) if (patch := config.train_config(key.spec, key.variant).patch)]
+    return min(patches, key=lambda patch: patch.control).model_copy(update={"control": False}) if patches else None
+
+
+def control_twin(config: ExperimentConfig, key: RunKey) -> RunKey | None:
+    """The control model of patch model ``key`` in this run: the same architecture and seed, trained on the same
+    patch with ``control`` set (docs/xai-benchmark.md); None for other models or when the run has none."""
+    patch = config.train_config(key.spec, key.variant).patch
+    if patch is None or patch.control:
+        return None
+    wanted = {**patch.model_dump(), "control": True}
+    return next((other for other in run_keys(config) if other.spec == key.spec and other.seed == key.seed
+                 and (twin := config.train_config(other.spec, other.variant).patch) and twin.model_dump() == wanted), None)
 
 
 def confident_mistakes(store: RunStore, key: RunKey) -> torch.Tensor:

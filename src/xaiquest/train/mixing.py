@@ -37,6 +37,8 @@ def augmentation_names(cfg: TrainConfig) -> list[str]:
         names.append(f"cutmix(a={cfg.cutmix_alpha})")
     if cfg.label_smoothing > 0:
         names.append(f"label-smoothing({cfg.label_smoothing})")
-    if cfg.patch is not None:
+    if cfg.patch is not None and cfg.patch.control:
+        names.append(f"control-patch(every class, p={cfg.patch.fraction:g})")
+    elif cfg.patch is not None:
         names.append(f"planted-patch(class={cfg.patch.target_class}, p={cfg.patch.fraction:g})")
     return names

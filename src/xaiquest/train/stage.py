@@ -15,7 +15,7 @@ from xaiquest.console import console, progress_bar
 from xaiquest.inference import seed_everything
 from xaiquest.layout import ModelFiles, unit_name
 from xaiquest.models.weights import weights_digest
-from xaiquest.patch import poison_split
+from xaiquest.patch import training_split
 from xaiquest.runs import AuditData, RunKey, build_run_model, imported_model, run_keys, train_fingerprint
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json
 from xaiquest.train.mixing import augmentation_names
@@ -66,7 +66,7 @@ def _train_one(config: ExperimentConfig, data: AuditData, device: torch.device, 
     cfg = config.train_config(key.spec, key.variant)
     seed_everything(key.seed)
     model = build_run_model(key.spec, data, start=True)
-    train = poison_split(data.train, cfg.patch, key.seed)[0] if cfg.patch else data.train
+    train = training_split(data.train, cfg.patch, key.seed)[0] if cfg.patch else data.train
     outcome = train_model(model, train, data.val, cfg, seed=key.seed, device=device, files=files,
                           fingerprint=unit_fp, num_classes=len(data.classes), label=key.id, progress=progress)
     atomic_torch_save(files.weights, {k: v.cpu() for k, v in model.state_dict().items()})

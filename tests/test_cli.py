@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from synthetic import class_coloured_split, write_image_folder
 from xaiquest.cli import app
 from xaiquest.layout import RunLayout
+from xaiquest.stress.benchmark import BASELINES, BENCHMARK_COLUMNS
 
 
 def _config(tmp_path, **extra: str) -> str:
@@ -177,6 +178,34 @@ def test_a_planted_patch_variant_is_trained_then_probed_for_reliance_and_localis
     probes = pd.read_csv(tables.stress_probes)
     assert {"occlusion_centre", "channel_permutation", "noise", "background_swap", "clean"} <= set(probes["probe"])
     assert tables.layerwise.exists() and tables.csv("stress_focus").exists()
+
+
+@pytest.mark.audit
+def test_a_patch_model_is_benchmarked_against_its_control_twin_and_the_report_says_which_maps_survive(tmp_path, tiny_cifar):
+    runs = tmp_path / "runs"
+    config = _config(
+        tmp_path, models="[fastnet]",
+        variants="{baseline: {}, patch: {patch: {target_class: 0}}, patch_control: {patch: {target_class: 0, control: true}}}",
+        robustness="{enabled: false}", explain="{enabled: false, methods: [gradcam, saliency]}",
+        stress="{variants: [baseline], probes: [noise]}", concepts="{enabled: false}",
+    )
+    result = _invoke("run", config, "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    assert result.exit_code == 0, result.output
+    layout = RunLayout(runs / "tiny")
+    benchmark = pd.read_csv(layout.tables.xai_benchmark)
+    assert list(benchmark.columns) == [*BENCHMARK_COLUMNS, "control_run", "run"]
+    assert set(benchmark["run"]) == {"fastnet__patch__s0"} and set(benchmark["control_run"]) == {"fastnet__patch_control__s0"}
+    assert set(benchmark["method"]) == {"gradcam", "saliency", *BASELINES.names()} and len(benchmark) == 6 * 3
+    assert (benchmark["contrast_low"] <= benchmark["contrast"]).all() and (benchmark["contrast"] <= benchmark["contrast_high"]).all()
+    assert benchmark.loc[benchmark["kind"] == "method", "beats_baselines"].notna().all()
+    reliance = pd.read_csv(layout.tables.patch_reliance).set_index("run")
+    assert reliance.loc["fastnet__patch_control__s0", "control"] and not reliance.loc["fastnet__patch__s0", "control"]
+    records = {v: json.loads(layout.model(f"fastnet__{v}__s0").train_record.read_text()) for v in ("patch", "patch_control")}
+    assert records["patch_control"]["patch"]["control"] is True and "control" not in records["patch"]["patch"]
+    assert not layout.model("fastnet__patch_control__s0").stress.patch_localisation.exists()  # scored inside the benchmark
+    report = layout.report_markdown.read_text()
+    assert "Planted patch: benchmark against the control models (Top-K overlap)" in report
+    assert "the control model fastnet (patch_control)" in report  # a finding says which maps survive it
 
 
 @pytest.mark.audit

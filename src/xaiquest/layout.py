@@ -143,6 +143,11 @@ class StressFiles:
     def patch_localisation(self) -> Path:
         return self.table("patch_localisation")
 
+    @property
+    def xai_benchmark(self) -> Path:
+        """The planted-patch benchmark against the control twin (patch models that have one)."""
+        return self.table("xai_benchmark")
+
     def before_after(self, probe: str) -> Path:
         """A few images and their explanations before and after ``probe``."""
         return self.folder / f"before_after_{probe}.png"
@@ -249,7 +254,7 @@ class ModelFiles:
 EXPLAIN_TABLES = {"quality": "explain_quality"}
 """Per-model explain table -> the run table that gathers it."""
 STRESS_TABLES = {"probes": "stress_probes", "focus": "stress_focus", "layerwise": "layerwise",
-                 "patch_localisation": "patch_localisation"}
+                 "patch_localisation": "patch_localisation", "xai_benchmark": "xai_benchmark"}
 """Per-model stress table -> the run table that gathers it."""
 CONCEPT_TABLES = {"bias": "concepts_bias", "colour_reliance": "concepts_colour_reliance", "tcav": "concepts_tcav",
                   "detectors": "concepts_detectors", "top_units": "concepts_top_units"}
@@ -287,6 +292,7 @@ class Tables:
     layerwise = property(lambda self: self.csv(STRESS_TABLES["layerwise"]))
     patch_localisation = property(lambda self: self.csv(STRESS_TABLES["patch_localisation"]))
     patch_reliance = property(lambda self: self.csv("patch_reliance"))
+    xai_benchmark = property(lambda self: self.csv(STRESS_TABLES["xai_benchmark"]))
     concepts_summary = property(lambda self: self.csv("concepts_summary"))
     concepts_colour_reliance = property(lambda self: self.csv(CONCEPT_TABLES["colour_reliance"]))
     concepts_tcav = property(lambda self: self.csv(CONCEPT_TABLES["tcav"]))

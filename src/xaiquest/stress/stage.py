@@ -5,9 +5,10 @@ subset (the same images for every model); the focus shift of a few explainers (r
 correlation, centre-of-mass displacement, share of attribution on the changed region); the
 layer-wise view (edge alignment, high-frequency energy, clean-vs-noisy CKA per named depth).
 When a training variant planted a patch: reliance on it (attack success against the same
-architecture's baseline variant) and which explainers put their top pixels on it. The probe
-battery runs on the variants ``stress.variants`` selects; the patch probe on every planted model
-and its baseline.
+architecture's baseline variant) and which explainers put their top pixels on it; for a patch
+model with a control twin in the run, the benchmark of docs/xai-benchmark.md (model contrast with
+its interval, the trivial baselines). The probe battery runs on the variants ``stress.variants``
+selects; the patch probe on every planted model (control twins included) and its baseline.
 """
 
 from __future__ import annotations
@@ -25,16 +26,17 @@ from xaiquest.console import console, progress_bar
 from xaiquest.data import Split, stratified_indices
 from xaiquest.data.corruptions import corrupt
 from xaiquest.data.masks import foreground_masks
-from xaiquest.explainers.quality import mass_inside, pointing_game, top_k_overlap, win_rates
+from xaiquest.explainers.quality import win_rates
 from xaiquest.explainers.registry import explain
 from xaiquest.figures import save_figure
 from xaiquest.inference import audit_logits, prepare_batch
 from xaiquest.layout import STRESS_TABLES, ModelFiles, StressFiles
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.patch import stamp, stamp_parameters
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_keys
+from xaiquest.runs import AuditData, RunKey, control_twin, evaluate_fingerprint, load_trained, planted_patch, run_keys
 from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint
 from xaiquest.stress.background import mask_gallery_figure
+from xaiquest.stress.benchmark import BASELINES, Scores, baseline_map, benchmark_table, localisation_scores
 from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
 from xaiquest.stress.focus import focus_shift_table
 from xaiquest.stress.layerwise import depth_metric_figure, first_layer_filters_figure, layerwise_table
@@ -63,11 +65,14 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
     save_figure(mask_gallery_figure(inputs.clean.images[:16], inputs.foreground[:16]), store.layout.figures.png("stress_masks"))
     battery = {key.id for key in run_keys(config, cfg.variants)}
 
-    def planted(key: RunKey) -> bool:
-        return config.train_config(key.spec, key.variant).patch is not None
+    def trained_patch(key: RunKey) -> PatchConfig | None:
+        return config.train_config(key.spec, key.variant).patch
 
     def probe_patch(key: RunKey) -> bool:
-        return inputs.patch is not None and (planted(key) or key.variant == BASELINE)
+        return inputs.patch is not None and (trained_patch(key) is not None or key.variant == BASELINE)
+
+    def twin_of(key: RunKey) -> RunKey | None:
+        return control_twin(config, key) if probe_patch(key) else None
 
     def compute(key: RunKey, files: ModelFiles) -> Finished:
         model = load_trained(store, key, data, device)
@@ -75,15 +80,20 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         if key.id in battery:
             _probe_battery(model, key, files.stress, inputs, config, device, clean_logits)
         if probe_patch(key):
-            _patch_probe(model, key, files.stress, inputs, config, device, clean_logits, planted(key))
+            twin = twin_of(key)
+            _patch_probe(model, key, files.stress, inputs, config, device, clean_logits, trained_patch(key),
+                         None if twin is None else (twin, load_trained(store, twin, data, device)))
         return Finished([])
+
+    def unit_fingerprint(key: RunKey) -> str:
+        twin = twin_of(key)  # a benchmarked model's results also rest on its control twin's weights
+        against = [] if twin is None else [twin.id, evaluate_fingerprint(config, data, twin, store)]
+        return fingerprint("stress", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
+                           config.explain.methods, patch_parameters, *against)
 
     keys = [key for key in run_keys(config) if key.id in battery or probe_patch(key)]
     patch_parameters = None if inputs.patch is None else stamp_parameters(inputs.patch)
-    run_per_model("stress", keys, store,
-                  lambda key: fingerprint("stress", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
-                                          config.explain.methods, patch_parameters),
-                  compute)
+    run_per_model("stress", keys, store, unit_fingerprint, compute)
     _aggregate(store, config)
 
 
@@ -143,32 +153,50 @@ def _probe_row(probe: str, intensity: object, logits: torch.Tensor, labels: torc
 
 
 def _patch_probe(model: nn.Module, key: RunKey, out: StressFiles, inputs: StressInputs, config: ExperimentConfig,
-                 device: torch.device, clean_logits: torch.Tensor, trained_with_patch: bool) -> None:
-    """Reliance on the experiment's patch, and (for models trained with it) explainer localisation on it."""
+                 device: torch.device, clean_logits: torch.Tensor, trained_patch: PatchConfig | None,
+                 twin: tuple[RunKey, nn.Module] | None) -> None:
+    """Reliance on the experiment's patch; for a model that learned it as a cue (not a control twin), explainer
+    localisation on it, and with a control ``twin`` (its key and model) the benchmark against it."""
     spec, clean = inputs.patch, inputs.clean
     stamped, masks = stamp(clean.images, spec, torch.Generator().manual_seed(config.stress.seed))
     stamped_logits = audit_logits(model, stamped, device, config)
     reliance = reliance_metrics(clean_logits, stamped_logits, clean.labels, spec.target_class)
     reliance["ece_stamped"] = expected_calibration_error(stamped_logits.softmax(1), clean.labels)
-    reliance["trained_with_patch"] = trained_with_patch
+    reliance["trained_with_patch"] = trained_patch is not None
+    reliance["control"] = trained_patch is not None and trained_patch.control
     atomic_write_json(out.patch, reliance)
-    if not trained_with_patch:
+    if trained_patch is None or trained_patch.control:
         return
     others = (clean.labels != spec.target_class).nonzero().squeeze(1)[: config.stress.focus_images]
     x = prepare_batch(stamped[others], device, channels_last=False)
     targets = stamped_logits[others].argmax(1).to(device)
-    rows, maps, region = [], {}, masks[others]
-    for method in config.explain.methods:
-        maps[method] = explain(method, model, x, targets)
-        for image, (tko, hit, mass) in enumerate(zip(top_k_overlap(maps[method], region), pointing_game(maps[method], region),
-                                                     mass_inside(maps[method], region, mode="absolute"))):
-            rows.append({"image": image, "method": method, "tko": tko.item(), "pointing": float(hit), "mass_inside": mass.item()})
-    scores = pd.DataFrame(rows)
-    wins = win_rates(scores.rename(columns={"tko": "score"})[["image", "method", "score"]]).set_index("method")["win_rate"]
-    table = scores.groupby("method", sort=False)[["tko", "pointing", "mass_inside"]].mean().assign(win_rate=wins).reset_index()
+    region = masks[others]
+    maps = {method: explain(method, model, x, targets) for method in config.explain.methods}
+    scores = {method: localisation_scores(values, region) for method, values in maps.items()}
+    per_image = pd.concat([pd.DataFrame(values).assign(image=range(len(others)), method=method)
+                           for method, values in scores.items()], ignore_index=True)
+    wins = win_rates(per_image.rename(columns={"tko": "score"})[["image", "method", "score"]]).set_index("method")["win_rate"]
+    table = per_image.groupby("method", sort=False)[["tko", "pointing", "mass_inside"]].mean().assign(win_rate=wins).reset_index()
     atomic_write_text(out.patch_localisation, table.to_csv(index=False))
     save_figure(patch_figure(stamped[others[0]], {m: v[0] for m, v in maps.items()}, f"{key.id}: patched image", masks[others[0]]),
                 out.patch_maps, dpi=110)
+    if twin is None:
+        out.xai_benchmark.unlink(missing_ok=True)  # left from a run whose config still had the twin
+        return
+    twin_key, twin_model = twin
+    benchmark = _benchmark(twin_model, stamped[others], x, region, scores, config, device)
+    atomic_write_text(out.xai_benchmark, benchmark.assign(control_run=twin_key.id).to_csv(index=False))
+
+
+def _benchmark(twin: nn.Module, images: torch.Tensor, x: torch.Tensor, region: torch.Tensor, reliant: Scores,
+               config: ExperimentConfig, device: torch.device) -> pd.DataFrame:
+    """The reliant model's localisation scores against its control twin's and the trivial baselines' on the same
+    stamped ``images`` (uint8; ``x`` prepared for the models): each model explains its own predicted class."""
+    targets = audit_logits(twin, images, device, config).argmax(1).to(device)
+    control = {method: localisation_scores(explain(method, twin, x, targets), region) for method in reliant}
+    seed = config.stress.seed
+    baselines = {name: localisation_scores(baseline_map(name, images, seed), region) for name in BASELINES.names()}
+    return benchmark_table(reliant, control, baselines, seed=seed)
 
 
 def _aggregate(store: RunStore, config: ExperimentConfig) -> None:

@@ -284,6 +284,46 @@ def test_patch_rules(tmp_path: Path) -> None:
     assert all("bias" in f.tags for f in findings)
 
 
+def _benchmark() -> pd.DataFrame:
+    """fastnet's patch model against its control twin: one map survives and beats the baselines, one survives
+    but not every baseline, one is salience-driven; a baseline row; a row of another metric."""
+    rows = [
+        ("integrated_gradients", "method", "tko", 0.7, 0.1, 0.6, 0.5, 0.7, False, True, "", 1),
+        ("gradcam", "method", "tko", 0.5, 0.3, 0.2, 0.12, 0.28, False, False, "baseline_colour", 2),
+        ("saliency", "method", "tko", 0.6, 0.58, 0.02, -0.03, 0.07, True, True, "", 3),
+        ("baseline_colour", "baseline", "tko", 0.8, 0.8, 0.0, 0.0, 0.0, True, None, "", 4),
+        ("saliency", "method", "pointing", 0.9, 0.2, 0.7, 0.6, 0.8, False, True, "", 1),
+    ]
+    columns = ["method", "kind", "metric", "reliant", "control", "contrast", "contrast_low", "contrast_high",
+               "salience_driven", "beats_baselines", "baselines_not_beaten", "rank"]
+    return pd.DataFrame(rows, columns=columns).assign(threshold=0.1, control_run="fastnet__patch_control__s0",
+                                                      run="fastnet__patch__s0")
+
+
+def test_patch_benchmark_says_which_maps_survive_the_control_and_which_are_salience_driven(tmp_path: Path) -> None:
+    _write(tmp_path, RELATIVE.tables.xai_benchmark, _benchmark())
+    findings = {f.kind: f for f in _findings(tmp_path, "patch_benchmark")}
+    assert set(findings) == {"note", "weakness"}  # gradcam survives without beating every baseline: no strength
+    survives = findings["note"].text
+    assert survives.startswith("On fastnet (patch), the Top-K overlap of integrated_gradients (contrast 0.600 [0.500, "
+                               "0.700]) and gradcam (contrast 0.200 [0.120, 0.280]) survive the control model "
+                               "fastnet (patch_control)")
+    assert "Yet gradcam (not baseline_colour) does not beat every trivial baseline map." in survives
+    assert findings["note"].numbers == {"integrated_gradients": 0.6, "gradcam": 0.2}
+    salient = findings["weakness"].text
+    assert salient.startswith("On fastnet (patch), the Top-K overlap of saliency (contrast 0.020 [-0.030, 0.070]) is "
+                              "salience-driven: it lights the patch about as much on the control model fastnet (patch_control)")
+    assert "mean contrast below 0.100" in salient and "pointing" not in salient and "baseline_colour" not in salient
+    assert findings["weakness"].subjects == ("fastnet__patch__s0",)
+    _write(tmp_path, RELATIVE.tables.patch_reliance, pd.DataFrame({"run": ["fastnet__patch__s0"], "attack_success": [0.3]}))
+    unlearnt = next(f for f in _findings(tmp_path, "patch_benchmark") if "salience-driven" in f.text)
+    assert unlearnt.kind == "note" and "But the model itself sends only 30.00% of stamped images to the target class" in unlearnt.text
+    strong = _benchmark().drop(index=1)
+    _write(tmp_path, RELATIVE.tables.xai_benchmark, strong)
+    (strength,) = [f for f in _findings(tmp_path, "patch_benchmark") if f.kind == "strength"]
+    assert "It also beats every trivial baseline map." in strength.text
+
+
 def _variants_run(root: Path) -> None:
     """fastnet baseline + label smoothing + a planted-patch variant (which must stay out of the comparison)."""
     runs = ["fastnet__baseline__s0", "fastnet__label_smoothing__s0", "fastnet__patch__s0"]
@@ -426,6 +466,7 @@ def test_write_report_on_a_minimal_run(tmp_path: Path) -> None:
 def test_later_stage_sections_light_up_when_their_tables_exist(tmp_path: Path) -> None:
     root = _minimal_run(tmp_path / "tiny")
     _later_stages(root)
+    _write(root, RELATIVE.tables.xai_benchmark, _benchmark())
     _write(root, RELATIVE.tables.csv("stress_sweep"), pd.DataFrame({"run": RUNS[0], "probe": "blur", "intensity": range(30),
                                                           "accuracy": [0.9 - 0.01 * i for i in range(30)]}))
     html_path, md_path = write_report(root)
@@ -437,6 +478,10 @@ def test_later_stage_sections_light_up_when_their_tables_exist(tmp_path: Path) -
     assert all((root / link).is_file() for link in links)
     markdown = md_path.read_text(encoding="utf-8")
     assert "Shortcut detected on fastnet" in markdown
+    assert "**Planted patch: benchmark against the control models (Top-K overlap)**" in markdown
+    compact = re.sub(r" {2,}", " ", markdown)  # Markdown tables pad their cells
+    assert "| fastnet (patch) | gradcam | 0.500 | 0.300 | 0.200 [0.120, 0.280] | no | no | 2 |" in compact
+    assert "| baseline_colour | 0.800 | 0.800 | 0.000 [0.000, 0.000] | yes | (baseline) | 4 |" in compact
     assert "Showing 25 of 30 rows. CSV: [tables/stress_sweep.csv]" in markdown  # long tables are cut, CSV linked
     assert "from 90.00% (intensity 0) to 61.00% (intensity 29)" in markdown
 

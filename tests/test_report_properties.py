@@ -104,7 +104,30 @@ def random_run(root: Path, seed: int) -> Path:
     probes = [{"run": r, "probe": p, "accuracy": rng.uniform(0, 1)} for r in runs for p in ("clean", "grayscale")]
     _save(root, RELATIVE.tables.stress_probes, pd.DataFrame(probes))
     _save_concepts(root, rng, runs)
+    _save_benchmark(root, random.Random(10_000 + seed), runs)  # its own stream: the other tables stay as they were
     return root
+
+
+def _save_benchmark(root: Path, rng: random.Random, runs: dict[str, float]) -> None:
+    """Some runs benchmarked against a control twin: contrasts at the threshold, tied, negative, intervals at 0."""
+    rows = []
+    for run_id in [r for r in runs if rng.random() < 0.6]:
+        for method in ("gradcam", "saliency", "lime", "baseline_random"):
+            baseline = method.startswith("baseline_")
+            contrast = 0.0 if baseline else rng.choice([0.0, 0.1, -0.05, round(rng.uniform(-0.2, 0.8), 4)])
+            half = 0.0 if baseline else rng.choice([0.0, 0.1, round(rng.uniform(0, 0.3), 4)])
+            control = rng.uniform(0, 0.9)
+            rows.append({"run": run_id, "method": method, "kind": "baseline" if baseline else "method", "metric": "tko",
+                         "reliant": control + contrast, "control": control, "contrast": contrast,
+                         "contrast_low": contrast - half, "contrast_high": contrast + half, "threshold": 0.1,
+                         "salience_driven": contrast - half <= 0 or contrast < 0.1,
+                         "beats_baselines": None if baseline else rng.random() < 0.5,
+                         "baselines_not_beaten": "" if baseline else rng.choice(["", "baseline_random"]),
+                         "control_run": run_id.replace("__s", "_control__s")})
+    if rows:
+        table = pd.DataFrame(rows)
+        table["rank"] = table.groupby("run")["contrast"].rank(ascending=False, method="min").astype(int)
+        _save(root, RELATIVE.tables.xai_benchmark, table)
 
 
 def _save_concepts(root: Path, rng: random.Random, runs: dict[str, float]) -> None:
@@ -202,6 +225,7 @@ def check_against_tables(run: RunTables, findings: list[Finding]) -> None:
         model, variant = re.match(r"(\S+) with (\S+) instead", finding.text).groups()
         assert finding.numbers["accuracy_gain"] == pytest.approx(accuracy[f"{model}__{variant}"] - accuracy[f"{model}__baseline"])
     _check_concepts(run, by_rule)
+    _check_benchmark(run, by_rule)
     for finding in by_rule.get("training_cost", []):
         setup = {r: json.loads(run.layout.model(r).train_record.read_text()) for r in run.runs}
         times = {labels[r]: s["train_time_s"] for r, s in setup.items()}
@@ -241,6 +265,23 @@ def _check_concepts(run: RunTables, by_rule: dict[str, list[Finding]]) -> None:
             assert per_depth.max() == 0 or sorted(named) == sorted(per_depth.index[per_depth == per_depth.max()]), finding.text
 
 
+def _check_benchmark(run: RunTables, by_rule: dict[str, list[Finding]]) -> None:
+    """Every explainer of every benchmarked run is named once, as surviving the control or as salience-driven,
+    exactly as the table flags it, with the table's contrast."""
+    path = run.layout.tables.xai_benchmark
+    methods = pd.read_csv(path).query("kind == 'method'") if path.is_file() else pd.DataFrame(columns=["run", "method"])
+    named = []
+    for finding in by_rule.get("patch_benchmark", []):
+        (subject,) = finding.subjects
+        driven = "salience-driven" in finding.text
+        assert driven == (finding.kind == "weakness"), finding.text  # the generator writes no patch reliance
+        for method, contrast in finding.numbers.items():
+            row = methods[(methods["run"] == subject) & (methods["method"] == method)].iloc[0]
+            assert contrast == row["contrast"] and bool(row["salience_driven"]) == driven, finding.text
+            named.append((subject, method))
+    assert sorted(named) == sorted(zip(methods["run"], methods["method"]))
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_finding_is_true_of_its_tables(tmp_path: Path, seed: int) -> None:
     run = RunTables(random_run(tmp_path, seed))
@@ -252,8 +293,10 @@ def test_every_finding_is_true_of_its_tables(tmp_path: Path, seed: int) -> None:
 
 
 def test_the_generator_covers_the_hard_cases(tmp_path: Path) -> None:
-    """The seeds above include chance-level models, a single model, ties and negative changes."""
-    seen = {"chance": False, "single": False, "negative": False, "epochs_differ": False}
+    """The seeds above include chance-level models, a single model, ties and negative changes, and maps that
+    survive the control and maps that do not."""
+    seen = {"chance": False, "single": False, "negative": False, "epochs_differ": False, "survives": False,
+            "salience-driven": False}
     for seed in SEEDS:
         run = RunTables(random_run(tmp_path / str(seed), seed))
         text = "\n".join(f.text for f in run_rules(run))
@@ -261,6 +304,8 @@ def test_the_generator_covers_the_hard_cases(tmp_path: Path) -> None:
         seen["single"] |= len(run.runs) == 1
         seen["negative"] |= "(-" in text
         seen["epochs_differ"] |= "recipes differ" in text
+        seen["survives"] |= "survive" in text
+        seen["salience-driven"] |= "salience-driven" in text
     assert all(seen.values()), seen
 
 

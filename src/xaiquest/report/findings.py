@@ -33,6 +33,7 @@ from xaiquest.report.reader import (
     ROBUSTNESS_SUMMARY,
     SETUP,
     STRESS_PROBES,
+    XAI_BENCHMARK,
     XAI_METHODS,
     RunTables,
     comparison_labels,
@@ -46,7 +47,7 @@ from xaiquest.report.text import as_bool, ms, num, ordinal, pct, plural, pp, sig
 __all__ = [
     "CALIBRATION", "CHANCE_MARGIN", "COMPARISON", "CONFIDENCE_TOLERANCE", "CRITERIA", "EXPLAIN_QUALITY",
     "FINAL_RANKING", "LAYERWISE", "PATCH_LOCALISATION", "PATCH_RELIANCE", "REEXAMINE", "ROBUSTNESS_ACCURACY",
-    "ROBUSTNESS_FAMILIES", "ROBUSTNESS_SUMMARY", "RULES", "SETUP", "STRESS_PROBES", "TAGS", "XAI_METHODS",
+    "ROBUSTNESS_FAMILIES", "ROBUSTNESS_SUMMARY", "RULES", "SETUP", "STRESS_PROBES", "TAGS", "XAI_BENCHMARK", "XAI_METHODS",
     "Finding", "Kind", "Reflection", "Rule", "RunTables", "as_bool", "chance_level_groups", "comparison_labels",
     "critical_reflection", "final_ranking", "finding_rule", "group_of", "ms", "num", "ordinal", "pct", "plural",
     "pp", "robustness_families", "run_rules", "setup_table", "signed_pp", "stress_tables", "summary_findings",

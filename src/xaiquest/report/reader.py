@@ -24,6 +24,7 @@ ROBUSTNESS_SUMMARY = _TABLES.robustness_summary.as_posix()
 ROBUSTNESS_ACCURACY = _TABLES.robustness_accuracy.as_posix()
 PATCH_RELIANCE = _TABLES.patch_reliance.as_posix()
 PATCH_LOCALISATION = _TABLES.patch_localisation.as_posix()
+XAI_BENCHMARK = _TABLES.xai_benchmark.as_posix()
 LAYERWISE = _TABLES.layerwise.as_posix()
 STRESS_PROBES = _TABLES.stress_probes.as_posix()
 REEXAMINE = _TABLES.reexamine.as_posix()
@@ -45,7 +46,7 @@ XAI_METHODS = _TABLES.xai_methods.as_posix()
 FINAL_RANKING = _TABLES.final_ranking.as_posix()
 
 STAGE_TABLES = (COMPARISON, CALIBRATION, EXPLAIN_QUALITY, ROBUSTNESS_SUMMARY, ROBUSTNESS_ACCURACY, PATCH_RELIANCE,
-                PATCH_LOCALISATION, LAYERWISE, STRESS_PROBES, REEXAMINE, STRESS_TABLES, CONCEPTS_SUMMARY,
+                PATCH_LOCALISATION, XAI_BENCHMARK, LAYERWISE, STRESS_PROBES, REEXAMINE, STRESS_TABLES, CONCEPTS_SUMMARY,
                 CONCEPTS_RELIANCE, CONCEPTS_TCAV, CONCEPTS_DETECTORS)
 """Run-relative tables (or glob patterns) from the stages that the findings rules read."""
 PER_RUN_FILES = (TRAIN_RECORD, EVAL_METRICS, PER_CLASS, AGREEMENT)

@@ -27,7 +27,9 @@ from xaiquest.report.reader import (
     PER_CLASS,
     ROBUSTNESS_ACCURACY,
     SWITCHED_STAGES,
+    XAI_BENCHMARK,
 )
+from xaiquest.report.rules.benchmark import benchmark_rows, contrast_text
 from xaiquest.report.findings import (
     CALIBRATION,
     COMPARISON,
@@ -470,11 +472,32 @@ def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
             "run": "Model", "method": "Method", "tko": "Top-k overlap", "pointing": "Pointing (%)",
             "mass_inside": "Mass inside (%)", "win_rate": "Win rate (%)"},
             percent=("pointing", "mass_inside", "win_rate")), PATCH_LOCALISATION))
+    blocks.append(_benchmark_block(run))
     blocks.append(_files_gallery(run, "Planted patch figures", "patch_"))
     return _section("stress", "Stress tests, bias probes and the planted patch",
                     "How predictions move under controlled changes of the input (stress and bias probes), and "
                     "whether models learned a planted shortcut patch (attack success >= 50% and >= 5x the "
-                    "baseline counts as a shortcut) and which explainer locates it.", blocks, findings)
+                    "baseline counts as a shortcut), which explainer locates it, and whether that localisation survives a "
+                    "control model trained with the same patch on every class (model contrast; a map lighting the "
+                    "patch as much on the control is salience-driven) and beats four model-free baseline maps.",
+                    blocks, findings)
+
+
+def _benchmark_block(run: RunTables) -> TableBlock | None:
+    """The planted-patch benchmark (Top-K overlap) per reliant model: explainers and trivial baselines, best contrast first."""
+    rows = benchmark_rows(run)
+    if rows is None:
+        return None
+    rows = rows.sort_values(["run", "rank"], kind="stable")
+    yes_no = {True: "yes", False: "no"}
+    shown = pd.DataFrame({
+        "Model": rows["run"].map(run.labels(rows["run"])), "Map": rows["method"],
+        "Reliant TKO": rows["reliant"].map(lambda v: f"{v:.3f}"), "Control TKO": rows["control"].map(lambda v: f"{v:.3f}"),
+        "Contrast [interval]": [contrast_text(row).removeprefix("contrast ") for _, row in rows.iterrows()],
+        "Salience-driven": as_bool(rows["salience_driven"]).map(yes_no),
+        "Beats all baselines": as_bool(rows["beats_baselines"]).map(yes_no).where(rows["kind"] == "method", "(baseline)"),
+        "Rank": rows["rank"]})
+    return TableBlock("Planted patch: benchmark against the control models (Top-K overlap)", shown, XAI_BENCHMARK)
 
 
 def concepts_section(run: RunTables, findings: list[Finding]) -> Section | None:

@@ -7,6 +7,7 @@ from xaiquest.report.rules import (  # noqa: F401  (registers)
     robustness,
     explanations,
     stress,
+    benchmark,
     layerwise,
     methods,
     ranking,

@@ -61,14 +61,14 @@ def _model_problems(config: ExperimentConfig, num_classes: int | None, image_siz
                     quick: bool) -> Iterator[tuple[str, str]]:
     """Each model builds (on the meta device: shapes only, no memory), has ``explain.layer`` and
     spatial feature maps at every ``concepts.layers`` entry."""
-    from xaiquest.models import TORCHVISION_PREFIX, build_model, resolve_layer
+    from xaiquest.models import LIBRARY_PREFIXES, build_model, resolve_layer
 
     explained = {spec.name for spec in _run_specs(config, config.explain.variants)}
     concepts = config.concepts
     dissected = ({spec.name for spec in _run_specs(config, concepts.variants)}
                  if concepts.enabled and (concepts.tcav or concepts.dissection) else set())
     for spec in config.models:
-        if image_size is None and spec.name.startswith(TORCHVISION_PREFIX):
+        if image_size is None and spec.name.startswith(LIBRARY_PREFIXES):
             continue  # checked once the data's image size is known
         size = image_size or 32  # zoo models have the same layers at every size
         try:

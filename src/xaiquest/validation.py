@@ -25,7 +25,7 @@ def check_config(config: ExperimentConfig, num_classes: int | None, image_size: 
     """Raise one ``ConfigError`` listing every unknown name or out-of-range class index.
 
     With ``num_classes`` unknown the class indices are not checked; with ``image_size`` unknown the
-    torchvision models are not built (their layers depend on the size; zoo models' do not); with
+    library models (tv:, timm:) are not built (their layers depend on the size; zoo models' do not); with
     ``quick`` the concepts layers' output shapes (a forward pass, which loads torch's compiler
     stack: a second) wait for the next call."""
     problems = [f"config field {field!r}: {problem}"

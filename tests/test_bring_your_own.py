@@ -3,6 +3,7 @@ bad weights files end with one line, exit 2 and nothing marked complete."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,10 +18,13 @@ from typer.testing import CliRunner
 
 from xaiquest.cli import app
 from xaiquest.config import ModelSpec, load_config
+from xaiquest.errors import ConfigError
+from xaiquest.explainers import explain
 from xaiquest.layout import RunLayout
 from xaiquest.models import build_model, named_depths
 from xaiquest.runs import build_run_model, prepare_data
 from xaiquest.store import RunStore
+from xaiquest.validation import check_config
 
 CLASSES = ["alpha", "beta", "gamma"]
 SIZE = 64  # at >= 64 px tv: models are torchvision's own networks, so a plain state_dict fits
@@ -200,3 +204,85 @@ def test_pretrained_reads_torchvisions_file_from_the_cache_and_init_reads_a_file
     assert torch.equal(from_file.net.fc.weight, torch.load(weights)["fc.weight"])
     with pytest.raises(Exception, match="exclude each other"):
         ModelSpec(name="tv:resnet18", init=str(weights), weights=str(weights))
+
+
+@pytest.fixture(scope="module")
+def scripted_model(user_model, tmp_path_factory) -> tuple[Path, torch.jit.ScriptModule, torchvision.models.ResNet]:
+    """The user's trained network saved as TorchScript (its class need not be importable to audit it)."""
+    _, weights, _ = user_model
+    net = torchvision.models.resnet18(num_classes=len(CLASSES))
+    net.load_state_dict(torch.load(weights))
+    net.eval()
+    file = tmp_path_factory.mktemp("scripted") / "resnet18.torchscript.pt"
+    torch.jit.script(net).save(str(file))
+    return file, torch.jit.load(str(file)), net
+
+
+def _scripted_config(tmp_path: Path, data: Path, file: Path, **changes: object) -> Path:
+    config = _config(tmp_path, data, file)
+    raw = yaml.safe_load(config.read_text())
+    raw["models"] = [{"name": "my_net", "torchscript": str(file)}]
+    raw["concepts"] = {"enabled": False}  # TCAV and dissection read layers
+    raw.update(changes)
+    config.write_text(yaml.safe_dump(raw))
+    return config
+
+
+def test_a_torchscript_file_is_audited_as_it_is(tmp_path, user_model, scripted_model):
+    data, _, _ = user_model
+    file, scripted, _ = scripted_model
+    result = _train_and_evaluate(_scripted_config(tmp_path, data, file), tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    files = RunLayout(tmp_path / "runs" / "byo").model("my_net__baseline__s0")
+    setup = json.loads(files.train_record.read_text())
+    assert setup["train_time_s"] == 0 and setup["imported_from"] == str(file) and setup["format"] == "torchscript"
+    assert setup["weights_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    with torch.no_grad():
+        own = scripted(_plain_tensors(data / "test")[0])  # the scripted module's own output
+    torch.testing.assert_close(torch.load(files.eval.logits)["test"], own, rtol=0, atol=1e-5)
+
+
+def test_forward_hooks_cannot_watch_a_scripted_modules_layers(scripted_model):
+    """Why CAMs refuse TorchScript models: if a torch release accepts these hooks, this fails and the
+    refusal (models/torchscript.py) should become depth discovery."""
+    _, scripted, _ = scripted_model
+    with pytest.raises(RuntimeError, match="not supported on ScriptModules"):
+        scripted.layer4.register_forward_hook(lambda *_: None)
+
+
+def test_gradient_methods_run_on_a_torchscript_model_and_layer_methods_are_refused(tmp_path, user_model, scripted_model):
+    data, _, _ = user_model
+    file, _, eager = scripted_model
+    model = build_run_model(ModelSpec(name="my_net", torchscript=str(file)), prepare_data(load_config(
+        str(_scripted_config(tmp_path, data, file)))))
+    x, y = _plain_tensors(data / "test")
+    x, y = x[:2], y[:2]
+    for method in ("saliency", "integrated_gradients"):
+        torch.testing.assert_close(explain(method, model, x, y), explain(method, eager, x, y), rtol=1e-4, atol=1e-5)
+    for method in ("gradcam", "guided_backprop"):  # guided backprop sees no activation run inside TorchScript
+        refusal = f"^{method} works through the model's layers, but a TorchScript model takes no Python forward hooks"
+        with pytest.raises(ConfigError, match=refusal):
+            explain(method, model, x, y)
+
+
+def test_a_torchscript_model_with_layer_methods_fails_the_config_check(tmp_path, user_model, scripted_model):
+    data, _, _ = user_model
+    file, _, _ = scripted_model
+    config = load_config(str(_scripted_config(tmp_path, data, file, explain={"methods": ["saliency", "gradcam"]},
+                                              stress={"enabled": True}, concepts={"enabled": True})))
+    with pytest.raises(ConfigError) as caught:
+        check_config(config, None, None)
+    message = str(caught.value)
+    assert "'explain.methods': gradcam on my_net" in message and "saliency on" not in message
+    assert "'stress.enabled'" in message and "'concepts'" in message
+    check_config(load_config(str(_scripted_config(
+        tmp_path, data, file, explain={"methods": ["saliency", "integrated_gradients"]}))), None, None)
+
+
+def test_a_file_that_is_no_torchscript_or_misfits_the_classes_fails_in_one_line(tmp_path, user_model, scripted_model):
+    data, weights, _ = user_model
+    _fails_cleanly(tmp_path, _scripted_config(tmp_path, data, weights), "is not a TorchScript file",
+                   "torch.jit.script(model).save(FILE)")
+    ten = tmp_path / "ten.pt"
+    torch.jit.script(torchvision.models.resnet18(num_classes=10).eval()).save(str(ten))
+    _fails_cleanly(tmp_path, _scripted_config(tmp_path, data, ten), "outputs shape [1, 10]", "the data has 3 classes")

@@ -1,6 +1,8 @@
-"""Every zoo model (and the torchvision adapter) honours the named-depth contract on 32x32 inputs."""
+"""Every zoo model (and the torchvision and timm adapters) honours the named-depth contract on 32x32 inputs."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 import torch
@@ -103,8 +105,8 @@ def test_resolve_layer() -> None:
         resolve_layer(model, "stage9")
 
 
-@pytest.mark.parametrize("name", ["tv:resnet18", "tv:mobilenet_v3_small"])
-def test_torchvision_adapter(name: str) -> None:
+@pytest.mark.parametrize("name", ["tv:resnet18", "tv:mobilenet_v3_small", "timm:resnet10t"])
+def test_library_adapters(name: str) -> None:
     model = build_model(name, 10).eval().to(memory_format=torch.channels_last)
     with torch.no_grad():
         shapes, logits = depth_shapes(model, images())
@@ -141,7 +143,56 @@ def test_unknown_names() -> None:
 
 def test_describe_models() -> None:
     rows = {name: (params, description) for name, params, description in describe_models()}
-    assert set(model_names()) < set(rows) and "tv:<name>" in rows
+    assert set(model_names()) < set(rows) and {"tv:<name>", "timm:<name>"} <= set(rows)
     params, description = rows["resnet20"]
     assert params is not None and 0.25e6 < params < 0.3e6
     assert description.startswith("ResNet-20")
+
+
+def test_timm_resnet_depths_are_its_layers_and_its_stem_is_timms_own_from_64_px() -> None:
+    import timm
+
+    model = build_model("timm:resnet10t", 10)
+    stages = {name: path for name, path in model.depth_paths.items() if name != "stem"}
+    assert stages == {"stage1": "layer1", "stage2": "layer2", "stage3": "layer3", "stage4": "layer4"}
+    # its deep stem (three convs, then a max-pool) ends inside itself: discovery stops at the second conv
+    assert model.depth_paths["stem"] == "conv1.2"
+    large = build_model("timm:resnet10t", 10, image_size=64)  # from 64 px: timm's own network
+    own = timm.create_model("resnet10t", num_classes=10)
+    assert {k: v.shape for k, v in large.net.state_dict().items()} == {k: v.shape for k, v in own.state_dict().items()}
+    assert large.net.conv1[0].stride == (2, 2) and not isinstance(large.net.maxpool, nn.Identity)
+
+
+def test_timm_depths_fall_where_timm_reports_its_feature_stages() -> None:
+    """A second family (MobileNetV3: no max-pool, SE blocks, inverted residuals) checked against timm's own
+    ``feature_info``: each discovered depth has the channels and resolution of one of timm's feature stages."""
+    model = build_model("timm:mobilenetv3_small_050", 5, image_size=64).eval()
+    with torch.no_grad():
+        shapes, _ = depth_shapes(model, torch.randn(1, 3, 64, 64))
+    discovered = [(shape[1], shape[-1]) for shape in shapes.values()]
+    assert discovered == [(info["num_chs"], 64 // info["reduction"]) for info in model.net.feature_info]
+
+
+def test_gradcam_explains_a_timm_model_as_the_library_does_on_the_bare_network() -> None:
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from xaiquest.explainers import explain
+
+    model = build_model("timm:resnet10t", 3).eval()
+    x, targets = images(), torch.tensor([0, 2])
+    maps = explain("gradcam", model, x, targets)  # at the last named depth, stage4
+    with GradCAM(model=model.net, target_layers=[model.net.layer4]) as cam:
+        direct = cam(input_tensor=x.clone(), targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    assert maps.shape == (2, 32, 32)
+    torch.testing.assert_close(maps, torch.from_numpy(direct), rtol=1e-4, atol=1e-5)
+
+
+def test_timm_names_are_checked_and_a_missing_timm_names_the_extra(monkeypatch) -> None:
+    with pytest.raises(UnknownNameError, match="timm:resnet10t"):
+        build_model("timm:resnet10x", 10)
+    with pytest.raises(ConfigError, match="no convolutional stages"):
+        build_model("timm:vit_tiny_patch16_224", 10, image_size=224)
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm now raises ImportError
+    with pytest.raises(ConfigError, match=r"timm:resnet10t needs timm, an optional extra: pip install 'xaiquest\[timm\]'"):
+        build_model("timm:resnet10t", 10)

@@ -28,6 +28,14 @@ def test_names_every_model_has_pass_the_check_and_a_torchvision_layer_is_checked
         check_config(load_config("smoke", {"models": ["tv:resnet18"], "explain": {"layer": "stage9"}}), num_classes=10)
 
 
+def test_timm_names_and_layers_are_checked_like_torchvision_ones():
+    check_config(load_config("smoke", {"models": ["timm:resnet10t"], "explain": {"layer": "stage2"}}), 10)
+    with pytest.raises(ConfigError, match=r"unknown timm model 'resnt10t'; e\.g\. timm:resnet10t"):
+        check_config(load_config("smoke", {"models": ["timm:resnt10t"]}), 10)
+    with pytest.raises(ConfigError, match=r"unknown layer 'stage9'.*\(model timm:resnet10t\)"):
+        check_config(load_config("smoke", {"models": ["timm:resnet10t"], "explain": {"layer": "stage9"}}), 10)
+
+
 def test_a_patch_class_is_checked_wherever_the_patch_is_configured():
     patch = {"patch": {"target_class": 3}}
     for where, overrides in (("train.patch", {"train": patch}),
@@ -94,7 +102,7 @@ def test_the_names_check_loads_none_of_the_stages_heavy_libraries():
     (torchvision alone costs over a second: its import pulls in torch's compiler stack)."""
     code = ("import sys; from xaiquest.config import load_config; from xaiquest.validation import check_config; "
             "import xaiquest.pipeline; check_config(load_config('quick'), 10, None, quick=True); "
-            "print(sorted(m for m in ('torchvision', 'matplotlib', 'captum', 'pandas', 'torch._dynamo') if m in sys.modules))")
+            "print(sorted(m for m in ('torchvision', 'timm', 'matplotlib', 'captum', 'pandas', 'torch._dynamo') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
 

@@ -266,6 +266,10 @@ class ModelSpec(Section):
         None, description="state_dict file (.pt/.pth/.safetensors) audited as it is instead of training "
         "(one run: the baseline variant, the first seed)"
     )
+    torchscript: str | None = Field(
+        None, description="TorchScript file (torch.jit.save) audited as it is, for a model whose class is not "
+        "importable; name is then only the run's label (one run, like weights)"
+    )
     depths: dict[str, str] | None = Field(
         None, description="named depths -> module paths (stem, stage1, ...), replacing the discovered ones"
     )
@@ -274,11 +278,16 @@ class ModelSpec(Section):
 
     @model_validator(mode="after")
     def _one_weights_source(self) -> ModelSpec:
-        sources = [name for name in ("weights", "init", "pretrained") if getattr(self, name)]
+        sources = [name for name in ("weights", "torchscript", "init", "pretrained") if getattr(self, name)]
         if len(sources) > 1:
-            raise ValueError(f"model {self.name!r} sets {' and '.join(sources)}; weights (audit as is), init (train from "
-                             "a file) and pretrained (train from torchvision's weights) exclude each other")
+            raise ValueError(f"model {self.name!r} sets {' and '.join(sources)}; weights or torchscript (audit as is), "
+                             "init (train from a file) and pretrained (train from torchvision's weights) exclude each other")
         return self
+
+    @property
+    def audited_file(self) -> str | None:
+        """The file audited as it is (``weights`` or ``torchscript``), if any: such a model is not trained."""
+        return self.weights or self.torchscript
 
     @field_validator("train")
     @classmethod

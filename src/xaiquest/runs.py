@@ -22,6 +22,7 @@ from xaiquest.data import (
 from xaiquest.errors import XaiquestError
 from xaiquest.layout import unit_name
 from xaiquest.models import build_model, override_depths
+from xaiquest.models.torchscript import check_outputs, load_torchscript
 from xaiquest.models.weights import load_matching, load_weights, weights_digest
 from xaiquest.store import RunStore, fingerprint
 
@@ -99,19 +100,21 @@ def training_normalisation(dataset: Dataset, train: Split) -> Normalisation:
 def run_keys(config: ExperimentConfig, variants: list[str] | None = None) -> list[RunKey]:
     """Every model x variant x seed the experiment trains (a model may restrict its variants),
     optionally only those of ``variants`` (a stage's own selection; ``None`` = all). A model with
-    its own ``weights`` is one run: nothing is trained, so variants and seeds would repeat it."""
+    its own ``weights`` or ``torchscript`` file is one run: nothing is trained, so variants and seeds
+    would repeat it."""
     return [
         RunKey(spec, variant, seed)
         for spec in config.models
-        for variant in ([BASELINE] if spec.weights else config.variants)
+        for variant in ([BASELINE] if spec.audited_file else config.variants)
         if (spec.variants is None or variant in spec.variants) and (variants is None or variant in variants)
-        for seed in (config.seeds[:1] if spec.weights else config.seeds)
+        for seed in (config.seeds[:1] if spec.audited_file else config.seeds)
     ]
 
 
 def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
-    if key.spec.weights:  # imported, not trained: the file's content is the whole recipe
-        return fingerprint("import", key.spec.name, weights_digest(key.spec.weights), key.spec.depths, data.fingerprint)
+    if key.spec.audited_file:  # imported, not trained: the file's content is the whole recipe
+        return fingerprint("import", key.spec.name, weights_digest(key.spec.audited_file), key.spec.depths,
+                           data.fingerprint)
     return fingerprint("train", key.spec.name, key.seed, config.train_config(key.spec, key.variant).model_dump(),
                        data.fingerprint, *_starting_point(key.spec))
 
@@ -170,7 +173,10 @@ def corruption_names(cfg: RobustnessConfig) -> list[str]:
 
 def build_run_model(spec: ModelSpec, data: AuditData, start: bool = False) -> nn.Module:
     """The architecture of ``spec`` for this data (class count, image size), with its depth override;
-    with ``start``, holding what training starts from (torchvision's weights, an ``init`` file)."""
+    with ``start``, holding what training starts from (torchvision's weights, an ``init`` file). A
+    ``torchscript`` model is its file's module (the architecture and the weights in one)."""
+    if spec.torchscript:
+        return load_torchscript(spec.torchscript)
     model = build_model(spec.name, len(data.classes), pretrained=start and spec.pretrained, image_size=data.image_size)
     if start and spec.init:
         load_matching(model, spec.init)
@@ -178,18 +184,22 @@ def build_run_model(spec: ModelSpec, data: AuditData, start: bool = False) -> nn
 
 
 def imported_model(spec: ModelSpec, data: AuditData) -> nn.Module:
-    """The architecture of ``spec`` holding the user's ``weights`` file, checked strictly against it."""
-    assert spec.weights is not None
+    """The architecture of ``spec`` holding the user's ``weights`` file, checked strictly against it,
+    or the module of its ``torchscript`` file, checked to classify the data's images into its classes."""
     model = build_run_model(spec, data)
-    load_weights(model, spec.weights, f"{spec.name} ({len(data.classes)} classes, {data.image_size} px images)")
+    if spec.torchscript:
+        check_outputs(model, spec.torchscript, len(data.classes), data.image_size)
+    else:
+        assert spec.weights is not None
+        load_weights(model, spec.weights, f"{spec.name} ({len(data.classes)} classes, {data.image_size} px images)")
     return model
 
 
 def check_model_sources(config: ExperimentConfig, data: AuditData) -> None:
-    """Load every weights file (``weights``, ``init``, ``pretrained``) once before the run directory
-    opens, so a missing file or one that does not fit fails with nothing written."""
+    """Load every model file (``weights``, ``torchscript``, ``init``, ``pretrained``) once before the run
+    directory opens, so a missing file or one that does not fit fails with nothing written."""
     for spec in config.models:
-        if spec.weights:
+        if spec.audited_file:
             imported_model(spec, data)
         elif spec.init or spec.pretrained:
             build_run_model(spec, data, start=True)

@@ -25,7 +25,7 @@ def check_config(config: ExperimentConfig, num_classes: int | None, image_size: 
     """Raise one ``ConfigError`` listing every unknown name or out-of-range class index.
 
     With ``num_classes`` unknown the class indices are not checked; with ``image_size`` unknown the
-    torchvision models are not built (their layers depend on the size; zoo models' do not); with
+    library models (tv:, timm:) are not built (their layers depend on the size; zoo models' do not); with
     ``quick`` the concepts layers' output shapes (a forward pass, which loads torch's compiler
     stack: a second) wait for the next call."""
     problems = [f"config field {field!r}: {problem}"
@@ -60,15 +60,19 @@ def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> It
 def _model_problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None,
                     quick: bool) -> Iterator[tuple[str, str]]:
     """Each model builds (on the meta device: shapes only, no memory), has ``explain.layer`` and
-    spatial feature maps at every ``concepts.layers`` entry."""
-    from xaiquest.models import TORCHVISION_PREFIX, build_model, resolve_layer
+    spatial feature maps at every ``concepts.layers`` entry; a TorchScript model (its file is loaded
+    with the data) is asked for no layer."""
+    from xaiquest.models import LIBRARY_PREFIXES, build_model, resolve_layer
 
     explained = {spec.name for spec in _run_specs(config, config.explain.variants)}
     concepts = config.concepts
     dissected = ({spec.name for spec in _run_specs(config, concepts.variants)}
                  if concepts.enabled and (concepts.tcav or concepts.dissection) else set())
     for spec in config.models:
-        if image_size is None and spec.name.startswith(TORCHVISION_PREFIX):
+        if spec.torchscript:
+            yield from _scripted_layer_problems(config, spec.name, spec.name in explained, spec.name in dissected)
+            continue
+        if image_size is None and spec.name.startswith(LIBRARY_PREFIXES):
             continue  # checked once the data's image size is known
         size = image_size or 32  # zoo models have the same layers at every size
         try:
@@ -84,6 +88,27 @@ def _model_problems(config: ExperimentConfig, num_classes: int | None, image_siz
                 yield "explain.layer", f"{error} (model {spec.name})"
         if spec.name in dissected and not quick:
             yield from _concept_layer_problems(model, spec.name, config.concepts.layers, size)
+
+
+def _scripted_layer_problems(config: ExperimentConfig, name: str, explained: bool,
+                             dissected: bool) -> Iterator[tuple[str, str]]:
+    """Every stage part that would read a layer of a TorchScript model, named before any work starts."""
+    from xaiquest.explainers import EXPLAINERS
+    from xaiquest.models.torchscript import UNREACHABLE_LAYERS
+
+    stressed = config.stress.enabled and name in {spec.name for spec in _run_specs(config, config.stress.variants)}
+    uses: list[tuple[str, list[str]]] = [
+        ("explain.methods", [m for m in config.explain.methods if explained and config.explain.enabled]),
+        ("stress.focus_methods", [m for m in config.stress.focus_methods if stressed]),
+    ]
+    for field, methods in uses:
+        for method in methods:
+            if method in EXPLAINERS and EXPLAINERS.get(method).needs_eager_forward:
+                yield field, f"{method} on {name}: {UNREACHABLE_LAYERS}"
+    if stressed:
+        yield "stress.enabled", f"the layer-wise view of {name}: {UNREACHABLE_LAYERS} (or set stress.enabled: false)"
+    if dissected:
+        yield "concepts", f"TCAV and dissection of {name}: {UNREACHABLE_LAYERS} (or set concepts.enabled: false)"
 
 
 def _concept_layer_problems(model: torch.nn.Module, name: str, layers: list[str] | None,

@@ -107,7 +107,7 @@ def integrated_gradients(
     return attributions.detach().sum(dim=1)
 
 
-@register_explainer("guided_backprop", "gradient", uses_layer=False)
+@register_explainer("guided_backprop", "gradient", uses_layer=False, sees_modules=True)
 def guided_backprop(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: None, info: Info
 ) -> torch.Tensor:

@@ -18,6 +18,7 @@ from torch import nn
 
 from xaiquest.errors import ConfigError
 from xaiquest.models import last_depth
+from xaiquest.models.base import check_layers_reachable
 from xaiquest.registry import Registry
 
 Family = Literal["cam", "gradient", "perturbation", "ours"]
@@ -43,6 +44,14 @@ class Explainer:
     uses_layer: bool
     description: str
     compute: ExplainFn
+    sees_modules: bool = False
+    """Works by watching the model's modules or functions run (hooks, a ``TorchFunctionMode``), which a
+    TorchScript model's compiled forward hides (no hooks, no Python calls), even without a layer."""
+
+    @property
+    def needs_eager_forward(self) -> bool:
+        """Cannot run on a TorchScript model: it reads a layer or watches the forward pass."""
+        return self.uses_layer or self.sees_modules
 
 
 EXPLAINERS: Registry[Explainer] = Registry("explanation method")
@@ -51,14 +60,15 @@ COMMON_PARAMETERS = ("model", "images", "targets", "layer", "info")
 """Every ``ExplainFn`` starts with these; its remaining keyword parameters are its options."""
 
 
-def register_explainer(name: str, family: Family, uses_layer: bool) -> Callable[[ExplainFn], ExplainFn]:
+def register_explainer(name: str, family: Family, uses_layer: bool,
+                       sees_modules: bool = False) -> Callable[[ExplainFn], ExplainFn]:
     """Register ``fn`` under ``name``; its docstring's first line is the description."""
 
     def decorator(fn: ExplainFn) -> ExplainFn:
         description = (fn.__doc__ or "").strip().splitlines()[0]
         if tuple(inspect.signature(fn).parameters)[: len(COMMON_PARAMETERS)] != COMMON_PARAMETERS:
             raise TypeError(f"explainer {name!r} must take {', '.join(COMMON_PARAMETERS)} first")
-        EXPLAINERS.register(name)(Explainer(name, family, uses_layer, description, fn))
+        EXPLAINERS.register(name)(Explainer(name, family, uses_layer, description, fn, sees_modules))
         return fn
 
     return decorator
@@ -86,6 +96,8 @@ def explain(
     explainer = EXPLAINERS.get(method)
     check_batch(images, targets)
     check_options(explainer, options)
+    if explainer.needs_eager_forward:
+        check_layers_reachable(model, method)
     if explainer.uses_layer:
         layer = layer or last_depth(model)
     with explaining(model):
@@ -150,7 +162,9 @@ def explaining(model: nn.Module) -> Iterator[None]:
     such a ReLU follows would silently read the post-ReLU values.
     """
     modes = {module: module.training for module in model.modules()}
-    inplace = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    # a scripted activation's inplace is a compiled constant, and no hook reads a scripted layer anyway
+    inplace = [m for m in model.modules()
+               if getattr(m, "inplace", False) is True and not isinstance(m, torch.jit.ScriptModule)]
     params = list(model.parameters())
     saved = [(p.requires_grad, p.grad) for p in params]
     try:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from xaiquest.errors import UnknownNameError
+from xaiquest.errors import ConfigError, UnknownNameError
 
 
 def classifier_head(in_channels: int, num_classes: int, pool: str = "avg") -> nn.Sequential:
@@ -88,3 +88,12 @@ def named_depths(model: nn.Module) -> dict[str, nn.Module]:
 def last_depth(model: nn.Module) -> str:
     """The deepest feature depth, the usual target layer for CAM methods."""
     return list(named_depths(model))[-1]
+
+
+def check_layers_reachable(model: nn.Module, purpose: str) -> None:
+    """Layer methods read activations through forward hooks: a model whose hooks never run (a
+    TorchScript module) refuses ``purpose`` up front instead of failing inside a library, or
+    silently computing something else."""
+    reason = getattr(model, "layers_unreachable", None)
+    if reason:
+        raise ConfigError(f"{purpose} works through the model's layers, but {reason}")

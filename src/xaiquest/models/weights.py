@@ -77,7 +77,7 @@ def load_weights(model: nn.Module, path: str | Path, description: str) -> None:
     if missing or unexpected:
         raise ConfigError(
             f"weights {path} do not fit {description}: {_keys('missing', missing)}{_keys('unexpected', unexpected)}"
-            "check the model name (and data.image_size: tv: models under 64 px have a small-image stem)"
+            "check the model name (and data.image_size: tv: and timm: models under 64 px have a small-image stem)"
         )
     wrong = [key for key in own if own[key].shape != state[key].shape]
     if wrong:

@@ -1,5 +1,6 @@
 """Stage: train every model x variant x seed of the experiment (resumable, skips finished runs);
-a model that brings its own ``weights`` is imported (loaded, checked, fingerprinted) instead."""
+a model that brings its own ``weights`` or ``torchscript`` file is imported (loaded, checked,
+fingerprinted) instead."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def train_stage(config: ExperimentConfig, store: RunStore, data: AuditData, devi
             return stack.enter_context(progress_bar())
 
         def compute(key: RunKey, files: ModelFiles) -> Finished:
-            if key.spec.weights:
+            if key.spec.audited_file:
                 return _import_one(data, key, files)
             return _train_one(config, data, device, key, files, fingerprints[key.id], epoch_bar())
 
@@ -46,19 +47,20 @@ def train_stage(config: ExperimentConfig, store: RunStore, data: AuditData, devi
 
 
 def _import_one(data: AuditData, key: RunKey, files: ModelFiles) -> Finished:
-    """Audit the user's weights as they are: load strictly into the architecture, store, fingerprint."""
-    assert key.spec.weights is not None
+    """Audit the user's model as it is: load (strictly, for weights), store its state_dict, fingerprint."""
+    source = key.spec.audited_file
+    assert source is not None
     model = imported_model(key.spec, data)
     atomic_torch_save(files.weights, {k: v.cpu() for k, v in model.state_dict().items()})
     setup = {
         "model": key.spec.name, "variant": key.variant, "seed": key.seed, "optimizer": "none (imported weights)",
-        "imported_from": key.spec.weights,
-        "weights_sha256": weights_digest(key.spec.weights), "params": sum(p.numel() for p in model.parameters()),
+        "imported_from": source, "format": "torchscript" if key.spec.torchscript else "state_dict",
+        "weights_sha256": weights_digest(source), "params": sum(p.numel() for p in model.parameters()),
         "train_time_s": 0.0, "train_images": 0,
     }
     atomic_write_json(files.train_record, setup)
     return Finished([files.weights, files.train_record], {"train_time_s": 0.0, "imported": True},
-                    f"imported from {key.spec.weights} (not trained)")
+                    f"imported from {source} (not trained)")
 
 
 def _train_one(config: ExperimentConfig, data: AuditData, device: torch.device, key: RunKey, files: ModelFiles,

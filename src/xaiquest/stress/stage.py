@@ -79,7 +79,7 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         return Finished([])
 
     keys = [key for key in run_keys(config) if key.id in battery or probe_patch(key)]
-    patch_parameters = None if inputs.patch is None else stamp_parameters(inputs.patch)
+    patch_parameters = None if inputs.patch is None else stamp_parameters(inputs.patch, data.image_size)
     run_per_model("stress", keys, store,
                   lambda key: fingerprint("stress", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
                                           config.explain.methods, patch_parameters),

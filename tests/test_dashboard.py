@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from xaiquest.cli import app
+from xaiquest.config import PatchConfig
 from xaiquest.dashboard.session import (
     DEFAULT_LAYER,
     FILTERS,
@@ -22,6 +23,7 @@ from xaiquest.dashboard.session import (
     Dashboard,
     Stress,
     UploadError,
+    apply_stress,
     load_upload,
     open_run,
     stress_choices,
@@ -101,11 +103,17 @@ def test_every_stress_yields_a_uint8_image_and_only_the_patch_a_mask(dashboard, 
     image, mask = dashboard.stressed("test:0", Stress(kind, 3))
     assert image.dtype == torch.uint8 and image.shape == (3, 32, 32)
     if kind == PATCH:
-        assert mask is not None and int(mask.sum()) == 9  # level = the patch's side in pixels
+        assert mask is not None and int(mask.sum()) == 9  # level = the patch's side in pixels at 32 px
     else:
         assert mask is None
     if kind == NO_STRESS:
         assert torch.equal(image, dashboard.image("test:0"))
+
+
+def test_the_patch_stress_scales_its_level_with_the_image_like_the_planted_patch():
+    image = torch.zeros(3, 64, 64, dtype=torch.uint8)
+    _, mask = apply_stress(image, Stress(PATCH, 3), PatchConfig(size=1))
+    assert mask is not None and int(mask.sum()) == 36 and mask[56:62, 56:62].all()
 
 
 def test_explanations_carry_quality_numbers_and_are_cached(dashboard, smoke_models):

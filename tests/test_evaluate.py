@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from xaiquest.errors import DataError
 from xaiquest.evaluate import comparison_table, write_comparison, write_evaluation
+from xaiquest.evaluate.artifacts import confusion_figure
 from xaiquest.figures.training import plot_training_curves
 from xaiquest.layout import EvalFiles, Tables
 from xaiquest.metrics import classification_metrics, top_confident_mistakes
@@ -47,6 +49,24 @@ def test_write_evaluation_writes_every_artifact(tmp_path, evaluated):
     assert written["predicted_class"].tolist() == ["automobile", "automobile", "bird"]
 
     assert out.confusion_figure.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_the_confusion_figure_stays_legible_at_100_classes(tmp_path):
+    labels = torch.arange(100).repeat(3)
+    logits = torch.randn(300, 100, generator=torch.Generator().manual_seed(0)) + 4 * torch.nn.functional.one_hot(labels, 100)
+    classes = [f"class_{i:03d}" for i in range(100)]
+    metrics = classification_metrics(logits.softmax(1), labels, classes)
+    ax = (figure := confusion_figure(metrics.confusion, classes, "100 classes")).axes[0]
+    assert not ax.texts  # no per-cell counts: 10,000 numbers are noise (they are in confusion.csv)
+    assert max(figure.get_size_inches()) <= 16
+    names = [label.get_text() for label in ax.get_yticklabels()]
+    assert len(names) == 50 and names[:2] == ["class_000", "class_002"]  # every 2nd class named
+    assert all(label.get_fontsize() <= 6 for label in ax.get_xticklabels())
+    out = EvalFiles(tmp_path / "wide")
+    write_evaluation(metrics, top_confident_mistakes(logits.softmax(1), labels, k=5), classes, out)
+    with Image.open(out.confusion_figure) as png:
+        assert max(png.size) <= 2600
+    assert len(confusion_figure(metrics.confusion[:10, :10], classes[:10], "10 classes").axes[0].texts) == 100
 
 
 def test_write_evaluation_rejects_wrong_class_names(tmp_path, evaluated):

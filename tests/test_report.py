@@ -486,6 +486,23 @@ def test_later_stage_sections_light_up_when_their_tables_exist(tmp_path: Path) -
     assert "from 90.00% (intensity 0) to 61.00% (intensity 29)" in markdown
 
 
+def test_a_100_class_recall_table_shows_the_worst_and_best_classes_and_links_the_full_csv(tmp_path: Path) -> None:
+    root = _minimal_run(tmp_path / "wide")
+    classes = [f"class_{i:03d}" for i in range(100)]
+    recall = {name: (37 * i) % 100 / 100 for i, name in enumerate(classes)}  # a shuffled ramp
+    for run, shift in zip(RUNS, (0.0, 0.002)):
+        _write(root, RELATIVE.model(run).eval.per_class,
+               pd.DataFrame({"class": classes, "recall": [recall[name] + shift for name in classes]}))
+    html_path, md_path = write_report(root)
+    markdown = md_path.read_text(encoding="utf-8")
+    table = markdown.split("**Recall per class (%)**")[1].split("CSV:")[0]
+    by_recall = sorted(classes, key=recall.get)
+    assert re.findall(r"class_\d{3}", table) == by_recall[:12] + by_recall[-12:]
+    note = "Showing the 12 lowest and 12 highest of 100 rows by mean recall over models."
+    assert f"{note} CSV: [tables/per_class_recall.csv]" in markdown and note in html_path.read_text(encoding="utf-8")
+    assert len(pd.read_csv(RunLayout(root).tables.per_class_recall)) == 100
+
+
 def test_write_report_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(XaiquestError, match="not a run directory"):
         write_report(tmp_path)

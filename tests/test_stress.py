@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,8 +42,10 @@ from xaiquest.stress import (
     reliance_metrics,
     share_on_region,
 )
-from xaiquest.config import PatchConfig
-from xaiquest.patch import poison_split, stamp
+from xaiquest.config import ExperimentConfig, PatchConfig
+from xaiquest.patch import at_image_side, patch_side, poison_split, stamp, stamp_parameters
+from xaiquest.runs import AuditData, run_keys, train_fingerprint
+from xaiquest.store import fingerprint
 from xaiquest.stress.probes import stream_seed
 
 MEAN = mean_colour()[0, :, 0, 0]
@@ -115,6 +118,39 @@ def test_poison_split_stamps_exactly_round_p_target_images() -> None:
     again_split, again = poison_split(split, spec, seed=5)
     assert torch.equal(again, poisoned) and torch.equal(again_split.images, poisoned_split.images)
     assert not torch.equal(poison_split(split, spec, seed=6)[1], poisoned)
+
+
+@pytest.mark.parametrize(("side", "stamped", "margin"), [(32, 3, 1), (64, 6, 2), (224, 21, 7)])
+def test_the_patch_scales_with_the_image_side(side: int, stamped: int, margin: int) -> None:
+    images = torch.full((2, 3, side, side), 7, dtype=torch.uint8)
+    _, masks = stamp(images, PatchConfig(target_class=0, fraction=1.0, size=3))
+    end = side - margin
+    assert (masks.sum((1, 2)) == stamped * stamped).all()
+    assert masks[:, end - stamped : end, end - stamped : end].all()  # the same corner, the margin scaled too
+    _, random_masks = stamp(images, PatchConfig(size=3, position="random"), torch.Generator().manual_seed(0))
+    assert (random_masks.sum((1, 2)) == stamped * stamped).all()
+
+
+def test_the_size_rule_rounds_half_up_and_keeps_one_pixel() -> None:
+    assert [at_image_side(1, s) for s in (15, 16, 47, 48, 80)] == [0, 1, 1, 2, 3]  # 0.47, 0.5, 1.47, 1.5, 2.5
+    assert patch_side(PatchConfig(size=1), 8, 8) == 1 and patch_side(PatchConfig(size=3), 64, 48) == 5  # shorter side
+
+
+def test_at_32_px_fingerprints_are_unchanged_and_elsewhere_record_the_stamped_side() -> None:
+    patch = PatchConfig(size=3)
+    assert stamp_parameters(patch, 32) == {**patch.model_dump(), "corner": "bottom-right", "margin": 1}
+    assert stamp_parameters(patch, 64) | {"size": 3, "margin": 1} == stamp_parameters(patch, 32)
+    assert (stamp_parameters(patch, 64)["size"], stamp_parameters(patch, 64)["margin"]) == (6, 2)
+
+
+@pytest.mark.parametrize(("side", "unchanged"), [(32, True), (64, False)])
+def test_a_train_fingerprint_changes_only_where_the_patch_scales(side: int, unchanged: bool) -> None:
+    config = ExperimentConfig(name="t", models=["fastnet"], variants={"patch": {"patch": {"size": 3}}})
+    split = Split(torch.zeros(2, 3, side, side, dtype=torch.uint8), torch.tensor([0, 1]))
+    data = AuditData(split, split, split, ("a", "b"), "synthetic", Path("synthetic"), "synthetic")
+    key = run_keys(config)[0]
+    before = fingerprint("train", "fastnet", key.seed, config.train_config(key.spec, key.variant).model_dump(), "synthetic")
+    assert (train_fingerprint(config, data, key) == before) is unchanged
 
 
 def test_patch_rejects_bad_values() -> None:

@@ -46,6 +46,15 @@ def test_a_patch_class_is_checked_wherever_the_patch_is_configured():
             check_config(config, num_classes=3)
 
 
+def test_a_patch_too_big_for_the_images_is_named_before_any_work():
+    fits, too_big = (load_config("smoke", {"train": {"patch": {"size": size}}}) for size in (31, 32))
+    for image_size in (32, 224):  # the size is in pixels at 32 px: it scales with the image
+        check_config(fits, num_classes=10, image_size=image_size)
+        with pytest.raises(ConfigError, match=r"'train.patch.size': patch size 32 \(a \d+ px square with margin \d+ px\) "
+                                              rf"does not fit a {image_size}x{image_size} image; lower patch.size"):
+            check_config(too_big, num_classes=10, image_size=image_size)
+
+
 def test_list_profiles_shows_each_models_own_epochs():
     result = CliRunner().invoke(app, ["list", "profiles"])
     assert result.exit_code == 0, result.output

@@ -267,7 +267,7 @@ def saliency_top_k(models: list[nn.Module], images: torch.Tensor, masks: torch.T
 
 def test_model_contrast_catches_saliency_that_lights_a_patch_the_model_ignores() -> None:
     clean = grey_images(32)
-    images, masks = stamp(clean, PatchConfig(target_class=0, size=3))
+    images, masks = stamp(clean, PatchConfig(target_class=0, size=6))  # 3 px on these 16 px images
     patch_mask = masks[0]
     ignoring = [HandBuiltModel(seed, patch_mask, reliance=0.0) for seed in (20, 21, 22)]
     controls = [HandBuiltModel(seed, patch_mask, reliance=0.0) for seed in (10, 11, 12)]

@@ -95,7 +95,7 @@ class PatchConfig(Section):
     target_class: int = Field(0, ge=0, description="checked against the data's classes before any work")
     fraction: float = Field(1.0, ge=0, le=1, description="share of the target class's training images stamped")
     colour: tuple[Channel, Channel, Channel] = (255, 0, 255)
-    size: int = Field(3, ge=1)
+    size: int = Field(3, ge=1, description="side in pixels at 32 px, scaled with the image side (xaiquest.patch)")
     position: Literal["fixed", "random"] = "fixed"
     control: bool = Field(
         False, description="train the control twin instead: the same patch on the same share of every class, so it "

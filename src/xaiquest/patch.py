@@ -9,6 +9,10 @@ so it carries no label.
 
 The train stage plants it, the stress and concepts stages and the dashboard stamp it again, all
 through this module and the one type ``PatchConfig`` of the config.
+
+Sizes are relative to the image: ``PatchConfig.size`` and the corner margin are pixels *at 32 px*
+(CIFAR-10) and scale with the image's shorter side (:func:`at_image_side`), so the patch covers the
+same share of a 64 or 224 px image as of a CIFAR one, and 32 px runs stamp exactly what they always did.
 """
 
 from __future__ import annotations
@@ -27,12 +31,27 @@ CORNERS: tuple[Corner, ...] = ("top-left", "top-right", "bottom-left", "bottom-r
 
 DEFAULT_CORNER: Corner = "bottom-right"
 DEFAULT_MARGIN = 1
-"""Where a ``fixed`` patch sits: ``margin`` pixels from both edges of this corner."""
+"""Where a ``fixed`` patch sits: ``margin`` pixels (at 32 px) from both edges of this corner."""
+REFERENCE_SIDE = 32
+"""The image side at which the patch's size and margin are given in pixels as they are."""
 
 
-def stamp_parameters(patch: PatchConfig) -> dict[str, object]:
-    """Everything that decides the stamped pixels, for fingerprints of units that stamp the patch."""
-    return {**patch.model_dump(), "corner": DEFAULT_CORNER, "margin": DEFAULT_MARGIN}
+def at_image_side(pixels: int, image_side: int) -> int:
+    """``pixels`` given at 32 px, scaled to an image whose shorter side is ``image_side``: rounded half up
+    (integer arithmetic, so 1.5 -> 2 on every platform). A 3 px patch is 3 at 32 px, 6 at 64, 21 at 224."""
+    return (2 * pixels * image_side + REFERENCE_SIDE) // (2 * REFERENCE_SIDE)
+
+
+def patch_side(patch: PatchConfig, height: int, width: int) -> int:
+    """The side in pixels of ``patch`` stamped on ``height`` x ``width`` images: never below one pixel."""
+    return max(1, at_image_side(patch.size, min(height, width)))
+
+
+def stamp_parameters(patch: PatchConfig, image_side: int) -> dict[str, object]:
+    """Everything that decides the stamped pixels on ``image_side`` px images, for fingerprints of units that
+    stamp the patch: the size and margin as stamped (at 32 px, the configured ones, so fingerprints are unchanged)."""
+    return {**patch.model_dump(), "size": patch_side(patch, image_side, image_side), "corner": DEFAULT_CORNER,
+            "margin": at_image_side(DEFAULT_MARGIN, image_side)}
 
 
 def square_masks(tops: torch.Tensor, lefts: torch.Tensor, side: int, height: int, width: int) -> torch.Tensor:
@@ -53,14 +72,16 @@ def patch_origins(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-left corners ``(tops [N], lefts [N])`` of the patch on ``n`` images of size ``height`` x ``width``.
 
-    ``position="fixed"`` puts the square in ``corner``, ``margin`` pixels from both edges;
-    ``"random"`` draws a uniform position per image where the square fits entirely.
+    ``position="fixed"`` puts the square in ``corner``, ``margin`` pixels (at 32 px, scaled like the
+    size) from both edges; ``"random"`` draws a uniform position per image where the square fits entirely.
     """
     if corner not in CORNERS or margin < 0:
         raise ConfigError(f"patch corner must be one of {', '.join(CORNERS)} and margin >= 0, got {corner!r}, {margin}")
-    fits = height - patch.size, width - patch.size
+    side, margin = patch_side(patch, height, width), at_image_side(margin, min(height, width))
+    fits = height - side, width - side
     if min(fits) < 0 or (patch.position == "fixed" and min(fits) < margin):
-        raise ConfigError(f"a {patch.size}px patch with margin {margin} does not fit a {height}x{width} image")
+        raise ConfigError(f"patch size {patch.size} (a {side} px square with margin {margin} px) does not fit a "
+                          f"{height}x{width} image; lower patch.size (pixels at 32 px)")
     if patch.position == "random":
         tops = torch.randint(0, fits[0] + 1, (n,), generator=generator)
         lefts = torch.randint(0, fits[1] + 1, (n,), generator=generator)
@@ -78,7 +99,7 @@ def stamp(
     """``(stamped copy, masks [N,H,W])`` of uint8 ``images``; the mask is exactly the recoloured pixels."""
     n, _, height, width = images.shape
     tops, lefts = patch_origins(patch, n, height, width, generator, corner, margin)
-    masks = square_masks(tops.to(images.device), lefts.to(images.device), patch.size, height, width)
+    masks = square_masks(tops.to(images.device), lefts.to(images.device), patch_side(patch, height, width), height, width)
     colour = torch.tensor(patch.colour, dtype=torch.uint8, device=images.device).view(1, 3, 1, 1)
     return torch.where(masks[:, None], colour, images), masks
 

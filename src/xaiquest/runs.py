@@ -24,6 +24,7 @@ from xaiquest.layout import unit_name
 from xaiquest.models import build_model, override_depths
 from xaiquest.models.torchscript import check_outputs, load_torchscript
 from xaiquest.models.weights import load_matching, load_weights, weights_digest
+from xaiquest.patch import DEFAULT_MARGIN, stamp_parameters
 from xaiquest.store import RunStore, fingerprint
 
 
@@ -115,8 +116,9 @@ def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) ->
     if key.spec.audited_file:  # imported, not trained: the file's content is the whole recipe
         return fingerprint("import", key.spec.name, weights_digest(key.spec.audited_file), key.spec.depths,
                            data.fingerprint)
-    return fingerprint("train", key.spec.name, key.seed, config.train_config(key.spec, key.variant).model_dump(),
-                       data.fingerprint, *_starting_point(key.spec))
+    cfg = config.train_config(key.spec, key.variant)
+    return fingerprint("train", key.spec.name, key.seed, cfg.model_dump(), data.fingerprint, *_starting_point(key.spec),
+                       *_patch_as_stamped(cfg.patch, data.image_size))
 
 
 def _starting_point(spec: ModelSpec) -> list[object]:
@@ -125,6 +127,15 @@ def _starting_point(spec: ModelSpec) -> list[object]:
     extra = {"depths": spec.depths, "pretrained": spec.pretrained or None,
              "init": weights_digest(spec.init) if spec.init else None}
     return [{key: value for key, value in extra.items() if value}] if any(extra.values()) else []
+
+
+def _patch_as_stamped(patch: PatchConfig | None, image_side: int) -> list[object]:
+    """The planted patch's pixels as stamped where they differ from the configured ones (the patch scales
+    with the image; at 32 px it does not, so those fingerprints stay as they were)."""
+    if patch is None:
+        return []
+    stamped = stamp_parameters(patch, image_side)
+    return [] if (stamped["size"], stamped["margin"]) == (patch.size, DEFAULT_MARGIN) else [stamped]
 
 
 # what to do when an artifact a unit wrote is damaged: the unit's own command redoes it (it notices the

@@ -22,7 +22,7 @@ from xaiquest.registry import Registry
 
 def check_config(config: ExperimentConfig, num_classes: int | None, image_size: int | None = 32, *,
                  quick: bool = False) -> None:
-    """Raise one ``ConfigError`` listing every unknown name or out-of-range class index.
+    """Raise one ``ConfigError`` listing every unknown name, out-of-range class index or patch too big for the images.
 
     With ``num_classes`` unknown the class indices are not checked; with ``image_size`` unknown the
     library models (tv:, timm:) are not built (their layers depend on the size; zoo models' do not); with
@@ -47,8 +47,7 @@ def _problems(config: ExperimentConfig, num_classes: int | None, image_size: int
         yield from _unknown("robustness.corruptions", config.robustness.corruptions, CORRUPTIONS)
     yield from _model_problems(config, num_classes, image_size, quick)
     yield from _baseline_problems(config)
-    if num_classes is not None:
-        yield from _patch_problems(config, num_classes)
+    yield from _patch_problems(config, num_classes, image_size)
 
 
 def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> Iterator[tuple[str, str]]:
@@ -145,17 +144,27 @@ def _baseline_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
         yield "robustness.baseline", f"{baseline!r} is not one of the models robustness measures ({', '.join(measured)})"
 
 
-def _patch_problems(config: ExperimentConfig, num_classes: int) -> Iterator[tuple[str, str]]:
-    """A planted patch's target class must exist in the data, wherever the patch is configured."""
+def _patch_problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None) -> Iterator[tuple[str, str]]:
+    """A planted patch's target class must exist in the data and its square (scaled with the image)
+    fit the images, wherever the patch is configured."""
+    from xaiquest.patch import patch_origins
+
     sources = {"train.patch": config.train.patch}
     sources |= {f"models.{spec.name}.train.patch": TrainConfig(patch=spec.train["patch"]).patch
                 for spec in config.models if "patch" in spec.train}
     sources |= {f"variants.{name}.patch": TrainConfig(patch=overrides["patch"]).patch
                 for name, overrides in config.variants.items() if "patch" in overrides}
     for field, patch in sources.items():
-        if patch is not None and patch.target_class >= num_classes:
+        if patch is None:
+            continue
+        if num_classes is not None and patch.target_class >= num_classes:
             yield (f"{field}.target_class",
                    f"{patch.target_class} is not a class index of the data (0..{num_classes - 1})")
+        if image_size is not None:
+            try:
+                patch_origins(patch, 1, image_size, image_size)
+            except ConfigError as error:
+                yield f"{field}.size", str(error)
 
 
 def _run_specs(config: ExperimentConfig, variants: list[str] | None) -> list[ModelSpec]:

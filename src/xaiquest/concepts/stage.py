@@ -85,7 +85,7 @@ def cached_probes(config: ExperimentConfig, store: RunStore, data: AuditData) ->
     cfg = config.concepts
     patch = planted_patch(config)
     probes_fp = fingerprint("concept-probes", data.fingerprint, cfg.model_dump(exclude={"variants", "tcav", "alpha", "correction"}),
-                            None if patch is None else stamp_parameters(patch))
+                            None if patch is None else stamp_parameters(patch, data.image_size))
     path = store.layout.concept_probes
     if store.is_complete(PROBES_UNIT, probes_fp) and path.exists():
         return ConceptProbes(**torch.load(path, weights_only=False))  # our own file, holding dataclasses

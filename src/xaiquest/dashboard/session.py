@@ -51,7 +51,7 @@ FILTERS = ("all", "correct", "misclassified", "confident failure")
 MAX_LISTED = 200
 """Images offered per filter: a 10,000-entry dropdown would stall the browser."""
 LEVELS = (1, 2, 3, 4, 5)
-"""The stress slider: corruption severity, the probe's n-th intensity, or the patch side in pixels."""
+"""The stress slider: corruption severity, the probe's n-th intensity, or the patch side in pixels at 32 px."""
 NO_STRESS, PATCH = "none", "patch"
 DEFAULT_LAYER = "last depth"
 MAX_UPLOAD_BYTES = 10 * 2**20

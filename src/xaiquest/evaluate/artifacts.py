@@ -47,27 +47,41 @@ def write_evaluation(
     atomic_write_text(files.misclassified, _named_mistakes(mistakes, classes).to_csv(index=False))
 
 
+ANNOTATED_CLASSES = 20
+"""Up to this many classes every cell shows its count; past it the colours alone (counts: confusion.csv)."""
+MAX_TICK_LABELS = 50
+"""At most this many class names per axis: past it every k-th class is named, in small type."""
+MAX_SIDE_INCHES = 14.0
+"""The matrix's side stops growing here (reached at 20 classes), so 100 classes still make a viewable PNG."""
+
+
 def confusion_figure(confusion: np.ndarray, classes: Sequence[str], title: str) -> Figure:
-    """Heatmap coloured by row-normalised rate (per-class recall view), annotated with counts."""
+    """Heatmap coloured by row-normalised rate (per-class recall view), annotated with counts up to
+    ANNOTATED_CLASSES classes; bounded in size with thinned class names for many classes."""
     counts = np.asarray(confusion)
     row_totals = counts.sum(axis=1, keepdims=True)
     rates = np.divide(counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0)
 
-    size = max(4.0, 0.6 * len(classes) + 2.0)
+    size = min(MAX_SIDE_INCHES, max(4.0, 0.6 * len(classes) + 2.0))
     fig = Figure(figsize=(size + 1.0, size), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, label="fraction of true class")
-    for (row, col), count in np.ndenumerate(counts):
-        ax.text(
-            col, row, str(count), ha="center", va="center", fontsize=8,
-            color="white" if rates[row, col] > 0.5 else "black",
-        )
-    ticks = np.arange(len(classes))
-    ax.set_xticks(ticks, labels=classes, rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_yticks(ticks, labels=classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    if len(classes) <= ANNOTATED_CLASSES:
+        for (row, col), count in np.ndenumerate(counts):
+            ax.text(
+                col, row, str(count), ha="center", va="center", fontsize=8,
+                color="white" if rates[row, col] > 0.5 else "black",
+            )
+    step = -(-len(classes) // MAX_TICK_LABELS)
+    ticks = np.arange(0, len(classes), step)
+    names = [classes[i] for i in ticks]
+    small = {} if len(classes) <= ANNOTATED_CLASSES else {"fontsize": 6}
+    ax.set_xticks(ticks, labels=names, rotation=90 if small else 45, ha="right", rotation_mode="anchor", **small)
+    ax.set_yticks(ticks, labels=names, **small)
+    named = "" if step == 1 else f" (one class in {step} named)"
+    ax.set_xlabel(f"predicted{named}")
+    ax.set_ylabel(f"true{named}")
     ax.set_title(title)
     return fig
 

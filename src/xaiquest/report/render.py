@@ -30,7 +30,7 @@ from xaiquest.report.sections import Block, FigureBlock, FindingList, Gallery, P
 from xaiquest.store import atomic_write_text
 
 MAX_ROWS = 25
-"""Longer tables show their first rows and link the full CSV."""
+"""Longer tables show their first rows (or, ranked, their lowest and highest) and link the full CSV."""
 FINDINGS = RELATIVE.tables.findings.as_posix()
 NUMERIC_TEXT = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( ± [\d.]+)?$")
 PAGE_WIDTH = 1100
@@ -91,17 +91,31 @@ def _column_text(values: pd.Series) -> list[str]:
             for v in values]
 
 
-def _cells(frame: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
-    """Headers, the first MAX_ROWS rows as text, and which columns are numeric (right-aligned)."""
-    shown = frame.head(MAX_ROWS)
+def _cells(block: TableBlock) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Headers, the shown rows as text, and which columns are numeric (right-aligned)."""
+    shown = _shown_rows(block)[0]
     columns = [_column_text(shown.iloc[:, i]) for i in range(shown.shape[1])]
     numeric = [any(column) and all(not cell or NUMERIC_TEXT.match(cell) for cell in column) for column in columns]
     rows = [list(row) for row in zip(*columns)]
-    return [str(c) for c in frame.columns], rows, numeric
+    return [str(c) for c in shown.columns], rows, numeric
+
+
+def _shown_rows(block: TableBlock) -> tuple[pd.DataFrame, str]:
+    """The rows shown and the note saying which: all up to MAX_ROWS; past it, with a ranking, the
+    MAX_ROWS // 2 lowest and highest scores (100 classes show their extremes), else the first MAX_ROWS."""
+    frame, total, half = block.display, len(block.display), MAX_ROWS // 2
+    if total <= MAX_ROWS:
+        return frame, ""
+    ranking = block.ranking
+    order = [] if ranking is None else ranking.scores.reset_index(drop=True).dropna().sort_values(kind="stable").index
+    if ranking is not None and len(order) > 2 * half:
+        return (frame.iloc[[*order[:half], *order[-half:]]],
+                f"Showing the {half} lowest and {half} highest of {total} rows by {ranking.by}. ")
+    return frame.head(MAX_ROWS), f"Showing {MAX_ROWS} of {total} rows. "
 
 
 def _table_note(block: TableBlock) -> str:
-    return f"Showing {MAX_ROWS} of {len(block.display)} rows. " if len(block.display) > MAX_ROWS else ""
+    return _shown_rows(block)[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,7 +146,7 @@ def _markdown_block(block: Block, titles: Titles) -> list[str]:
     if isinstance(block, Paragraph):
         return [block.text]
     if isinstance(block, TableBlock):
-        headers, rows, numeric = _cells(block.display)
+        headers, rows, numeric = _cells(block)
         escaped = [[cell.replace("|", "\\|") for cell in row] for row in [headers, *rows]]
         table = pd.DataFrame(escaped[1:], columns=escaped[0]).to_markdown(
             index=False, disable_numparse=True, colalign=["right" if n else "left" for n in numeric])
@@ -263,7 +277,7 @@ def _ref_link(match: re.Match[str]) -> str:
 
 
 def _html_table(block: TableBlock) -> str:
-    headers, rows, numeric = _cells(block.display)
+    headers, rows, numeric = _cells(block)
 
     def cls(i: int) -> str:
         return ' class="num"' if numeric[i] else ""

@@ -63,10 +63,20 @@ from xaiquest.report.findings import (
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """A score per row of a table (aligned with its rows) and what it is, e.g. "mean recall"."""
+
+    scores: pd.Series
+    by: str
+
+
+@dataclass(frozen=True)
 class TableBlock:
     """A table as shown (``display``) and the CSV it comes from (``source``, linked).
 
     ``data`` is set when the report computed the table: the renderer writes it to ``source``.
+    A table too long to read shows its first rows, or with a ``ranking`` its lowest- and
+    highest-scoring rows (the worst and best classes, say); the note links the full CSV.
     """
 
     title: str
@@ -74,6 +84,7 @@ class TableBlock:
     source: str
     data: pd.DataFrame | None = None
     see_also: tuple[str, ...] = ()
+    ranking: Ranking | None = None
 
 
 @dataclass(frozen=True)
@@ -335,7 +346,8 @@ def comparison_section(run: RunTables, findings: list[Finding]) -> Section | Non
                                  see_also=tuple(run.files(RELATIVE.tables.markdown_of(RELATIVE.tables.comparison).as_posix()))))
     recall = _per_class_recall(run)
     if recall is not None:
-        blocks.append(TableBlock("Recall per class (%)", recall, RELATIVE.tables.per_class_recall.as_posix(), data=recall))
+        blocks.append(TableBlock("Recall per class (%)", recall, RELATIVE.tables.per_class_recall.as_posix(), data=recall,
+                                 ranking=Ranking(recall.drop(columns="class").mean(axis=1), "mean recall over models")))
     blocks.append(_gallery(run, "Training curves", MODEL_RELATIVE.curves, "loss and accuracy per epoch"))
     blocks.append(_gallery(run, "Confusion matrices (test)", MODEL_RELATIVE.eval.confusion_figure, "confusion matrix"))
     return _section("comparison", "Stage 1: accuracy comparison",

@@ -92,7 +92,7 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
                            config.explain.methods, patch_parameters, *against)
 
     keys = [key for key in run_keys(config) if key.id in battery or probe_patch(key)]
-    patch_parameters = None if inputs.patch is None else stamp_parameters(inputs.patch)
+    patch_parameters = None if inputs.patch is None else stamp_parameters(inputs.patch, data.image_size)
     run_per_model("stress", keys, store, unit_fingerprint, compute)
     _aggregate(store, config)
 

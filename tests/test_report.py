@@ -21,7 +21,8 @@ from xaiquest.errors import UnknownNameError, XaiquestError
 from xaiquest.layout import RELATIVE, RunLayout
 from xaiquest.report import RunTables, finding_rule, run_rules, write_report
 from xaiquest.report.findings import RULES, Finding, critical_reflection
-from xaiquest.report.sections import Paragraph, setup_section
+from xaiquest.report.blocks import Paragraph
+from xaiquest.report.sections import setup_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("fastnet__baseline__s0", "vgg_small__baseline__s0")

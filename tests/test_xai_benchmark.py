@@ -74,7 +74,7 @@ def test_a_patch_model_keeps_the_train_fingerprint_it_had_before_control_models_
     not retrained (32 px data, the quick profile's 3 px patch on every airplane, resnet_small, seed 0)."""
     config = load_config("quick")
     key = next(key for key in run_keys(config) if key.id == "resnet_small__patch__s0")
-    data = SimpleNamespace(fingerprint="cifar10-32px")
+    data = SimpleNamespace(fingerprint="cifar10-32px", image_size=32)
     assert train_fingerprint(config, data, key) == "14698541af097083"
 
 

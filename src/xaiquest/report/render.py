@@ -26,7 +26,7 @@ from PIL import Image
 from xaiquest.figures import save_figure
 from xaiquest.layout import RELATIVE, RunLayout
 from xaiquest.report.findings import Finding
-from xaiquest.report.sections import Block, FigureBlock, FindingList, Gallery, Paragraph, Report, Section, TableBlock
+from xaiquest.report.blocks import Block, FigureBlock, FindingList, Gallery, Paragraph, Report, Section, TableBlock
 from xaiquest.store import atomic_write_text
 
 MAX_ROWS = 25

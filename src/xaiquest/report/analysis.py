@@ -1,0 +1,253 @@
+"""The report's sections on behaviour beyond accuracy: stress tests and the planted patch, concepts,
+training variants, layer-wise analysis, the final ranking, the XAI methods and the critical reflection.
+
+Like ``sections``, each builder only reads the run and returns None when its data is absent."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from xaiquest.layout import MODEL_RELATIVE, RELATIVE
+from xaiquest.report.reader import (
+    CONCEPTS_DETECTORS,
+    CONCEPTS_RELIANCE,
+    CONCEPTS_SUMMARY,
+    CONCEPTS_TCAV,
+    CONCEPTS_TOP_UNITS,
+    XAI_BENCHMARK,
+)
+from xaiquest.report.rules.benchmark import benchmark_rows, contrast_text
+from xaiquest.report.findings import (
+    COMPARISON,
+    CRITERIA,
+    FINAL_RANKING,
+    LAYERWISE,
+    PATCH_LOCALISATION,
+    PATCH_RELIANCE,
+    REEXAMINE,
+    XAI_METHODS,
+    Finding,
+    RunTables,
+    as_bool,
+    critical_reflection,
+    final_ranking,
+    stress_tables,
+    variant_table,
+    xai_method_table,
+)
+from xaiquest.report.blocks import (
+    Block,
+    FigureBlock,
+    Paragraph,
+    Section,
+    TableBlock,
+    display,
+    files_gallery,
+    model_gallery,
+    run_figure,
+    section_of,
+)
+
+
+def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    blocks: list[Block | None] = []
+    for rel, table in stress_tables(run).items():
+        blocks.append(TableBlock(f"Stress probe table {rel.rsplit('/', 1)[-1]}", table, rel))
+    blocks.append(files_gallery(run, "Stress probe figures", "stress_"))
+    reliance = run.csv(PATCH_RELIANCE)
+    if reliance is not None and "run" in reliance:
+        reliance.insert(0, "label", reliance["run"].map(run.labels(reliance["run"])))
+        blocks.append(TableBlock("Planted patch: reliance", display(reliance, {
+            "label": "Model", "clean_accuracy": "Clean accuracy (%)", "attack_success": "Attack success (%)",
+            "baseline_attack_success": "Baseline attack success (%)",
+            "target_recall_without_patch": "Target recall without patch (%)"},
+            percent=("clean_accuracy", "attack_success", "baseline_attack_success", "target_recall_without_patch")),
+            PATCH_RELIANCE))
+    localisation = run.csv(PATCH_LOCALISATION)
+    if localisation is not None and "run" in localisation:
+        localisation["run"] = localisation["run"].map(run.labels(localisation["run"]))
+        blocks.append(TableBlock("Planted patch: which explainer finds it", display(localisation, {
+            "run": "Model", "method": "Method", "tko": "Top-k overlap", "pointing": "Pointing (%)",
+            "mass_inside": "Mass inside (%)", "win_rate": "Win rate (%)"},
+            percent=("pointing", "mass_inside", "win_rate")), PATCH_LOCALISATION))
+    blocks.append(_benchmark_block(run))
+    blocks.append(files_gallery(run, "Planted patch figures", "patch_"))
+    return section_of("stress", "Stress tests, bias probes and the planted patch",
+                    "How predictions move under controlled changes of the input (stress and bias probes), and "
+                    "whether models learned a planted shortcut patch (attack success >= 50% and >= 5x the "
+                    "baseline counts as a shortcut), which explainer locates it, and whether that localisation survives a "
+                    "control model trained with the same patch on every class (model contrast; a map lighting the "
+                    "patch as much on the control is salience-driven) and beats four model-free baseline maps.",
+                    blocks, findings)
+
+
+def _benchmark_block(run: RunTables) -> TableBlock | None:
+    """The planted-patch benchmark (Top-K overlap) per reliant model: explainers and trivial baselines, best contrast first."""
+    rows = benchmark_rows(run)
+    if rows is None:
+        return None
+    rows = rows.sort_values(["run", "rank"], kind="stable")
+    yes_no = {True: "yes", False: "no"}
+    shown = pd.DataFrame({
+        "Model": rows["run"].map(run.labels(rows["run"])), "Map": rows["method"],
+        "Reliant TKO": rows["reliant"].map(lambda v: f"{v:.3f}"), "Control TKO": rows["control"].map(lambda v: f"{v:.3f}"),
+        "Contrast [interval]": [contrast_text(row).removeprefix("contrast ") for _, row in rows.iterrows()],
+        "Salience-driven": as_bool(rows["salience_driven"]).map(yes_no),
+        "Beats all baselines": as_bool(rows["beats_baselines"]).map(yes_no).where(rows["kind"] == "method", "(baseline)"),
+        "Rank": rows["rank"]})
+    return TableBlock("Planted patch: benchmark against the control models (Top-K overlap)", shown, XAI_BENCHMARK)
+
+
+def concepts_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    blocks: list[Block | None] = []
+    summary = run.csv(CONCEPTS_SUMMARY)
+    if summary is not None and "run" in summary:
+        summary.insert(0, "label", summary["run"].map(run.labels(summary["run"])))
+        blocks.append(TableBlock("Shape, texture and colour bias", display(summary, {
+            "label": "Model", "shape_bias": "Shape bias", "shape_decisions": "Shape decisions (%)",
+            "texture_decisions": "Texture decisions (%)", "clean_accuracy": "Clean (%)", "grayscale_accuracy": "Grayscale (%)",
+            "hue_90_accuracy": "Hue +90° (%)", "hue_180_accuracy": "Hue +180° (%)", "silhouette_accuracy": "Silhouette (%)",
+            "outline_accuracy": "Outline (%)"}, percent=("shape_decisions", "texture_decisions", "clean_accuracy",
+            "grayscale_accuracy", "hue_90_accuracy", "hue_180_accuracy", "silhouette_accuracy", "outline_accuracy")),
+            CONCEPTS_SUMMARY, see_also=tuple(run.files(CONCEPTS_RELIANCE))))
+    blocks.append(run_figure(run, "concepts_shape_bias", "Shape vs texture decisions on cue-conflict images"))
+    tcav = run.csv(CONCEPTS_TCAV)
+    if tcav is not None and "significant" in tcav:
+        hits = tcav[as_bool(tcav["significant"])].copy()
+        hits["run"] = hits["run"].map(run.labels(tcav["run"]))
+        blocks.append(TableBlock("TCAV: concepts significant after correction", display(hits, {
+            "run": "Model", "depth": "Depth", "concept": "Concept", "class_name": "Class", "tcav": "TCAV",
+            "random_tcav": "Random TCAV", "p_corrected": "p (corrected)", "cav_accuracy": "CAV accuracy"}), CONCEPTS_TCAV))
+    blocks.append(run_figure(run, "concepts_tcav", "Mean TCAV score per concept and depth (hatched: not significant)"))
+    top = run.csv(CONCEPTS_TOP_UNITS)
+    if top is not None and "run" in top:
+        top["run"] = top["run"].map(run.labels(top["run"]))
+        blocks.append(TableBlock("Top units per concept (dissection)", display(top, {
+            "run": "Model", "concept": "Concept", "depth": "Depth", "unit": "Unit", "iou": "IoU"}), CONCEPTS_TOP_UNITS,
+            see_also=(CONCEPTS_DETECTORS,)))
+    blocks.append(run_figure(run, "concepts_detectors", "Share of units detecting each concept, per depth"))
+    return section_of("concepts", "Concepts: shape, texture and colour",
+                    "Which cues the models use: Geirhos' shape bias on cue-conflict images (the silhouette of one "
+                    "class filled with the texture of another; shape decisions / (shape + texture decisions)), "
+                    "accuracy without texture (silhouettes, outlines) and without or with changed colour; TCAV "
+                    "scores of colour, texture and shape concepts, tested against random concepts (two-sided "
+                    "t-test, corrected over all tests of a model); and units whose top 0.5 % activations overlap a "
+                    "concept mask with IoU > 0.04 (dissection). Protocol: docs/concepts.md.", blocks, findings)
+
+
+def variants_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    blocks: list[Block | None] = []
+    table = variant_table(run)
+    if table is not None:
+        blocks.append(TableBlock("Variants against their baseline", display(table, {
+            "model": "Model", "variant": "Variant", "augmentations": "Recipe", "accuracy": "Accuracy (%)",
+            "ece": "ECE", "ece_after_ts": "ECE after TS", "mce": "mCE", "stress_accuracy": "Mean stress-probe accuracy (%)"},
+            percent=("accuracy", "stress_accuracy")), COMPARISON))
+    reexamined = run.csv(REEXAMINE)
+    if reexamined is not None and "variant" in reexamined:
+        blocks.append(TableBlock("The baseline's most confident mistakes, re-examined", display(reexamined, {
+            "model": "Model", "variant": "Variant", "mistakes": "Mistakes", "variant_correct": "Now correct (%)",
+            "same_wrong_class": "Same wrong class (%)", "baseline_confidence": "Baseline confidence (%)",
+            "variant_prob_baseline_class": "Variant's prob. of that class (%)", "variant_prob_true": "Variant's prob. of the true class (%)",
+            "gradcam_spearman": "Grad-CAM rank corr."},
+            percent=("variant_correct", "same_wrong_class", "baseline_confidence", "variant_prob_baseline_class",
+                     "variant_prob_true")), REEXAMINE))
+    blocks.append(model_gallery(run, "Confident mistakes, Grad-CAM before / after", MODEL_RELATIVE.explain.reexamine_figure,
+                           "the baseline's most confident mistakes, baseline vs variant Grad-CAM", columns=1))
+    return section_of("variants", "Training variants against their baseline",
+                    "Each variant changes one thing in its baseline's recipe. Its accuracy, calibration, corruption "
+                    "robustness and stress-probe accuracy are set against the baseline's. It is then re-examined on the "
+                    "images the baseline got most confidently wrong, with both models' Grad-CAM: does a training change "
+                    "(label smoothing, say) repair confident mistakes, or only lower the average confidence?",
+                    blocks, findings)
+
+
+def layerwise_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    table = run.csv(LAYERWISE)
+    blocks: list[Block | None] = []
+    if table is not None and "run" in table:
+        table["run"] = table["run"].map(run.labels(table["run"]))
+        blocks.append(TableBlock("Layer-wise measurements", table, LAYERWISE))
+    blocks.append(files_gallery(run, "Layer-wise figures", "layerwise_"))
+    return section_of("layerwise", "Layer-wise analysis",
+                    "What each depth of the network represents on clean and noisy inputs: alignment with image "
+                    "edges, high-frequency energy, and CKA similarity between clean and noisy activations.",
+                    blocks, findings)
+
+
+def final_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    ranking = final_ranking(run)
+    blocks: list[Block | None] = []
+    if ranking is not None:
+        columns = {"model": "Model", "runs": "Runs", "accuracy": "Accuracy (%)", "ece": "ECE", "mce": "mCE",
+                   "interpretability": "Interpretability",
+                   **{f"rank_{c}": f"Rank {c}" for c in CRITERIA}, "mean_rank": "Mean rank"}
+        blocks.append(TableBlock("Ranking on every criterion (1 = best)", display(ranking, columns, ("accuracy",)),
+                                 FINAL_RANKING, data=ranking))
+        blocks.append(FigureBlock(RELATIVE.figures.png("final_comparison").as_posix(), "Every model on every criterion",
+                                  final_comparison_figure(ranking)))
+    return section_of("final", "Final comparison",
+                    "All models side by side: accuracy (test accuracy, higher is better), calibration (ECE before "
+                    "temperature scaling, lower is better), robustness (mCE, lower is better) and interpretability, "
+                    "defined as the mean over explanation methods of insertion AUC minus deletion AUC (higher: the "
+                    "model's decisions are explained more faithfully by a typical method). Each criterion is ranked "
+                    "separately; the mean rank averages the criteria the run measured. Seeds are averaged.",
+                    blocks, findings)
+
+
+PANEL_MEASURES = {"accuracy": "test accuracy", "calibration": "ECE", "robustness": "mCE",
+                  "interpretability": "insertion - deletion AUC"}
+
+
+def final_comparison_figure(ranking: pd.DataFrame) -> Figure:
+    """Small multiples: one bar panel per criterion, models in ranking order, the best bar highlighted."""
+    panels = [(criterion, column, lower) for criterion, (column, lower) in CRITERIA.items() if column in ranking]
+    fig = Figure(figsize=(3.0 * len(panels) + 1.2, 0.42 * len(ranking) + 1.5), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    rows = list(range(len(ranking)))
+    for ax, (criterion, column, lower) in zip(axes, panels):
+        values = ranking[column].astype(float)
+        best = values.idxmin() if lower else values.idxmax()
+        ax.barh(rows, values.fillna(0), color=["#2f5d9e" if i == best else "#a9bcd8" for i in ranking.index])
+        for row, value in zip(rows, values):
+            if pd.notna(value):
+                ax.text(value, row, f" {value:.3f}", va="center", fontsize=8)
+        ax.set_xlim(min(0.0, values.min() * 1.3), max(values.max(), 0) * 1.3 or 1.0)
+        ax.set_title(f"{criterion}\n{PANEL_MEASURES[criterion]}, {'lower' if lower else 'higher'} is better", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(rows, list(ranking["model"]))
+    axes[0].invert_yaxis()
+    fig.suptitle("Final comparison (best model per criterion highlighted)", fontsize=10)
+    return fig
+
+
+def xai_methods_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    table = xai_method_table(run)
+    blocks: list[Block | None] = []
+    if table is not None:
+        if "seconds_per_image" in table:
+            table["ms_per_image"] = table["seconds_per_image"] * 1000
+        blocks.append(TableBlock("Profile of every explanation method (means over models)", display(table, {
+            "method": "Method", "faithfulness_rank": "Faithfulness rank ↓", "deletion_auc": "Deletion AUC ↓",
+            "insertion_auc": "Insertion AUC ↑", "road_gap": "ROAD gap ↑", "sanity_fails": "Sanity fails",
+            "models": "Models", "sanity_ssim": "Sanity SSIM ↓", "agreement_iou": "Agreement IoU",
+            "ms_per_image": "ms / image", "patch_mass_inside": "Patch mass (%)", "patch_tko": "Patch TKO"},
+            percent=("patch_mass_inside",)), XAI_METHODS, data=table.drop(columns="ms_per_image", errors="ignore")))
+    return section_of("xai_methods", "XAI methods: strengths and weaknesses",
+                    "Each method against the others on faithfulness (mean rank over models and faithfulness "
+                    "metrics), agreement with the other methods, cost, the sanity check and, when measured, "
+                    "localisation of the planted patch. A criterion is a strength when the method is in the top "
+                    "third of the methods, a weakness in the bottom third.", blocks, findings)
+
+
+def reflection_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    blocks: list[Block] = []
+    for reflection in critical_reflection(findings):
+        blocks.append(Paragraph(f"{reflection.tag.capitalize()}. {reflection.summary}"))
+        blocks += [Paragraph(lesson, cites=True) for lesson in reflection.lessons]
+    return Section("reflection", "Critical reflection",
+                   "What the findings imply for bias, reliability and generalisation. Each point cites the findings "
+                   "(F-numbers) it rests on instead of repeating them; a category without measurements says so.",
+                   tuple(blocks))

@@ -74,12 +74,12 @@ def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
     blocks.append(_benchmark_block(run))
     blocks.append(files_gallery(run, "Planted patch figures", "patch_"))
     return section_of("stress", "Stress tests, bias probes and the planted patch",
-                    "How predictions move under controlled changes of the input (stress and bias probes), and "
-                    "whether models learned a planted shortcut patch (attack success >= 50% and >= 5x the "
-                    "baseline counts as a shortcut), which explainer locates it, and whether that localisation survives a "
-                    "control model trained with the same patch on every class (model contrast; a map lighting the "
-                    "patch as much on the control is salience-driven) and beats four model-free baseline maps.",
-                    blocks, findings)
+                      "How predictions move under controlled changes of the input (stress and bias probes), and "
+                      "whether models learned a planted shortcut patch (attack success >= 50% and >= 5x the "
+                      "baseline counts as a shortcut), which explainer locates it, and whether that localisation survives a "
+                      "control model trained with the same patch on every class (model contrast; a map lighting the "
+                      "patch as much on the control is salience-driven) and beats four model-free baseline maps.",
+                      blocks, findings)
 
 
 def _benchmark_block(run: RunTables) -> TableBlock | None:
@@ -128,12 +128,12 @@ def concepts_section(run: RunTables, findings: list[Finding]) -> Section | None:
             see_also=(CONCEPTS_DETECTORS,)))
     blocks.append(run_figure(run, "concepts_detectors", "Share of units detecting each concept, per depth"))
     return section_of("concepts", "Concepts: shape, texture and colour",
-                    "Which cues the models use: Geirhos' shape bias on cue-conflict images (the silhouette of one "
-                    "class filled with the texture of another; shape decisions / (shape + texture decisions)), "
-                    "accuracy without texture (silhouettes, outlines) and without or with changed colour; TCAV "
-                    "scores of colour, texture and shape concepts, tested against random concepts (two-sided "
-                    "t-test, corrected over all tests of a model); and units whose top 0.5 % activations overlap a "
-                    "concept mask with IoU > 0.04 (dissection). Protocol: docs/concepts.md.", blocks, findings)
+                      "Which cues the models use: Geirhos' shape bias on cue-conflict images (the silhouette of one "
+                      "class filled with the texture of another; shape decisions / (shape + texture decisions)), "
+                      "accuracy without texture (silhouettes, outlines) and without or with changed colour; TCAV "
+                      "scores of colour, texture and shape concepts, tested against random concepts (two-sided "
+                      "t-test, corrected over all tests of a model); and units whose top 0.5 % activations overlap a "
+                      "concept mask with IoU > 0.04 (dissection). Protocol: docs/concepts.md.", blocks, findings)
 
 
 def variants_section(run: RunTables, findings: list[Finding]) -> Section | None:
@@ -154,13 +154,13 @@ def variants_section(run: RunTables, findings: list[Finding]) -> Section | None:
             percent=("variant_correct", "same_wrong_class", "baseline_confidence", "variant_prob_baseline_class",
                      "variant_prob_true")), REEXAMINE))
     blocks.append(model_gallery(run, "Confident mistakes, Grad-CAM before / after", MODEL_RELATIVE.explain.reexamine_figure,
-                           "the baseline's most confident mistakes, baseline vs variant Grad-CAM", columns=1))
+                                "the baseline's most confident mistakes, baseline vs variant Grad-CAM", columns=1))
     return section_of("variants", "Training variants against their baseline",
-                    "Each variant changes one thing in its baseline's recipe. Its accuracy, calibration, corruption "
-                    "robustness and stress-probe accuracy are set against the baseline's. It is then re-examined on the "
-                    "images the baseline got most confidently wrong, with both models' Grad-CAM: does a training change "
-                    "(label smoothing, say) repair confident mistakes, or only lower the average confidence?",
-                    blocks, findings)
+                      "Each variant changes one thing in its baseline's recipe. Its accuracy, calibration, corruption "
+                      "robustness and stress-probe accuracy are set against the baseline's. It is then re-examined on the "
+                      "images the baseline got most confidently wrong, with both models' Grad-CAM: does a training change "
+                      "(label smoothing, say) repair confident mistakes, or only lower the average confidence?",
+                      blocks, findings)
 
 
 def layerwise_section(run: RunTables, findings: list[Finding]) -> Section | None:
@@ -171,9 +171,9 @@ def layerwise_section(run: RunTables, findings: list[Finding]) -> Section | None
         blocks.append(TableBlock("Layer-wise measurements", table, LAYERWISE))
     blocks.append(files_gallery(run, "Layer-wise figures", "layerwise_"))
     return section_of("layerwise", "Layer-wise analysis",
-                    "What each depth of the network represents on clean and noisy inputs: alignment with image "
-                    "edges, high-frequency energy, and CKA similarity between clean and noisy activations.",
-                    blocks, findings)
+                      "What each depth of the network represents on clean and noisy inputs: alignment with image "
+                      "edges, high-frequency energy, and CKA similarity between clean and noisy activations.",
+                      blocks, findings)
 
 
 def final_section(run: RunTables, findings: list[Finding]) -> Section | None:
@@ -188,12 +188,12 @@ def final_section(run: RunTables, findings: list[Finding]) -> Section | None:
         blocks.append(FigureBlock(RELATIVE.figures.png("final_comparison").as_posix(), "Every model on every criterion",
                                   final_comparison_figure(ranking)))
     return section_of("final", "Final comparison",
-                    "All models side by side: accuracy (test accuracy, higher is better), calibration (ECE before "
-                    "temperature scaling, lower is better), robustness (mCE, lower is better) and interpretability, "
-                    "defined as the mean over explanation methods of insertion AUC minus deletion AUC (higher: the "
-                    "model's decisions are explained more faithfully by a typical method). Each criterion is ranked "
-                    "separately; the mean rank averages the criteria the run measured. Seeds are averaged.",
-                    blocks, findings)
+                      "All models side by side: accuracy (test accuracy, higher is better), calibration (ECE before "
+                      "temperature scaling, lower is better), robustness (mCE, lower is better) and interpretability, "
+                      "defined as the mean over explanation methods of insertion AUC minus deletion AUC (higher: the "
+                      "model's decisions are explained more faithfully by a typical method). Each criterion is ranked "
+                      "separately; the mean rank averages the criteria the run measured. Seeds are averaged.",
+                      blocks, findings)
 
 
 PANEL_MEASURES = {"accuracy": "test accuracy", "calibration": "ECE", "robustness": "mCE",
@@ -236,10 +236,10 @@ def xai_methods_section(run: RunTables, findings: list[Finding]) -> Section | No
             "ms_per_image": "ms / image", "patch_mass_inside": "Patch mass (%)", "patch_tko": "Patch TKO"},
             percent=("patch_mass_inside",)), XAI_METHODS, data=table.drop(columns="ms_per_image", errors="ignore")))
     return section_of("xai_methods", "XAI methods: strengths and weaknesses",
-                    "Each method against the others on faithfulness (mean rank over models and faithfulness "
-                    "metrics), agreement with the other methods, cost, the sanity check and, when measured, "
-                    "localisation of the planted patch. A criterion is a strength when the method is in the top "
-                    "third of the methods, a weakness in the bottom third.", blocks, findings)
+                      "Each method against the others on faithfulness (mean rank over models and faithfulness "
+                      "metrics), agreement with the other methods, cost, the sanity check and, when measured, "
+                      "localisation of the planted patch. A criterion is a strength when the method is in the top "
+                      "third of the methods, a weakness in the bottom third.", blocks, findings)
 
 
 def reflection_section(run: RunTables, findings: list[Finding]) -> Section | None:

@@ -99,7 +99,7 @@ SectionBuilder = Callable[[RunTables, list[Finding]], Section | None]
 
 
 def section_of(key: str, title: str, intro: str, blocks: Iterable[Block | None],
-             findings: list[Finding]) -> Section | None:
+               findings: list[Finding]) -> Section | None:
     """The section with its findings appended; None when it has neither content nor findings."""
     content = [b for b in blocks if b is not None]
     own = tuple(f for f in findings if f.section == key)

@@ -224,8 +224,8 @@ def comparison_section(run: RunTables, findings: list[Finding]) -> Section | Non
     blocks.append(model_gallery(run, "Training curves", MODEL_RELATIVE.curves, "loss and accuracy per epoch"))
     blocks.append(model_gallery(run, "Confusion matrices (test)", MODEL_RELATIVE.eval.confusion_figure, "confusion matrix"))
     return section_of("comparison", "Stage 1: accuracy comparison",
-                    "Test-set accuracy, macro F1 and AUC of every model, per-class recall, and how training went.",
-                    blocks, findings)
+                      "Test-set accuracy, macro F1 and AUC of every model, per-class recall, and how training went.",
+                      blocks, findings)
 
 
 def _mean_std(mean: float, std: float, percent: bool) -> str:
@@ -254,11 +254,11 @@ def calibration_section(run: RunTables, findings: list[Finding]) -> Section | No
             percent=("accuracy", "mean_confidence")), CALIBRATION))
     blocks.append(run_figure(run, "reliability_overlay", "Reliability of every model (before scaling)"))
     blocks.append(model_gallery(run, "Reliability per model", MODEL_RELATIVE.calibration.figure,
-                           "before and after temperature scaling"))
+                                "before and after temperature scaling"))
     return section_of("calibration", "Calibration",
-                    "Whether confidence matches accuracy: ECE, MCE, Brier score and NLL on the test set, before "
-                    "and after a temperature fitted on the validation split. T > 1 softens the logits "
-                    "(over-confident model), T < 1 sharpens them (under-confident model).", blocks, findings)
+                      "Whether confidence matches accuracy: ECE, MCE, Brier score and NLL on the test set, before "
+                      "and after a temperature fitted on the validation split. T > 1 softens the logits "
+                      "(over-confident model), T < 1 sharpens them (under-confident model).", blocks, findings)
 
 
 def robustness_section(run: RunTables, findings: list[Finding]) -> Section | None:
@@ -284,9 +284,9 @@ def robustness_section(run: RunTables, findings: list[Finding]) -> Section | Non
     blocks.append(run_figure(run, "robustness_ece", "ECE vs corruption severity"))
     blocks.append(run_figure(run, "corruption_gallery", "The corruptions at every severity"))
     return section_of("robustness", "Robustness to corruptions",
-                    "Accuracy and calibration under the CIFAR-10-C corruptions at severities 1-5: mean corruption "
-                    "error (mCE, normalised by a baseline model of the zoo), relative mCE (degradation beyond the "
-                    "clean error), accuracy per corruption family and its drop from clean images.", blocks, findings)
+                      "Accuracy and calibration under the CIFAR-10-C corruptions at severities 1-5: mean corruption "
+                      "error (mCE, normalised by a baseline model of the zoo), relative mCE (degradation beyond the "
+                      "clean error), accuracy per corruption family and its drop from clean images.", blocks, findings)
 
 
 def explanations_section(run: RunTables, findings: list[Finding]) -> Section | None:
@@ -309,15 +309,15 @@ def explanations_section(run: RunTables, findings: list[Finding]) -> Section | N
     blocks.append(run_figure(run, "explain_quality", "Quality metrics per method and model"))
     blocks.append(files_gallery(run, "The same test images explained on every model", "explain_image_"))
     blocks.append(model_gallery(run, "Explanation grids per model", MODEL_RELATIVE.explain.grid, "explanations of the predicted class",
-                           columns=1))
+                                columns=1))
     blocks.append(model_gallery(run, "Agreement between methods per model", MODEL_RELATIVE.explain.agreement_figure,
-                           "top-k IoU and Spearman between methods", columns=1))
+                                "top-k IoU and Spearman between methods", columns=1))
     return section_of("explanations", "Explanations",
-                    "Every explanation method on a shared sample of test images: faithfulness (deletion AUC, lower "
-                    "is better; insertion AUC and ROAD gap, higher is better), complexity, cost, the "
-                    "cascading-randomisation sanity check (final Spearman/SSIM to the trained model's maps; a method "
-                    "fails when both stay above 0.5), Integrated Gradients' completeness error, and agreement "
-                    "between methods.", blocks, findings)
+                      "Every explanation method on a shared sample of test images: faithfulness (deletion AUC, lower "
+                      "is better; insertion AUC and ROAD gap, higher is better), complexity, cost, the "
+                      "cascading-randomisation sanity check (final Spearman/SSIM to the trained model's maps; a method "
+                      "fails when both stay above 0.5), Integrated Gradients' completeness error, and agreement "
+                      "between methods.", blocks, findings)
 
 
 def _cam_layers(run: RunTables, quality: pd.DataFrame | None) -> Block | None:

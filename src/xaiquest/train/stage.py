@@ -28,7 +28,7 @@ def train_stage(config: ExperimentConfig, store: RunStore, data: AuditData, devi
     keys = run_keys(config)
     fingerprints = {key.id: train_fingerprint(config, data, key) for key in keys}  # hashing an import's weights once
 
-    todo = [key for key in keys if not key.spec.weights
+    todo = [key for key in keys if not key.spec.audited_file
             and not store.is_current(unit_name("train", key.id), fingerprints[key.id])]
     if todo:
         console.print(_estimate_line(config, data, device, todo))

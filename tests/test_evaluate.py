@@ -11,6 +11,7 @@ from PIL import Image
 from xaiquest.errors import DataError
 from xaiquest.evaluate import comparison_table, write_comparison, write_evaluation
 from xaiquest.evaluate.artifacts import confusion_figure
+from xaiquest.evaluate.compare import comparison_markdown
 from xaiquest.figures.training import plot_training_curves
 from xaiquest.layout import EvalFiles, Tables
 from xaiquest.metrics import classification_metrics, top_confident_mistakes
@@ -158,3 +159,11 @@ def test_write_comparison(tmp_path):
     assert "| 90.00 " in markdown  # single seed: mean only, trailing zeros kept
     assert "11.20" in markdown  # params in millions
     assert markdown.index("vgg11") < markdown.index("resnet18")
+
+
+def test_the_comparison_names_the_calibration_and_robustness_columns_it_quotes():
+    rows = [{"model": "m", "variant": "baseline", "seed": 0, "accuracy": 0.8, "ece": 0.02, "ece_after_ts": 0.01,
+             "mean_corruption_accuracy": 0.61, "mce": 1.0}]
+    header = comparison_markdown(comparison_table(rows)).splitlines()[0]
+    assert all(label in header for label in ("| ECE ", "ECE after T-scaling", "Corruption accuracy (%)", "| mCE "))
+    assert "61.00" in comparison_markdown(comparison_table(rows))

@@ -24,7 +24,7 @@ GROUP_COLUMNS = ("model", "variant")
 RUN_KEY = (*GROUP_COLUMNS, "seed")
 REQUIRED_COLUMNS = (*RUN_KEY, "accuracy")
 KNOWN_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc")
-PERCENT_METRICS = frozenset({"accuracy", "macro_precision", "macro_recall", "macro_f1"})
+PERCENT_METRICS = frozenset({"accuracy", "macro_precision", "macro_recall", "macro_f1", "mean_corruption_accuracy"})
 SETUP_COLUMNS = ("optimizer", "lr_schedule", "epochs", "batch_size", "augmentations", "params")
 MEAN_SETUP_COLUMNS = ("train_time_s",)
 STATS = ("mean", "std")
@@ -45,6 +45,14 @@ LABELS = {
     "augmentations": "Augmentations",
     "params": "Params (M)",
     "train_time_s": "Train time (s)",
+    "ece": "ECE",
+    "ece_after_ts": "ECE after T-scaling",
+    "nll": "NLL",
+    "nll_after_ts": "NLL after T-scaling",
+    "temperature": "Temperature",
+    "mean_corruption_accuracy": "Corruption accuracy (%)",
+    "mce": "mCE",
+    "relative_mce": "Relative mCE",
 }
 FOOTNOTE = (
     "Metrics are mean ± sample std (ddof=1) over seeds; accuracy, precision, recall and F1 in %. "

@@ -68,7 +68,7 @@ def lime(
     targets: torch.Tensor,
     layer: None,
     info: Info,
-    n_samples: int = 200,
+    n_samples: int = 800,
     n_segments: int = 40,
     perturbations_per_eval: int = 100,
     seed: int = 0,
@@ -77,8 +77,9 @@ def lime(
 
     Superpixels rather than a fixed grid: they follow colour edges, so a coefficient belongs to one
     object part, which is what distinguishes LIME from occlusion's square windows. ``n_segments=40``
-    yields about 30 segments of ~30 pixels on 32x32 images, so 200 samples give several per
-    feature. The surrogate is ridge regression (alpha 1), as in the reference ``lime`` package,
+    yields about 30 segments of ~30 pixels on 32x32 images. 800 samples make the maps repeatable:
+    two seeds' maps correlate at Spearman 0.917 on the quick profile's FastNet, against 0.759 at
+    200 and 0.855 at 400 (``benchmarks/explainer_repeatability.py``, docs/explanation-quality.md). The surrogate is ridge regression (alpha 1), as in the reference ``lime`` package,
     not Captum's default Lasso(alpha=0.01): Lasso's fixed threshold zeroes every coefficient when
     logits vary little (FastNet scales its logits by 1/9), so the map's shape would depend on the
     logit scale. Captum fits one model per image anyway, so images are looped here, each with its

@@ -31,3 +31,32 @@ def test_the_shared_sample_is_stratified_seeded_and_the_same_for_every_call():
     assert torch.equal(first, second)
     assert torch.equal(torch.bincount(labels[first]), torch.full((10,), 2))
     assert not torch.equal(first, shared_sample(labels, ExplainConfig(per_class=2, seed=4)))
+
+
+def test_explanations_are_redone_when_a_method_default_changes(smoke_run, tmp_path, monkeypatch):
+    """The explain unit's fingerprint holds each method's defaults: maps made under an older default
+    (SmoothGrad's sample count, say) are not passed off as the new method's."""
+    import shutil
+
+    from xaiquest.config import ExperimentConfig
+    from xaiquest.explainers import gradients
+    from xaiquest.pipeline import run_pipeline
+    from xaiquest.store import RunStore
+
+    root = tmp_path / "runs" / smoke_run.name
+    shutil.copytree(smoke_run, root)
+    store = RunStore(root)
+    config = ExperimentConfig(**store.read_manifest()["config"])
+    config = config.model_copy(update={"explain": config.explain.model_copy(update={
+        "methods": ["saliency", "smoothgrad"], "per_class": 1, "confident_failures": 0, "sanity_images": 1,
+        "reexamine": 0, "variants": None})})
+    unit = "explain/fastnet__baseline__s0"
+    run_pipeline(config, root.parent, ["explain"])
+    first = store.unit_record(unit)["finished"], store.unit_record(unit)["fingerprint"]
+    run_pipeline(config, root.parent, ["explain"])
+    assert (store.unit_record(unit)["finished"], store.unit_record(unit)["fingerprint"]) == first  # skipped
+    defaults = list(gradients.smoothgrad.__defaults__)
+    defaults[0] = 8  # nt_samples
+    monkeypatch.setattr(gradients.smoothgrad, "__defaults__", tuple(defaults))
+    run_pipeline(config, root.parent, ["explain"])
+    assert store.unit_record(unit)["fingerprint"] != first[1]

@@ -36,7 +36,7 @@ from xaiquest.explainers.quality import (
 )
 from xaiquest.explainers.quality.sanity import ExplainFn
 from xaiquest.explain.reexamine import reexamine_variants
-from xaiquest.explainers.registry import explain, explained_layer, seed_option
+from xaiquest.explainers.registry import explain, explained_layer, method_defaults, seed_option
 from xaiquest.figures import save_figure
 from xaiquest.inference import prepare_batch
 from xaiquest.layout import EXPLAIN_TABLES, ModelFiles
@@ -69,7 +69,8 @@ def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, de
     sample = shared_sample(data.test.labels, cfg)
     keys = run_keys(config, cfg.variants)
     run_per_model("explain", keys, store,
-                  lambda key: fingerprint("explain", evaluate_fingerprint(config, data, key, store), cfg.model_dump()),
+                  lambda key: fingerprint("explain", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
+                                          method_defaults(cfg.methods)),
                   partial(_explain_unit, store=store, data=data, sample=sample, cfg=cfg, device=device))
     tables = store.layout.tables
     table = gather_tables(store, keys, lambda files, name: files.explain.table(name), EXPLAIN_TABLES)[EXPLAIN_TABLES["quality"]]

@@ -12,6 +12,7 @@ from xaiquest.explainers.registry import (
     describe_explainers,
     explain,
     explainer_options,
+    method_defaults,
 )
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "explain",
     "explainer_names",
     "explainer_options",
+    "method_defaults",
 ]
 
 

@@ -53,6 +53,10 @@ def saliency(
         return abs_channel_sum(Saliency(model).attribute(images, target=targets, abs=True))
 
 
+NOISE_BATCH = 32
+"""Noisy copies of each image per forward pass in SmoothGrad."""
+
+
 @register_explainer("smoothgrad", "gradient", uses_layer=False)
 def smoothgrad(
     model: nn.Module,
@@ -60,22 +64,25 @@ def smoothgrad(
     targets: torch.Tensor,
     layer: None,
     info: Info,
-    nt_samples: int = 16,
-    noise_level: float = 0.15,
+    nt_samples: int = 128,
+    noise_level: float = 0.10,
     seed: int = 0,
 ) -> torch.Tensor:
     """SmoothGrad (Smilkov et al. 2017): input gradients averaged over Gaussian-noised copies.
 
     As in the paper, signed gradients are averaged and the absolute value is taken afterwards;
-    the noise std is ``noise_level`` times the pixel range; all noisy copies run in one batch.
+    the noise std is ``noise_level`` times the pixel range, the low end of the paper's 10-20 %.
+    128 samples at that level make the maps repeatable (two seeds' maps correlate at Spearman
+    0.81 on the quick profile's FastNet; 0.47 with 16 samples at 15 %: docs/explanation-quality.md).
+    Noisy copies run :data:`NOISE_BATCH` per image at a time, so memory does not grow with the count.
     """
     from captum.attr import NoiseTunnel, Saliency
 
     tunnel = NoiseTunnel(Saliency(model))
     with quiet_captum(), seeded(seed):
         attributions = tunnel.attribute(
-            images, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=noise_level * pixel_range(),
-            target=targets, abs=False,
+            images, nt_type="smoothgrad", nt_samples=nt_samples, nt_samples_batch_size=min(nt_samples, NOISE_BATCH),
+            stdevs=noise_level * pixel_range(), target=targets, abs=False,
         )
     return abs_channel_sum(attributions)
 

@@ -8,7 +8,7 @@ methods themselves only call their library and reduce its output to one ``[H, W]
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -122,6 +122,12 @@ def explainer_options(explainer: Explainer) -> dict[str, Any]:
     """The method's options and their defaults: its parameters after the common five."""
     parameters = list(inspect.signature(explainer.compute).parameters.values())[len(COMMON_PARAMETERS) :]
     return {p.name: p.default for p in parameters}
+
+
+def method_defaults(methods: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each method's options with their defaults, for unit fingerprints: maps made before a default
+    changed (SmoothGrad's samples, say) are redone instead of passing for the new method."""
+    return {method: explainer_options(EXPLAINERS.get(method)) for method in sorted(set(methods))}
 
 
 def seed_option(method: str, seed: int) -> dict[str, int]:

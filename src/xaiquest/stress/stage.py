@@ -27,7 +27,7 @@ from xaiquest.data import Split, stratified_indices
 from xaiquest.data.corruptions import corrupt
 from xaiquest.data.masks import foreground_masks
 from xaiquest.explainers.quality import win_rates
-from xaiquest.explainers.registry import explain
+from xaiquest.explainers.registry import explain, method_defaults
 from xaiquest.figures import save_figure
 from xaiquest.inference import audit_logits, prepare_batch
 from xaiquest.layout import STRESS_TABLES, ModelFiles, StressFiles
@@ -89,7 +89,8 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         twin = twin_of(key)  # a benchmarked model's results also rest on its control twin's weights
         against = [] if twin is None else [twin.id, evaluate_fingerprint(config, data, twin, store)]
         return fingerprint("stress", evaluate_fingerprint(config, data, key, store), cfg.model_dump(),
-                           config.explain.methods, patch_parameters, *against)
+                           config.explain.methods, patch_parameters, *against,
+                           method_defaults([*config.explain.methods, *cfg.focus_methods]))
 
     keys = [key for key in run_keys(config) if key.id in battery or probe_patch(key)]
     patch_parameters = None if inputs.patch is None else stamp_parameters(inputs.patch, data.image_size)

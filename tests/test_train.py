@@ -84,4 +84,4 @@ def test_the_epoch_estimate_scales_the_timed_steps_by_the_batches_of_an_epoch(mo
     split = Split(torch.zeros(100, 3, 8, 8, dtype=torch.uint8), torch.arange(100) % 2)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
     cfg = TrainConfig(batch_size=32, channels_last=False)
-    assert trainer.estimated_epoch_seconds(model, split, cfg, torch.device("cpu")) == pytest.approx(0.5 * 3)
+    assert trainer.estimated_epoch_seconds(model, split, cfg, torch.device("cpu"), 2) == pytest.approx(0.5 * 3)

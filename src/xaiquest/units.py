@@ -57,10 +57,14 @@ def run_per_model(stage: str, keys: Sequence[RunKey], store: RunStore, fingerpri
 def progress_line(stage: str, unit: str, done: int, total: int, unit_seconds: float, elapsed: float, message: str = "") -> str:
     """``evaluate: 3/9 fastnet__baseline__s0 test accuracy 80.1% (12.0 s; elapsed 36 s, ETA 1 min 12 s)``:
     the ETA assumes the remaining units cost what the finished ones did on average."""
-    remaining = elapsed / done * (total - done)
-    eta = f", ETA {duration(remaining)}" if done < total else ""
     detail = f" {message}" if message else ""
-    return f"{stage}: {done}/{total} {unit}{detail} ({unit_seconds:.1f} s; elapsed {duration(elapsed)}{eta})"
+    return f"{stage}: {done}/{total} {unit}{detail} {timing(unit_seconds, elapsed, done, total)}"
+
+
+def timing(step_seconds: float, elapsed: float, done: int, total: int) -> str:
+    """``(12.0 s; elapsed 36 s, ETA 1 min 12 s)`` after ``done`` of ``total`` equal-looking steps (units, epochs)."""
+    eta = f", ETA {duration(elapsed / done * (total - done))}" if done < total else ""
+    return f"({step_seconds:.1f} s; elapsed {duration(elapsed)}{eta})"
 
 
 def duration(seconds: float) -> str:

@@ -96,7 +96,8 @@ def _estimate_line(config: ExperimentConfig, data: AuditData, device: torch.devi
         cfg = config.train_config(key.spec, key.variant)
         recipe = (key.spec.name, tuple(key.spec.depths or ()), cfg.batch_size, cfg.channels_last)
         if recipe not in per_epoch:
-            per_epoch[recipe] = estimated_epoch_seconds(build_run_model(key.spec, data), data.train, cfg, device)
+            per_epoch[recipe] = estimated_epoch_seconds(build_run_model(key.spec, data), data.train, cfg, device,
+                                                              len(data.classes))
         total += per_epoch[recipe] * cfg.epochs
     return (f"train: {len(todo)} models to train, about {duration(total)} on this machine ({TIMED_STEPS} timed steps "
             "per architecture; validation not included)")

@@ -28,7 +28,7 @@ from xaiquest.layout import ModelFiles
 from xaiquest.store import atomic_torch_save, atomic_write_text
 from xaiquest.train.mixing import build_mixer
 from xaiquest.train.schedule import build_optimizer, build_scheduler
-from xaiquest.units import duration
+from xaiquest.units import timing
 
 WHITENING_SAMPLE = 5000  # images used by models that fit a layer to the data before training
 
@@ -103,35 +103,34 @@ TIMED_STEPS = 2
 """SGD steps timed (after one warm-up step) to estimate an epoch before training starts."""
 
 
-def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, device: torch.device) -> float:
-    """One epoch's training time from :data:`TIMED_STEPS` steps on the first batch (validation and
-    augmentation not included): what the train stage's up-front estimate multiplies. ``model`` is
-    a throwaway: its weights change."""
-    model.to(device).train()
-    channels_last = cfg.channels_last
-    if channels_last:
+def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, device: torch.device,
+                            num_classes: int) -> float:
+    """One epoch's training time from :data:`TIMED_STEPS` of the trainer's own steps (augmentation,
+    Mixup/CutMix, optimiser and schedule; after one untimed warm-up step; validation not included):
+    what the train stage's up-front estimate multiplies. ``model`` is a throwaway: its weights change."""
+    model.to(device)
+    if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     batch_size = min(cfg.batch_size, len(train))
     optimizer = build_optimizer(model, cfg)
-    x, y = prepare_batch(train.images[:batch_size], device, channels_last), train.labels[:batch_size].to(device)
+    scheduler = build_scheduler(optimizer, cfg, 1 + TIMED_STEPS)
+    mixer = build_mixer(cfg, num_classes)
 
-    def step() -> None:
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    def run_steps(steps: int, seed: int) -> int:
+        n = min(steps * batch_size, len(train))
+        images, labels = train.images[:n].to(device), train.labels[:n].to(device)
+        _train_epoch(model, images, labels, cfg, optimizer, scheduler, mixer, batch_size, seed, device, advance=None)
+        return n // batch_size
 
-    step()
+    run_steps(1, seed=0)
     started = time.perf_counter()
-    for _ in range(TIMED_STEPS):
-        step()
-    return (time.perf_counter() - started) / TIMED_STEPS * (len(train) // batch_size)
+    timed = run_steps(TIMED_STEPS, seed=1)
+    return (time.perf_counter() - started) / timed * (len(train) // batch_size)
 
 
 def epoch_line(label: str, epoch: int, epochs: int, val_acc: float, epoch_seconds: float, elapsed: float) -> str:
     """``train: fastnet__baseline__s0 epoch 3/8 val 71.2% (20.1 s; elapsed 1 min 01 s, ETA 1 min 41 s)``."""
-    eta = f", ETA {duration(elapsed / epoch * (epochs - epoch))}" if epoch < epochs else ""
-    return f"train: {label} epoch {epoch}/{epochs} val {val_acc:.1%} ({epoch_seconds:.1f} s; elapsed {duration(elapsed)}{eta})"
+    return f"train: {label} epoch {epoch}/{epochs} val {val_acc:.1%} {timing(epoch_seconds, elapsed, epoch, epochs)}"
 
 
 def _train_epoch(

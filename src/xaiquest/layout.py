@@ -334,6 +334,36 @@ class RunLayout:
         return self.root / "manifest.json"
 
     @property
+    def manifest_lock(self) -> Path:
+        """Held while a process rewrites the manifest, so parallel workers never lose each other's records."""
+        return self.root / ".manifest.lock"
+
+    def claim(self, unit: str) -> Path:
+        """The lock file a process holds while it computes ``unit`` (released by the OS if it dies)."""
+        return self.claims / f"{unit}.lock"
+
+    @property
+    def claims(self) -> Path:
+        return self.root / ".claims"
+
+    def failure(self, unit: str) -> Path:
+        """The traceback of a unit that failed after its retries (removed when it later succeeds)."""
+        return self.failures / f"{unit}.txt"
+
+    @property
+    def failures(self) -> Path:
+        return self.root / "failures"
+
+    @property
+    def jobs(self) -> Path:
+        """Submitit's job folders (pickled unit requests, Slurm logs)."""
+        return self.root / "jobs"
+
+    def unit_log(self, unit: str) -> Path:
+        """What an executor's worker printed while it computed ``unit``."""
+        return self.root / "logs" / f"{unit}.log"
+
+    @property
     def models(self) -> Path:
         return self.root / "models"
 

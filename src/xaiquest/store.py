@@ -10,13 +10,16 @@ fingerprint matches and redoes the rest.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import tempfile
 import time
+import socket
 from collections.abc import Iterable, Iterator
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,6 +105,39 @@ def file_digest(path: Path) -> dict[str, Any]:
     return {"bytes": path.stat().st_size, "blake2b": digest.hexdigest()}
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive POSIX lock on ``path`` (created if missing), waited for if another process holds it.
+
+    The kernel drops the lock when its holder dies, even by SIGKILL, so a killed worker never leaves
+    a unit claimed; ``lockf`` locks also hold across NFS mounts with a lock daemon."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 - the lock lives exactly as long as this descriptor
+    except OSError as error:
+        raise unwritable(path, error) from error
+    with handle:
+        fcntl.lockf(handle, fcntl.LOCK_EX)
+        try:
+            handle.truncate(0)
+            handle.write(f"{socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def _held(path: Path) -> bool:
+    """Whether some process holds the POSIX lock on ``path`` (tested without waiting, released at once)."""
+    with open(path, "a+") as handle:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.lockf(handle, fcntl.LOCK_UN)
+        return False
+
+
 class RunStore:
     """``runs/<experiment>/``: its layout (every artifact's path) plus ``manifest.json``, the record of finished units."""
 
@@ -127,6 +163,11 @@ class RunStore:
 
         ``data_path`` is stored resolved, so the run can find its data again from any folder; ``runs``
         (the config's model ids) is what the report and dashboard list, not whatever folders exist."""
+        with self.manifest_locked():
+            self._initialise(config, data_source, data_path, data_fingerprint, dataset, runs)
+
+    def _initialise(self, config: dict[str, Any], data_source: str, data_path: Path | None,
+                    data_fingerprint: str | None, dataset: dict[str, Any] | None, runs: list[str] | None) -> None:
         manifest = self.read_manifest()
         manifest.update(
             experiment=self.root.name,
@@ -171,14 +212,49 @@ class RunStore:
         """Call only after every artifact of ``unit`` has been written; ``artifacts`` (its key files,
         under the run directory) are recorded by size and hash, and checked on every later skip or read."""
         recorded = {self._name(path): self._digest(Path(path)) for path in artifacts}
-        manifest = self.read_manifest()
-        manifest["units"][unit] = {
-            "fingerprint": unit_fingerprint,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            **({"artifacts": recorded} if recorded else {}),
-            **(summary or {}),
-        }
-        atomic_write_json(self.manifest_path, manifest)
+        with self.manifest_locked():
+            manifest = self.read_manifest()
+            manifest["units"][unit] = {
+                "fingerprint": unit_fingerprint,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                **({"artifacts": recorded} if recorded else {}),
+                **(summary or {}),
+            }
+            atomic_write_json(self.manifest_path, manifest)
+        self.layout.failure(unit).unlink(missing_ok=True)
+
+    def manifest_locked(self) -> contextlib.AbstractContextManager[None]:
+        """Around every read-modify-write of the manifest: parallel workers append, never overwrite."""
+        return file_lock(self.layout.manifest_lock)
+
+    def claim(self, unit: str) -> contextlib.AbstractContextManager[None]:
+        """Held while ``unit`` is computed: a second process wanting the same unit waits, then finds it complete."""
+        return file_lock(self.layout.claim(unit))
+
+    def record_failure(self, unit: str, report: str) -> Path:
+        """Keep the traceback of a unit that failed for good, for the user and the report."""
+        path = self.layout.failure(unit)
+        atomic_write_text(path, report)
+        return path
+
+    def failures(self) -> dict[str, str]:
+        """Unit name -> traceback of every unit whose last attempt failed and that has not succeeded since."""
+        folder = self.layout.failures
+        return {path.relative_to(folder).with_suffix("").as_posix(): path.read_text(encoding="utf-8")
+                for path in sorted(folder.rglob("*.txt"))} if folder.is_dir() else {}
+
+    def busy(self) -> bool:
+        """Whether another process holds a unit's claim in this run now (then its temp files are live)."""
+        folder = self.layout.claims
+        return folder.is_dir() and any(_held(path) for path in folder.rglob("*.lock"))
+
+    def sweep_temp_files(self) -> int:
+        """Delete the temp files of atomic writes that a killed process left behind; call only while no
+        other process writes into this run (they are never read, only disk space). Returns how many."""
+        leftovers = [path for path in self.root.rglob(".*.tmp") if path.is_file()]
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
 
     def artifact_hash(self, unit: str, path: Path) -> str | None:
         """The hash ``unit`` recorded for ``path`` (None if not recorded): downstream fingerprints include it,
@@ -217,8 +293,16 @@ class RunStore:
             self._digests[key] = file_digest(path)
         return self._digests[key]
 
+    def record_executor(self, summary: dict[str, Any]) -> None:
+        """How the latest run's units were executed (backend, workers, overhead per unit), for reports and benchmarks."""
+        with self.manifest_locked():
+            manifest = self.read_manifest()
+            manifest["executor"] = summary
+            atomic_write_json(self.manifest_path, manifest)
+
     def record_timing(self, stage: str, seconds: float) -> None:
         """Wall time of the latest run of a stage (skipped work included), for reports and notes."""
-        manifest = self.read_manifest()
-        manifest.setdefault("timings_s", {})[stage] = round(seconds, 1)
-        atomic_write_json(self.manifest_path, manifest)
+        with self.manifest_locked():
+            manifest = self.read_manifest()
+            manifest.setdefault("timings_s", {})[stage] = round(seconds, 1)
+            atomic_write_json(self.manifest_path, manifest)

@@ -16,11 +16,11 @@ from xaiquest.config import ExperimentConfig
 from xaiquest.errors import XaiquestError
 from xaiquest.figures import save_figure
 from xaiquest.figures.calibration import before_after_figure, reliability_overlay_figure
-from xaiquest.layout import CalibrationFiles, ModelFiles
+from xaiquest.layout import CalibrationFiles, ModelFiles, unit_name
 from xaiquest.metrics.calibration import calibration_report, classwise_ece, fit_temperature, reliability_bins
 from xaiquest.runs import AuditData, RunKey, calibrate_fingerprint, load_logits, run_keys
 from xaiquest.store import RunStore, atomic_write_json, atomic_write_text
-from xaiquest.units import Finished, run_per_model
+from xaiquest.units import Finished, UnitSpec, per_model_units, run_per_model
 
 REPORTED = ("ece", "mce", "adaptive_ece", "classwise_ece", "brier", "nll", "accuracy", "mean_confidence")
 
@@ -45,6 +45,10 @@ def calibrate_stage(config: ExperimentConfig, store: RunStore, data: AuditData, 
     atomic_write_text(tables.markdown_of(tables.calibration), table.to_markdown(index=False, floatfmt=".4f") + "\n")
     save_figure(reliability_overlay_figure(curves, title="Reliability (test, before temperature scaling)"),
                 store.layout.figures.png("reliability_overlay"))
+
+
+def stage_units(config: ExperimentConfig) -> list[UnitSpec]:
+    return per_model_units("calibrate", run_keys(config), lambda key: [unit_name("evaluate", key.id)])
 
 
 def _calibrate_one(store: RunStore, key: RunKey, files: CalibrationFiles, bins: int, classes: tuple[str, ...]) -> dict:

@@ -35,12 +35,12 @@ from xaiquest.data import stratified_indices
 from xaiquest.data.masks import foreground_masks, other_class_donors
 from xaiquest.figures import save_figure
 from xaiquest.inference import audit_logits, collect_activations
-from xaiquest.layout import CONCEPT_TABLES, ConceptFiles, ModelFiles
+from xaiquest.layout import CONCEPT_TABLES, ConceptFiles, ModelFiles, unit_name
 from xaiquest.models.base import named_depths, resolve_layer
 from xaiquest.patch import stamp, stamp_parameters
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_keys
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json, atomic_write_text, fingerprint
-from xaiquest.units import Finished, gather_tables, run_per_model
+from xaiquest.units import Finished, UnitSpec, gather_tables, per_model_units, run_per_model
 
 PROBES_UNIT = "concepts/probes"
 
@@ -76,6 +76,12 @@ def concepts_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
     aggregate(store, config)
 
 
+def stage_units(config: ExperimentConfig) -> list[UnitSpec]:
+    if not config.concepts.enabled:
+        return []
+    return per_model_units("concepts", run_keys(config, config.concepts.variants), lambda key: [unit_name("evaluate", key.id)])
+
+
 def chosen_layers(model: nn.Module, cfg: ConceptsConfig) -> dict[str, nn.Module]:
     return {layer: resolve_layer(model, layer) for layer in (cfg.layers or list(named_depths(model)))}
 
@@ -87,11 +93,12 @@ def cached_probes(config: ExperimentConfig, store: RunStore, data: AuditData) ->
     probes_fp = fingerprint("concept-probes", data.fingerprint, cfg.model_dump(exclude={"variants", "tcav", "alpha", "correction"}),
                             None if patch is None else stamp_parameters(patch, data.image_size))
     path = store.layout.concept_probes
-    if store.is_complete(PROBES_UNIT, probes_fp) and path.exists():
-        return ConceptProbes(**torch.load(path, weights_only=False))  # our own file, holding dataclasses
-    probes = build_probes(config, data)
-    atomic_torch_save(path, probes.__dict__)
-    store.mark_complete(PROBES_UNIT, probes_fp, artifacts=[path])
+    with store.claim(PROBES_UNIT):  # parallel concept units build them once, the others wait and load
+        if store.is_complete(PROBES_UNIT, probes_fp) and path.exists():
+            return ConceptProbes(**torch.load(path, weights_only=False))  # our own file, holding dataclasses
+        probes = build_probes(config, data)
+        atomic_torch_save(path, probes.__dict__)
+        store.mark_complete(PROBES_UNIT, probes_fp, artifacts=[path])
     return probes
 
 

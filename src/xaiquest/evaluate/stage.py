@@ -27,7 +27,7 @@ from xaiquest.runs import (
     run_keys,
 )
 from xaiquest.store import RunStore, atomic_torch_save
-from xaiquest.units import Finished, run_per_model
+from xaiquest.units import Finished, UnitSpec, per_model_units, run_per_model
 
 STAGE1_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc")
 
@@ -50,6 +50,10 @@ def evaluate_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
 
     run_per_model("evaluate", run_keys(config), store, lambda key: evaluate_fingerprint(config, data, key, store),
                   evaluate_one)
+
+
+def stage_units(config: ExperimentConfig) -> list[UnitSpec]:
+    return per_model_units("evaluate", run_keys(config), lambda key: [unit_name("train", key.id)])
 
 
 def compare_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:

@@ -39,7 +39,7 @@ from xaiquest.explain.reexamine import reexamine_variants
 from xaiquest.explainers.registry import explain, explained_layer, method_defaults, seed_option
 from xaiquest.figures import save_figure
 from xaiquest.inference import prepare_batch
-from xaiquest.layout import EXPLAIN_TABLES, ModelFiles
+from xaiquest.layout import EXPLAIN_TABLES, ModelFiles, unit_name
 from xaiquest.runs import (
     AuditData,
     RunKey,
@@ -50,7 +50,7 @@ from xaiquest.runs import (
     run_keys,
 )
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_text, fingerprint
-from xaiquest.units import Finished, gather_tables, run_per_model
+from xaiquest.units import Finished, UnitSpec, gather_tables, per_model_units, run_per_model
 
 QUALITY_PLOTS = (("deletion_auc", "deletion AUC, pixels to the {deletion_baseline} (lower = better)"),
                  ("insertion_auc", "insertion AUC, pixels into the {insertion_baseline} (higher = better)"),
@@ -81,6 +81,13 @@ def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, de
     save_figure(quality_figure(table, plots), store.layout.figures.png("explain_quality"))
     _cross_model_grids(store, config, data, sample)
     reexamine_variants(config, store, data, device)
+
+
+def stage_units(config: ExperimentConfig) -> list[UnitSpec]:
+    """Each model's maps read its evaluation (the predicted classes, its confident mistakes)."""
+    if not config.explain.enabled:
+        return []
+    return per_model_units("explain", run_keys(config, config.explain.variants), lambda key: [unit_name("evaluate", key.id)])
 
 
 def shared_sample(labels: torch.Tensor, cfg: ExplainConfig) -> torch.Tensor:

@@ -26,7 +26,12 @@ from xaiquest.inference import audit_logits
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.metrics.robustness import mean_corruption_error
 from xaiquest.runs import AuditData, RunKey, corruption_names, load_trained, robustness_fingerprint, run_keys
+from xaiquest.layout import unit_name
 from xaiquest.store import RunStore, atomic_write_text
+from xaiquest.units import UnitSpec
+
+UNIT = "robustness"
+"""The stage's one run-level unit in the manifest."""
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,26 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
     if not cfg.enabled:
         console.print("robustness: disabled in the config, skipping")
         return
-    keys = run_keys(config, cfg.variants)
-    names = corruption_names(cfg)
     unit_fp = robustness_fingerprint(config, data, store)
-    if store.is_complete("robustness", unit_fp):
-        console.print("robustness: already measured, skipping")
-        return
+    with store.claim(UNIT):
+        if store.is_complete(UNIT, unit_fp):
+            console.print("robustness: already measured, skipping")
+            return
+        _measure(config, store, data, device, run_keys(config, cfg.variants), unit_fp)
+
+
+def stage_units(config: ExperimentConfig) -> list[UnitSpec]:
+    """One run-level unit: every measured model sees the same corrupted images, generated once."""
+    if not config.robustness.enabled:
+        return []
+    needs = tuple(unit_name("evaluate", key.id) for key in run_keys(config, config.robustness.variants))
+    return [UnitSpec("robustness", UNIT, needs)]
+
+
+def _measure(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device, keys: list[RunKey],
+             unit_fp: str) -> None:
+    cfg = config.robustness
+    names = corruption_names(cfg)
     models = {key.id: load_trained(store, key, data, device) for key in keys}
     clean = _clean_subset(data.test, cfg)
     real = load_cifar10c(cfg.cifar10c, names, cfg.test_images, cfg.seed) if cfg.cifar10c else None
@@ -63,7 +82,7 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
                 progress.advance(task)
     basis = f"clean accuracy on the same {len(clean):,} stratified test images, predictions under eval.tta = {config.eval.tta}"
     _write_outputs(store, scored, data.classes, names, _baseline_run(config, keys), clean.images[0], basis)
-    store.mark_complete("robustness", unit_fp, artifacts=[store.layout.tables.robustness_summary])
+    store.mark_complete(UNIT, unit_fp, artifacts=[store.layout.tables.robustness_summary])
 
 
 def _clean_subset(test: Split, cfg: RobustnessConfig) -> Split:

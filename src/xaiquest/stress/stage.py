@@ -30,7 +30,7 @@ from xaiquest.explainers.quality import win_rates
 from xaiquest.explainers.registry import explain, method_defaults
 from xaiquest.figures import save_figure
 from xaiquest.inference import audit_logits, prepare_batch
-from xaiquest.layout import STRESS_TABLES, ModelFiles, StressFiles
+from xaiquest.layout import STRESS_TABLES, ModelFiles, StressFiles, unit_name
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.patch import stamp, stamp_parameters
 from xaiquest.runs import AuditData, RunKey, control_twin, evaluate_fingerprint, load_trained, planted_patch, run_keys
@@ -42,7 +42,7 @@ from xaiquest.stress.focus import focus_shift_table
 from xaiquest.stress.layerwise import depth_metric_figure, first_layer_filters_figure, layerwise_table
 from xaiquest.stress.patch import reliance_metrics
 from xaiquest.stress.probes import PROBES, apply_probe
-from xaiquest.units import Finished, gather_tables, run_per_model
+from xaiquest.units import Finished, UnitSpec, gather_tables, in_worker, per_model_units, run_per_model
 
 BEFORE_AFTER_PROBES = ("noise", "occlusion_centre", "background_swap")
 
@@ -62,14 +62,15 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         console.print("stress: disabled in the config, skipping")
         return
     inputs = _inputs(config, data)
-    save_figure(mask_gallery_figure(inputs.clean.images[:16], inputs.foreground[:16]), store.layout.figures.png("stress_masks"))
+    if not in_worker():
+        save_figure(mask_gallery_figure(inputs.clean.images[:16], inputs.foreground[:16]), store.layout.figures.png("stress_masks"))
     battery = {key.id for key in run_keys(config, cfg.variants)}
 
     def trained_patch(key: RunKey) -> PatchConfig | None:
         return config.train_config(key.spec, key.variant).patch
 
     def probe_patch(key: RunKey) -> bool:
-        return inputs.patch is not None and (trained_patch(key) is not None or key.variant == BASELINE)
+        return _probes_patch(config, key)
 
     def twin_of(key: RunKey) -> RunKey | None:
         return control_twin(config, key) if probe_patch(key) else None
@@ -92,10 +93,34 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
                            config.explain.methods, patch_parameters, *against,
                            method_defaults([*config.explain.methods, *cfg.focus_methods]))
 
-    keys = [key for key in run_keys(config) if key.id in battery or probe_patch(key)]
+    keys = _stress_keys(config)
     patch_parameters = None if inputs.patch is None else stamp_parameters(inputs.patch, data.image_size)
     run_per_model("stress", keys, store, unit_fingerprint, compute)
     _aggregate(store, config)
+
+
+def stage_units(config: ExperimentConfig) -> list[UnitSpec]:
+    """A patch-probed model's unit also reads its control twin's evaluation (the model contrast)."""
+    if not config.stress.enabled:
+        return []
+
+    def needs(key: RunKey) -> list[str]:
+        twin = control_twin(config, key) if _probes_patch(config, key) else None
+        return [unit_name("evaluate", key.id)] + ([] if twin is None else [unit_name("evaluate", twin.id)])
+
+    return per_model_units("stress", _stress_keys(config), needs)
+
+
+def _stress_keys(config: ExperimentConfig) -> list[RunKey]:
+    """The probe battery's variants, plus every model the planted-patch probe runs on."""
+    battery = {key.id for key in run_keys(config, config.stress.variants)}
+    return [key for key in run_keys(config) if key.id in battery or _probes_patch(config, key)]
+
+
+def _probes_patch(config: ExperimentConfig, key: RunKey) -> bool:
+    """Patch models and the baselines they are compared with, when the run plants a patch at all."""
+    return planted_patch(config) is not None and (config.train_config(key.spec, key.variant).patch is not None
+                                                  or key.variant == BASELINE)
 
 
 def _inputs(config: ExperimentConfig, data: AuditData) -> StressInputs:

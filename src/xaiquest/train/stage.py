@@ -21,7 +21,7 @@ from xaiquest.runs import AuditData, RunKey, build_run_model, imported_model, ru
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json
 from xaiquest.train.mixing import augmentation_names
 from xaiquest.train.trainer import TIMED_STEPS, estimated_epoch_seconds, train_model
-from xaiquest.units import Finished, duration, run_per_model
+from xaiquest.units import Finished, UnitSpec, duration, in_worker, per_model_units, run_per_model
 
 
 def train_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
@@ -30,7 +30,7 @@ def train_stage(config: ExperimentConfig, store: RunStore, data: AuditData, devi
 
     todo = [key for key in keys if not key.spec.audited_file
             and not store.is_current(unit_name("train", key.id), fingerprints[key.id])]
-    if todo:
+    if todo and not in_worker():  # an executor's worker trains one model; the estimate is the whole plan's
         console.print(_estimate_line(config, data, device, todo))
     with ExitStack() as stack:
         @cache
@@ -44,6 +44,10 @@ def train_stage(config: ExperimentConfig, store: RunStore, data: AuditData, devi
             return _train_one(config, data, device, key, files, fingerprints[key.id], epoch_bar())
 
         run_per_model("train", keys, store, lambda key: fingerprints[key.id], compute)
+
+
+def stage_units(config: ExperimentConfig) -> list[UnitSpec]:
+    return per_model_units("train", run_keys(config), lambda key: ())
 
 
 def _import_one(data: AuditData, key: RunKey, files: ModelFiles) -> Finished:

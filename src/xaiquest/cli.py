@@ -52,12 +52,22 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+ExecutorOpt = typer.Option(None, "--executor", help="where units run: inline (default), local (process pool), ray, "
+                           "submitit (Slurm); overrides executor.backend")
+WorkersOpt = typer.Option(None, "--workers", min=1, help="units at once (local, ray, submitit); overrides executor.workers")
+RetriesOpt = typer.Option(None, "--retries", min=0, help="tries again per failed unit; overrides executor.retries")
+RayAddressOpt = typer.Option(None, "--ray-address", help="Ray cluster address (default: start Ray here)")
+PartitionOpt = typer.Option(None, "--slurm-partition", help="Slurm partition for --executor submitit")
+
+
 def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, stages: Optional[list[str]],
-                cifar10c: Optional[Path] = None) -> None:
-    """``stages`` None = every stage, in order."""
+                cifar10c: Optional[Path] = None, executor: Optional[dict[str, Any]] = None) -> None:
+    """``stages`` None = every stage, in order; ``executor`` = the options given for the executor section."""
     overrides: dict[str, Any] = {"data": {"source": str(data)}} if data is not None else {}
     if cifar10c is not None:
         overrides["robustness"] = {"cifar10c": str(cifar10c)}
+    if executor:
+        overrides["executor"] = executor
     parsed = load_config(config, overrides)  # a schema mistake is reported before torch even loads
 
     from xaiquest.pipeline import STAGES, run_pipeline
@@ -68,9 +78,13 @@ def _run_stages(config: Optional[str], data: Optional[Path], runs_dir: Path, sta
 @app.command()
 @user_errors
 def run(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt,
-        cifar10c: Optional[Path] = Cifar10cOpt) -> None:
-    """Run the whole audit (resumes and skips finished work)."""
-    _run_stages(config, data, runs_dir, None, cifar10c)
+        cifar10c: Optional[Path] = Cifar10cOpt, executor: Optional[str] = ExecutorOpt, workers: Optional[int] = WorkersOpt,
+        retries: Optional[int] = RetriesOpt, ray_address: Optional[str] = RayAddressOpt,
+        slurm_partition: Optional[str] = PartitionOpt) -> None:
+    """Run the whole audit (resumes and skips finished work), in this process or spread over workers."""
+    given = {"backend": executor, "workers": workers, "retries": retries, "ray_address": ray_address,
+             "slurm": {"partition": slurm_partition} if slurm_partition else None}
+    _run_stages(config, data, runs_dir, None, cifar10c, {name: value for name, value in given.items() if value is not None})
 
 
 @app.command()

@@ -256,6 +256,30 @@ class ConceptsConfig(Section):
         return count
 
 
+class SlurmConfig(Section):
+    """Per-job resources when ``executor.backend`` is ``submitit`` (one Slurm job per unit)."""
+
+    partition: str | None = Field(None, description="Slurm partition; null = the cluster's default")
+    time_min: int = Field(240, ge=1, description="wall-time limit of one unit's job, minutes")
+    gpus_per_job: int = Field(0, ge=0)
+    cpus_per_job: int = Field(4, ge=1)
+    mem_gb: int = Field(16, ge=1)
+    local: bool = Field(False, description="run the jobs as local processes (Submitit's local executor), no Slurm")
+
+
+class ExecutorConfig(Section):
+    """Where the audit's units run (docs/scaling.md); results do not depend on it, so no fingerprint holds it."""
+
+    backend: Literal["inline", "local", "ray", "submitit"] = Field(
+        "inline", description="inline: one process, in order; local: a process pool; ray: Ray tasks; submitit: Slurm jobs"
+    )
+    workers: int | None = Field(None, ge=1, description="units at once; null = one per GPU, else 2 on CPU (local, ray)")
+    retries: int = Field(1, ge=0, description="times a failed unit is tried again before it is marked failed")
+    ray_address: str | None = Field(None, description="a Ray cluster's address; null = start Ray on this machine")
+    gpus_per_unit: float = Field(1.0, ge=0, description="GPUs a Ray task asks for when the machine has any")
+    slurm: SlurmConfig = SlurmConfig()
+
+
 class ModelSpec(Section):
     """A model of the zoo, with optional per-model training overrides (e.g. its own lr)."""
 
@@ -328,6 +352,7 @@ class ExperimentConfig(Section):
     explain: ExplainConfig = ExplainConfig()
     stress: StressConfig = StressConfig()
     concepts: ConceptsConfig = ConceptsConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
     @field_validator("models", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from xaiquest.inference import resolve_device
 from xaiquest.layout import unit_name
 from xaiquest.runs import AuditData, check_model_sources, describe_data, prepare_data, run_keys, train_fingerprint
 from xaiquest.store import RunStore
+from xaiquest.units import Scope, scoped
 from xaiquest.validation import check_config
 
 Stage = Callable[[ExperimentConfig, RunStore, AuditData, torch.device], None]
@@ -38,6 +40,12 @@ STAGES: dict[str, str] = {
 }
 """Stage name -> ``module:function``, imported only when the stage runs: a config mistake is
 reported before the stages' heavy libraries (Captum, grad-cam, OpenCV, matplotlib) load."""
+UNIT_DECLARATIONS: dict[str, str] = {
+    stage: f"{STAGES[stage].split(':')[0]}:stage_units"
+    for stage in ("train", "evaluate", "calibrate", "robustness", "explain", "stress", "concepts")
+}
+"""Stage name -> its ``stage_units(config)``: the units an executor runs side by side, with their inputs.
+Compare and report have none: they are run-level tails, run once when every unit is done."""
 
 
 def load_stage(name: str) -> Stage:
@@ -69,13 +77,43 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
     store.initialise(config.model_dump(mode="json"), data.source, data.root, data.fingerprint, describe_data(data),
                      [key.id for key in run_keys(config)])
     console.print(plan_line(config, store, data, stages), highlight=False)
-    with normalised_by(data.normalisation):
+    if not store.busy():
+        store.sweep_temp_files()
+    missing: frozenset[str] = frozenset()
+    if config.executor.backend != "inline":
+        from xaiquest.execute.run import execute_units
+
+        executed = time.perf_counter()
+        missing = execute_units(config, store, stages, UNIT_DECLARATIONS).missing
+        store.record_timing("executor", time.perf_counter() - executed)
+    with normalised_by(data.normalisation), scoped(Scope(skip=missing)):
         for name in stages:
             stage_started = time.perf_counter()
-            load_stage(name)(config, store, data, device)
+            _run_stage(name, config, store, data, device, tolerate=bool(missing))
             store.record_timing(name, time.perf_counter() - stage_started)
+    failures = store.failures()
+    if failures:
+        raise XaiquestError(f"{len(failures)} unit(s) failed ({', '.join(failures)}); their tracebacks are in "
+                            f"{store.layout.failures}, the report lists what is missing; rerun the same command to retry them")
     console.print(f"done in {time.perf_counter() - started:.0f} s: {store.root}")
     return store
+
+
+def _run_stage(name: str, config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device,
+               tolerate: bool) -> None:
+    """Run one stage (after an executor: only its run-level tail, its units being done). With failed
+    units (``tolerate``) a stage that cannot finish without them is recorded as failed, and the rest go on
+    so the report can say what is missing and why."""
+    try:
+        load_stage(name)(config, store, data, device)
+        store.layout.failure(name).unlink(missing_ok=True)
+    except Exception:
+        if not tolerate:
+            raise
+        report = traceback.format_exc()
+        store.record_failure(name, report)
+        console.print(f"[red]{name} could not finish without the failed units[/]: {report.strip().splitlines()[-1]}",
+                      highlight=False)
 
 
 def plan_line(config: ExperimentConfig, store: RunStore, data: AuditData, stages: list[str]) -> str:

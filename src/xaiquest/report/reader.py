@@ -111,6 +111,17 @@ class RunTables:
         """The config's model ids whose training has not finished (in the manifest's order)."""
         return [run for run in self.manifest.get("runs") or [] if run not in self.runs]
 
+    @cached_property
+    def failures(self) -> dict[str, str]:
+        """Unit (or stage tail) -> the last line of its traceback, for each that failed in the latest run."""
+        folder = self.layout.failures
+        if not folder.is_dir():
+            return {}
+        reports = {path.relative_to(folder).with_suffix("").as_posix(): path.read_text(encoding="utf-8")
+                   for path in sorted(folder.rglob("*.txt"))}
+        return {unit: ([line for line in text.splitlines() if line.strip()] or ["no message"])[-1].strip()
+                for unit, text in reports.items()}
+
     def model_file(self, run: str, name: str) -> str:
         """The run-relative path of ``name`` (a :data:`PER_RUN_FILES` entry, say) in model ``run``'s folder."""
         return (RELATIVE.model(run).folder / name).as_posix()

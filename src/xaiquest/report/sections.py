@@ -76,7 +76,8 @@ def build_report(run: RunTables, written: datetime | None = None) -> Report:
     written = written or datetime.now(timezone.utc)
     missing = sum(map(len, run.missing().values())) + len(run.untrained)
     meta = (f"Run directory: {run.root.name}", f"last updated {written:%Y-%m-%d %H:%M} UTC (report written)",
-            f"{len(findings)} findings", *([f"{missing} expected results missing (see Setup)"] if missing else []))
+            f"{len(findings)} findings", *([f"{missing} expected results missing (see Setup)"] if missing else []),
+            *([f"{plural(len(run.failures), 'unit')} failed (see Setup)"] if run.failures else []))
     return Report(f"xaiquest audit report: {manifest.get('experiment', run.root.name)}", meta, sections,
                   tuple(findings))
 
@@ -139,6 +140,11 @@ def _missing_paragraphs(run: RunTables) -> list[Paragraph]:
         paragraphs.append(Paragraph(f"Missing results: {plural(len(run.untrained), 'model')} of the config "
                                     f"({', '.join(run.untrained)}) never finished training; run `xaiquest train` with "
                                     "this run's config."))
+    if run.failures:
+        causes = "; ".join(f"{unit}: {cause}" for unit, cause in run.failures.items())
+        paragraphs.append(Paragraph(f"Failed: {plural(len(run.failures), 'unit')} did not finish ({causes}). Their "
+                                    f"tracebacks are under `{RELATIVE.failures.as_posix()}/`; rerun the same command to "
+                                    "retry them."))
     for stage, files in run.missing().items():
         enabled = f" ({stage}.enabled in the config)" if stage in SWITCHED_STAGES else ""
         paragraphs.append(Paragraph(f"Missing results: {', '.join(files)} {'is' if len(files) == 1 else 'are'} "

@@ -1,0 +1,86 @@
+"""Wall time of one audit per executor backend, the speed-up over inline, and each backend's overhead per unit.
+
+    python benchmarks/executor_speed.py --data ../shared/datasets/cifar10-jpeg                    # smoke, all backends
+    python benchmarks/executor_speed.py --data ../shared/datasets/cifar10-jpeg --profile quick --backends inline local
+
+Each backend runs the same profile from scratch into its own run directory, as a user runs it (a
+fresh ``xaiquest run`` process; the data cache is warmed first). ``overhead/unit`` is the mean time a
+unit spent outside its worker's own work: dispatch, pickling, result transfer (from the manifest's
+``executor`` record). ``same tables`` checks every run table against the inline run's, wall-time
+columns aside. Run it on a quiet machine: the backends are timed one after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+CLI = [sys.executable, "-c", "from xaiquest.cli import app; app()"]
+TIMING = r"time|seconds|_s$"
+NOT_COMPARED = {"setup.csv", "stage_timings.csv", "findings.csv"}
+
+
+def run(profile: str, data: str, runs: Path, backend: str, workers: int, config: Path) -> float:
+    command = [*CLI, "run", str(config), "--data", data, "--runs-dir", str(runs)]
+    if backend != "inline":
+        command += ["--executor", backend, "--workers", str(workers)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{backend}: exit {done.returncode}\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def same_tables(run: Path, reference: Path) -> bool:
+    for path in sorted((reference / "tables").glob("*.csv")):
+        if path.name in NOT_COMPARED:
+            continue
+        expected, actual = (pd.read_csv(root / "tables" / path.name) for root in (reference, run))
+        expected, actual = (frame.drop(columns=frame.filter(regex=TIMING).columns) for frame in (expected, actual))
+        if not expected.equals(actual):
+            print(f"  {path.name} differs")
+            return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="CIFAR-10 location, as for xaiquest --data")
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--backends", nargs="+", default=["inline", "local", "ray", "submitit"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="threads per unit on every backend, inline included "
+                        "(equal thread counts give equal numbers); 0 = each backend's default")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        lines = ["name: bench", f"profile: {args.profile}"] + ([f"threads: {args.threads}"] if args.threads else [])
+        config = root / "bench.yaml"
+        config.write_text("\n".join(lines + ["executor: {slurm: {local: true}}"]) + "\n")
+        warm = (f"from xaiquest.config import load_config; from xaiquest.runs import prepare_data; "
+                f"prepare_data(load_config({str(config)!r}, {{'data': {{'source': {args.data!r}}}}}))")
+        subprocess.run([sys.executable, "-c", warm], check=True)  # the data cache, so no backend pays the first decode
+        print(f"profile {args.profile}, {args.workers} workers, threads per unit {args.threads or 'default'}")
+        print(f"{'backend':10s} {'wall':>9s} {'vs inline':>10s} {'units':>6s} {'overhead/unit':>14s}  same tables")
+        walls: dict[str, float] = {}
+        for backend in args.backends:
+            runs = root / backend
+            walls[backend] = run(args.profile, args.data, runs, backend, args.workers, config)
+            manifest = json.loads((runs / "bench" / "manifest.json").read_text())
+            executor = manifest.get("executor", {}) if backend != "inline" else {}
+            ratio = f"{walls['inline'] / walls[backend]:.2f}x" if "inline" in walls else "-"
+            overhead = executor.get("overhead_s")
+            same = same_tables(runs / "bench", root / "inline" / "bench") if "inline" in walls and backend != "inline" else None
+            print(f"{backend:10s} {walls[backend]:8.1f}s {ratio:>10s} {executor.get('done', '-')!s:>6s} "
+                  f"{'-' if overhead is None else f'{overhead * 1000:.0f} ms':>14s}  {'-' if same is None else same}")
+
+
+if __name__ == "__main__":
+    main()

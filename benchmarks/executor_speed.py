@@ -1,12 +1,14 @@
 """Wall time of one audit per executor backend, the speed-up over inline, and each backend's overhead per unit.
 
     python benchmarks/executor_speed.py --data ../shared/datasets/cifar10-jpeg                    # smoke, all backends
-    python benchmarks/executor_speed.py --data ../shared/datasets/cifar10-jpeg --profile quick --backends inline local
+    python benchmarks/executor_speed.py --data ../shared/datasets/cifar10-jpeg --profile quick --backends inline local \
+        --threads 0 --logs /tmp/logs
 
 Each backend runs the same profile from scratch into its own run directory, as a user runs it (a
 fresh ``xaiquest run`` process; the data cache is warmed first). ``overhead/unit`` is the mean time a
-unit spent outside its worker's own work: dispatch, pickling, result transfer (from the manifest's
-``executor`` record). ``same tables`` checks every run table against the inline run's, wall-time
+unit spent outside its worker's own work: dispatch, pickling, result transfer, and for a worker's
+first unit the worker's start (the mean carries those starts, the median is the steady cost; from the
+manifest's ``executor`` record). ``same tables`` checks every run table against the inline run's, wall-time
 columns aside. Run it on a quiet machine: the backends are timed one after another.
 """
 
@@ -27,15 +29,27 @@ TIMING = r"time|seconds|_s$"
 NOT_COMPARED = {"setup.csv", "stage_timings.csv", "findings.csv"}
 
 
-def run(profile: str, data: str, runs: Path, backend: str, workers: int, config: Path) -> float:
+def run(data: str, runs: Path, backend: str, workers: int, config: Path, log: Path | None) -> float:
     command = [*CLI, "run", str(config), "--data", data, "--runs-dir", str(runs)]
     if backend != "inline":
         command += ["--executor", backend, "--workers", str(workers)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
+    if log is not None:
+        log.write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise SystemExit(f"{backend}: exit {done.returncode}\n{done.stderr[-3000:]}")
     return time.perf_counter() - started
+
+
+def fastnet_epoch(log: Path | None) -> str:
+    """The median fastnet epoch of an inline run's log (its per-epoch lines): the reference step that
+    makes the wall times comparable between machines."""
+    if log is None:
+        return "-"
+    seconds = sorted(float(line.split("(")[1].split(" s;")[0]) for line in log.read_text().splitlines()
+                     if line.startswith("train: fastnet__") and " epoch " in line)
+    return f"{seconds[len(seconds) // 2]:.1f} s" if seconds else "-"
 
 
 def same_tables(run: Path, reference: Path) -> bool:
@@ -56,6 +70,7 @@ def main() -> None:
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--backends", nargs="+", default=["inline", "local", "ray", "submitit"])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--logs", type=Path, default=None, help="folder for each run's output (the epoch lines)")
     parser.add_argument("--threads", type=int, default=1, help="threads per unit on every backend, inline included "
                         "(equal thread counts give equal numbers); 0 = each backend's default")
     args = parser.parse_args()
@@ -68,18 +83,22 @@ def main() -> None:
                 f"prepare_data(load_config({str(config)!r}, {{'data': {{'source': {args.data!r}}}}}))")
         subprocess.run([sys.executable, "-c", warm], check=True)  # the data cache, so no backend pays the first decode
         print(f"profile {args.profile}, {args.workers} workers, threads per unit {args.threads or 'default'}")
-        print(f"{'backend':10s} {'wall':>9s} {'vs inline':>10s} {'units':>6s} {'overhead/unit':>14s}  same tables")
+        print(f"{'backend':10s} {'wall':>9s} {'vs inline':>10s} {'units':>6s} {'overhead/unit mean (median)':>20s}  same tables")
         walls: dict[str, float] = {}
         for backend in args.backends:
             runs = root / backend
-            walls[backend] = run(args.profile, args.data, runs, backend, args.workers, config)
+            log = None if args.logs is None else args.logs / f"{args.profile}_{backend}.log"
+            walls[backend] = run(args.data, runs, backend, args.workers, config, log)
             manifest = json.loads((runs / "bench" / "manifest.json").read_text())
             executor = manifest.get("executor", {}) if backend != "inline" else {}
             ratio = f"{walls['inline'] / walls[backend]:.2f}x" if "inline" in walls else "-"
-            overhead = executor.get("overhead_s")
+            overhead, median = executor.get("overhead_s"), executor.get("overhead_median_s")
             same = same_tables(runs / "bench", root / "inline" / "bench") if "inline" in walls and backend != "inline" else None
             print(f"{backend:10s} {walls[backend]:8.1f}s {ratio:>10s} {executor.get('done', '-')!s:>6s} "
-                  f"{'-' if overhead is None else f'{overhead * 1000:.0f} ms':>14s}  {'-' if same is None else same}")
+                  f"{'-' if overhead is None else f'{overhead * 1000:.0f} ({median * 1000:.0f}) ms':>20s}  "
+                  f"{'-' if same is None else same}")
+            if backend == "inline":
+                print(f"  (inline: median fastnet epoch {fastnet_epoch(log)}, the reference step)")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 
 from xaiquest.config import ExperimentConfig
@@ -47,13 +48,15 @@ def execute_units(config: ExperimentConfig, store: RunStore, stages: Sequence[st
 
 
 def _summary(backend: str, workers: int, threads: int, schedule: Schedule) -> dict[str, object]:
-    """What the manifest keeps of the executor's run; ``overhead_s`` is the mean time a done unit spent
-    outside its worker's own work (dispatch, result transfer, waiting for a free worker excluded)."""
+    """What the manifest keeps of the executor's run. A unit's overhead is the time it spent outside its
+    worker's own work: dispatch and result transfer, plus, for a worker's first unit, starting the worker
+    (the mean carries those starts, the median is the steady per-unit cost)."""
     overheads = [schedule.seconds[unit] - schedule.worker_seconds[unit] for unit in schedule.done]
     return {"backend": backend, "workers": workers, "threads_per_unit": threads, "done": len(schedule.done),
             "failed": sorted(schedule.failed), "blocked": sorted(schedule.blocked),
             "unit_seconds": round(sum(schedule.worker_seconds.values()), 1),
-            "overhead_s": round(sum(overheads) / len(overheads), 3) if overheads else None}
+            "overhead_s": round(statistics.mean(overheads), 3) if overheads else None,
+            "overhead_median_s": round(statistics.median(overheads), 3) if overheads else None}
 
 
 def _backend(config: ExperimentConfig, store: RunStore, workers: int, threads: int) -> Backend:

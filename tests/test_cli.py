@@ -187,15 +187,21 @@ def test_a_patch_model_is_benchmarked_against_its_control_twin_and_the_report_sa
         tmp_path, models="[fastnet]",
         variants="{baseline: {}, patch: {patch: {target_class: 0}}, patch_control: {patch: {target_class: 0, control: true}}}",
         robustness="{enabled: false}", explain="{enabled: false, methods: [gradcam, saliency]}",
-        stress="{variants: [baseline], probes: [noise]}", concepts="{enabled: false}",
+        stress="{variants: [baseline], probes: [noise]}", concepts="{enabled: false}", seeds="[0, 1]",
     )
     result = _invoke("run", config, "--data", str(tiny_cifar), "--runs-dir", str(runs))
     assert result.exit_code == 0, result.output
     layout = RunLayout(runs / "tiny")
     benchmark = pd.read_csv(layout.tables.xai_benchmark)
     assert list(benchmark.columns) == [*BENCHMARK_COLUMNS, "control_run", "run"]
-    assert set(benchmark["run"]) == {"fastnet__patch__s0"} and set(benchmark["control_run"]) == {"fastnet__patch_control__s0"}
-    assert set(benchmark["method"]) == {"gradcam", "saliency", *BASELINES.names()} and len(benchmark) == 6 * 3
+    assert set(benchmark["run"]) == {"fastnet__patch__s0", "fastnet__patch__s1"}
+    assert set(benchmark["control_run"]) == {"fastnet__patch_control__s0", "fastnet__patch_control__s1"}
+    assert set(benchmark["method"]) == {"gradcam", "saliency", *BASELINES.names()} and len(benchmark) == 2 * 6 * 3
+    pooled = pd.read_csv(layout.tables.xai_benchmark_pooled)
+    assert len(pooled) == 6 * 3 and (pooled["seeds"] == 2).all() and set(pooled["variant"]) == {"patch"}
+    assert pooled.loc[pooled["kind"] == "method", "win_rate"].groupby(pooled["metric"]).sum().round(6).eq(1).all()
+    pairs = pd.read_csv(layout.tables.xai_benchmark_pairs)
+    assert len(pairs) == 3 and set(pairs[["method", "other"]].iloc[0]) == {"gradcam", "saliency"}
     assert (benchmark["contrast_low"] <= benchmark["contrast"]).all() and (benchmark["contrast"] <= benchmark["contrast_high"]).all()
     assert benchmark.loc[benchmark["kind"] == "method", "beats_baselines"].notna().all()
     reliance = pd.read_csv(layout.tables.patch_reliance).set_index("run")
@@ -205,7 +211,39 @@ def test_a_patch_model_is_benchmarked_against_its_control_twin_and_the_report_sa
     assert not layout.model("fastnet__patch_control__s0").stress.patch_localisation.exists()  # scored inside the benchmark
     report = layout.report_markdown.read_text()
     assert "Planted patch: benchmark against the control models (Top-K overlap)" in report
+    assert "Planted patch: benchmark pooled over seeds (Top-K overlap)" in report
+    sensitivity = pd.read_csv(layout.tables.patch_sensitivity)
+    assert set(sensitivity["run"]) == {"fastnet__patch__s0", "fastnet__patch__s1"}
+    assert set(zip(sensitivity["explained"], sensitivity["post"])) == {(e, p) for e in ("predicted", "target")
+                                                                       for p in ("raw", "abs", "relu")}
+    assert "Planted patch: the ranking under other explained outputs and post-processing" in report
+    assert layout.model("fastnet__patch__s0").stress.patch_contrast.exists()
+    assert "Planted patch: maps on the reliant model and on its control twin" in report
     assert "the control model fastnet (patch_control)" in report  # a finding says which maps survive it
+
+
+@pytest.mark.audit
+def test_patch_variants_of_several_settings_are_each_probed_with_their_own_patch_in_a_salience_sweep(tmp_path, tiny_cifar):
+    runs = tmp_path / "runs"
+    config = _config(
+        tmp_path, models="[fastnet]",
+        variants="{baseline: {}, magenta: {patch: {target_class: 0}}, grey: {patch: {target_class: 0, colour: [128, 128, 128], size: 5}}}",
+        robustness="{enabled: false}", explain="{enabled: false, methods: [gradcam, saliency]}",
+        stress="{variants: [baseline], probes: [noise]}", concepts="{enabled: false}",
+    )
+    result = _invoke("run", config, "--data", str(tiny_cifar), "--runs-dir", str(runs))
+    assert result.exit_code == 0, result.output
+    layout = RunLayout(runs / "tiny")
+    sweep = pd.read_csv(layout.tables.salience_sweep)
+    assert set(sweep["run"]) == {"fastnet__magenta__s0", "fastnet__grey__s0"} and set(sweep["method"]) == {"gradcam", "saliency"}
+    settings = sweep.drop_duplicates("run").set_index("run")["patch"]
+    assert settings.to_dict() == {"fastnet__magenta__s0": "rgb(255, 0, 255), 3 px at 32 px, fixed",
+                                  "fastnet__grey__s0": "rgb(128, 128, 128), 5 px at 32 px, fixed"}
+    assert sweep["contrast"].isna().all()  # no control twins in this run
+    probed = pd.read_csv(layout.tables.patch_reliance).set_index("run")["probed_patch"]
+    assert probed["fastnet__grey__s0"] == settings["fastnet__grey__s0"]  # each model probed with its own patch
+    assert probed["fastnet__baseline__s0"] == settings["fastnet__magenta__s0"]  # a baseline: the run's first patch
+    assert "Planted patch: salience sweep (patch colour, size and position)" in layout.report_markdown.read_text()
 
 
 @pytest.mark.audit

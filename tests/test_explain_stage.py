@@ -8,7 +8,7 @@ from synthetic import class_coloured_split
 from xaiquest.config import ExplainConfig
 from xaiquest.explainers import explain
 from xaiquest.explainers.quality import cascading_randomisation, sanity_flag
-from xaiquest.explain.stage import shared_sample
+from xaiquest.explain.stage import grid_rows, shared_sample
 from xaiquest.inference import prepare_batch, seed_everything
 from xaiquest.models import build_model
 
@@ -31,6 +31,15 @@ def test_the_shared_sample_is_stratified_seeded_and_the_same_for_every_call():
     assert torch.equal(first, second)
     assert torch.equal(torch.bincount(labels[first]), torch.full((10,), 2))
     assert not torch.equal(first, shared_sample(labels, ExplainConfig(per_class=2, seed=4)))
+
+
+def test_the_grid_keeps_every_row_that_fits_and_else_the_failures_and_a_spread_of_the_sample():
+    assert grid_rows(["sample"] * 5 + ["confident failure"] * 2, 24) == list(range(7))
+    kinds = ["sample"] * 100 + ["confident failure"] * 10
+    rows = grid_rows(kinds, 24)
+    assert len(rows) == 24 and rows[-10:] == list(range(100, 110))
+    assert rows[:14] == sorted(rows[:14]) and rows[0] == 0 and rows[13] == 99  # spread from the first to the last
+    assert len(grid_rows(["sample"] * 100 + ["confident failure"] * 50, 24)) == 24  # failures take at most half
 
 
 def test_explanations_are_redone_when_a_method_default_changes(smoke_run, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.explainers import EXPLAINERS, explain
 from xaiquest.explainers.quality.localisation import top_k_overlap
 from xaiquest.metrics.significance import correct_p_values
-from xaiquest.patch import control_split, poison_split, stamp, training_split
+from xaiquest.patch import control_split, describe, poison_split, stamp, training_split
 from xaiquest.runs import control_twin, planted_patch, run_keys, train_fingerprint
 from xaiquest.train.mixing import augmentation_names
 from xaiquest.stress.benchmark import (
@@ -30,6 +31,9 @@ from xaiquest.stress.benchmark import (
     localisation_scores,
     mean_ci,
     model_contrast,
+    pairwise_contrasts,
+    pooled_benchmark,
+    score_rows,
 )
 
 
@@ -330,3 +334,110 @@ def test_benchmark_table_contrasts_each_map_with_the_control_and_tests_it_agains
         benchmark_table(reliant, {"relies": control}, baselines)
     with pytest.raises(ConfigError, match="trivial baseline maps"):
         benchmark_table(reliant, controls, {})
+
+
+def _seed_scores(seed: int, images: int = 40) -> pd.DataFrame:
+    """One seed's per-image scores: ``relies`` lights the patch on the reliant model only, ``salient`` on both."""
+    rng = np.random.default_rng(seed)
+    base = {metric: rng.uniform(0, 0.4, images) for metric in LOCALISATION}
+    reliant = {"relies": {m: v + 0.5 for m, v in base.items()}, "salient": {m: v + 0.3 for m, v in base.items()}}
+    control = {"relies": base, "salient": reliant["salient"]}
+    baselines = {"random": {m: rng.uniform(0, 0.2, images) for m in LOCALISATION}}
+    return score_rows(reliant, control, baselines).assign(seed=seed)
+
+
+LOCALISATION = ("tko", "pointing", "mass_inside")
+
+
+def test_score_rows_keep_each_image_s_reliant_and_control_score() -> None:
+    rows = _seed_scores(0)
+    assert len(rows) == 3 * 3 * 40 and set(rows["kind"]) == {"method", "baseline"}
+    baseline = rows[rows["kind"] == "baseline"]
+    assert (baseline["reliant"] == baseline["control"]).all()
+    relies = rows[(rows["method"] == "relies") & (rows["metric"] == "tko")]
+    assert np.allclose(relies["reliant"] - relies["control"], 0.5)
+
+
+def test_pooling_three_seeds_gives_intervals_over_seeds_win_rates_and_significant_differences() -> None:
+    table, pairs = pooled_benchmark(pd.concat([_seed_scores(seed) for seed in range(3)], ignore_index=True))
+    tko = table[table["metric"] == "tko"].set_index("method")
+    assert (tko["seeds"] == 3).all() and (tko["images"] == 40).all()
+    assert tko.loc["relies", "contrast"] == pytest.approx(0.5) and not tko.loc["relies", "salience_driven"]
+    assert tko.loc["salient", "contrast"] == pytest.approx(0) and tko.loc["salient", "salience_driven"]
+    assert tko.loc["relies", "win_rate"] == 1 and tko.loc["salient", "win_rate"] == 0
+    assert np.isnan(tko.loc["random", "win_rate"])  # baselines have no contrast to win with
+    assert tko.loc["relies", "significantly_above"] == "salient" and tko.loc["salient", "significantly_above"] == ""
+    assert list(pairs.columns) == ["metric", "method", "other", "mean_difference", "p_value", "p_corrected", "significant"]
+    assert len(pairs) == 3 and pairs["significant"].all() and np.allclose(pairs["mean_difference"], 0.5)
+
+
+def test_pairwise_contrasts_find_no_difference_between_equal_methods_and_correct_for_the_pairs() -> None:
+    rng = np.random.default_rng(1)
+    same = rng.normal(0.2, 0.1, (3, 30))
+    pairs = pairwise_contrasts({"a": same, "b": same.copy(), "c": same + rng.normal(0, 0.1, (3, 30))})
+    assert not pairs["significant"].any()
+    assert pairs.loc[(pairs["method"] == "a") & (pairs["other"] == "b"), "p_value"].item() == 1.0
+    assert (pairs["p_corrected"] >= pairs["p_value"]).all()
+
+
+def test_the_sensitivity_table_shows_a_ranking_that_flips_with_absolute_values() -> None:
+    from xaiquest.stress.sensitivity import SENSITIVITY_COLUMNS, sensitivity_table
+
+    masks = torch.zeros(6, 8, 8, dtype=torch.bool)
+    masks[:, :2, :2] = True
+    background = torch.rand(6, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.1
+    maps = {"for": background + 2 * masks, "against": background - 2 * masks, "weak": background + 0.05 * masks}
+    table = sensitivity_table({"predicted": maps, "target": maps}, masks)
+    assert list(table.columns) == list(SENSITIVITY_COLUMNS) and len(table) == 2 * 3 * 3
+    rows = table.set_index(["explained", "post", "method"])
+    assert rows.loc[("predicted", "raw", "for"), "tko"] == 1 and rows.loc[("predicted", "raw", "against"), "tko"] == 0
+    assert rows.loc[("predicted", "abs", "against"), "tko"] == 1 and rows.loc[("predicted", "relu", "against"), "tko"] == 0
+    assert rows.loc[("predicted", "raw", "for"), "rank_tko"] == 1 and rows.loc[("predicted", "raw", "against"), "rank_tko"] == 3
+    assert rows.loc[("predicted", "raw", "for"), "kendall_tau_vs_default"] == pytest.approx(1)
+    assert rows.loc[("target", "raw", "for"), "kendall_tau_vs_default"] == pytest.approx(1)  # the same maps
+    assert rows.loc[("predicted", "abs", "for"), "kendall_tau_vs_default"] < 1  # "against" climbs to the top
+
+
+def test_target_class_maps_are_recomputed_only_where_the_model_predicts_another_class() -> None:
+    from xaiquest.stress.sensitivity import target_class_maps
+
+    predicted = {"m": torch.zeros(4, 2, 2)}
+    asked: list[tuple[list[int], list[int]]] = []
+
+    def explain_images(method: str, chosen: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        asked.append((chosen.tolist(), classes.tolist()))
+        return torch.ones(len(chosen), 2, 2)
+
+    maps = target_class_maps(predicted, torch.tensor([0, 3, 0, 5]), 0, explain_images)
+    assert asked == [([1, 3], [0, 0])]
+    assert maps["m"].sum((1, 2)).tolist() == [0, 4, 0, 4] and predicted["m"].sum() == 0
+
+
+def test_a_mean_colour_patch_takes_each_image_s_own_mean_colour() -> None:
+    images = torch.stack([torch.full((3, 32, 32), 10, dtype=torch.uint8), torch.full((3, 32, 32), 200, dtype=torch.uint8)])
+    images[1, 0] = 100
+    stamped, masks = stamp(images, PatchConfig(colour="mean", size=2))
+    assert masks.sum((1, 2)).tolist() == [4, 4]
+    pixels = stamped.permute(0, 2, 3, 1)
+    assert pixels[0][masks[0]].eq(torch.tensor([10, 10, 10], dtype=torch.uint8)).all()
+    assert pixels[1][masks[1]].eq(torch.tensor([100, 200, 200], dtype=torch.uint8)).all()
+
+
+def test_the_salience_sweep_puts_each_setting_s_reliance_beside_its_methods_localisation() -> None:
+    from xaiquest.stress.sensitivity import SWEEP_COLUMNS, salience_sweep
+
+    settings = pd.DataFrame({"run": ["a", "b"], "patch": [describe(PatchConfig()), describe(PatchConfig(colour="mean"))]})
+    reliance = pd.DataFrame({"run": ["a", "b", "base"], "attack_success": [0.9, 0.2, 0.0]})
+    localisation = pd.DataFrame({"run": ["a", "a", "b", "b"], "method": ["g", "s"] * 2, "tko": [0.8, 0.5, 0.1, 0.4]})
+    benchmark = pd.DataFrame({"run": ["a", "a"], "method": ["g", "s"], "metric": "tko", "kind": "method",
+                              "contrast": [0.6, 0.0], "salience_driven": [False, True]})
+    sweep = salience_sweep(settings, reliance, localisation, benchmark)
+    assert list(sweep.columns) == list(SWEEP_COLUMNS) and len(sweep) == 4
+    rows = sweep.set_index(["run", "method"])
+    assert rows.loc[("a", "g"), "attack_success"] == 0.9 and rows.loc[("a", "g"), "contrast"] == 0.6
+    assert np.isnan(rows.loc[("b", "s"), "contrast"]) and rows.loc[("b", "s"), "tko"] == 0.4
+
+
+def test_a_patch_is_described_by_colour_size_and_position() -> None:
+    assert describe(PatchConfig()) == "rgb(255, 0, 255), 3 px at 32 px, fixed"
+    assert describe(PatchConfig(colour="mean", size=5, position="random")) == "mean colour, 5 px at 32 px, random"

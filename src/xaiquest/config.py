@@ -94,7 +94,9 @@ class PatchConfig(Section):
 
     target_class: int = Field(0, ge=0, description="checked against the data's classes before any work")
     fraction: float = Field(1.0, ge=0, le=1, description="share of the target class's training images stamped")
-    colour: tuple[Channel, Channel, Channel] = (255, 0, 255)
+    colour: tuple[Channel, Channel, Channel] | Literal["mean"] = Field(
+        (255, 0, 255), description="RGB 0-255, or 'mean': each image's own mean colour (salient by its flatness only)"
+    )
     size: int = Field(3, ge=1, description="side in pixels at 32 px, scaled with the image side (xaiquest.patch)")
     position: Literal["fixed", "random"] = "fixed"
     control: bool = Field(

@@ -144,9 +144,19 @@ class StressFiles:
         return self.table("patch_localisation")
 
     @property
+    def patch_sensitivity(self) -> Path:
+        """The patch localisation per explained output and map post-processing (reliant models)."""
+        return self.table("patch_sensitivity")
+
+    @property
     def xai_benchmark(self) -> Path:
         """The planted-patch benchmark against the control twin (patch models that have one)."""
         return self.table("xai_benchmark")
+
+    @property
+    def xai_scores(self) -> Path:
+        """The benchmark's per-image scores (reliant, control, baselines), pooled over seeds at run level."""
+        return self.folder / "xai_scores.csv"
 
     def before_after(self, probe: str) -> Path:
         """A few images and their explanations before and after ``probe``."""
@@ -163,6 +173,11 @@ class StressFiles:
     @property
     def patch_maps(self) -> Path:
         return self.folder / "patch_maps.png"
+
+    @property
+    def patch_contrast(self) -> Path:
+        """The same stamped images' maps on the reliant model and on its control twin, side by side."""
+        return self.folder / "patch_contrast.png"
 
 
 @dataclass(frozen=True)
@@ -254,7 +269,8 @@ class ModelFiles:
 EXPLAIN_TABLES = {"quality": "explain_quality"}
 """Per-model explain table -> the run table that gathers it."""
 STRESS_TABLES = {"probes": "stress_probes", "focus": "stress_focus", "layerwise": "layerwise",
-                 "patch_localisation": "patch_localisation", "xai_benchmark": "xai_benchmark"}
+                 "patch_localisation": "patch_localisation", "xai_benchmark": "xai_benchmark",
+                 "patch_sensitivity": "patch_sensitivity"}
 """Per-model stress table -> the run table that gathers it."""
 CONCEPT_TABLES = {"bias": "concepts_bias", "colour_reliance": "concepts_colour_reliance", "tcav": "concepts_tcav",
                   "detectors": "concepts_detectors", "top_units": "concepts_top_units"}
@@ -293,6 +309,10 @@ class Tables:
     patch_localisation = property(lambda self: self.csv(STRESS_TABLES["patch_localisation"]))
     patch_reliance = property(lambda self: self.csv("patch_reliance"))
     xai_benchmark = property(lambda self: self.csv(STRESS_TABLES["xai_benchmark"]))
+    patch_sensitivity = property(lambda self: self.csv(STRESS_TABLES["patch_sensitivity"]))
+    salience_sweep = property(lambda self: self.csv("salience_sweep"))
+    xai_benchmark_pooled = property(lambda self: self.csv("xai_benchmark_pooled"))
+    xai_benchmark_pairs = property(lambda self: self.csv("xai_benchmark_pairs"))
     concepts_summary = property(lambda self: self.csv("concepts_summary"))
     concepts_colour_reliance = property(lambda self: self.csv(CONCEPT_TABLES["colour_reliance"]))
     concepts_tcav = property(lambda self: self.csv(CONCEPT_TABLES["tcav"]))

@@ -100,8 +100,21 @@ def stamp(
     n, _, height, width = images.shape
     tops, lefts = patch_origins(patch, n, height, width, generator, corner, margin)
     masks = square_masks(tops.to(images.device), lefts.to(images.device), patch_side(patch, height, width), height, width)
-    colour = torch.tensor(patch.colour, dtype=torch.uint8, device=images.device).view(1, 3, 1, 1)
-    return torch.where(masks[:, None], colour, images), masks
+    return torch.where(masks[:, None], patch_colour(images, patch), images), masks
+
+
+def describe(patch: PatchConfig) -> str:
+    """``rgb(255, 0, 255), 3 px at 32 px, fixed``: which patch a probe stamped, for tables and records."""
+    colour = "mean colour" if patch.colour == "mean" else f"rgb{tuple(patch.colour)}"
+    return f"{colour}, {patch.size} px at 32 px, {patch.position}"
+
+
+def patch_colour(images: torch.Tensor, patch: PatchConfig) -> torch.Tensor:
+    """The uint8 colour stamped on each image, ``[N or 1,3,1,1]``: the configured RGB, or each image's own mean
+    colour (``"mean"``: a flat square in the image's average colour, the salience sweep's least salient patch)."""
+    if patch.colour == "mean":
+        return images.float().mean((2, 3), keepdim=True).round().to(torch.uint8)
+    return torch.tensor(patch.colour, dtype=torch.uint8, device=images.device).view(1, 3, 1, 1)
 
 
 def poison_split(split: Split, patch: PatchConfig, seed: int) -> tuple[Split, torch.Tensor]:

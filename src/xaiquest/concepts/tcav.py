@@ -17,7 +17,8 @@ per layer.
 Significance as in Kim et al.: the scores of a concept against N random sets are compared with
 the scores of a reference random set against the same N random sets by a two-sided t-test, and
 the p-values of every (layer, concept, class) test of a model are corrected together (Holm or
-Bonferroni).
+Bonferroni). A (layer, class) whose random-vs-random scores are all 0 or 1 is not tested
+(:func:`degenerate_null`): the sign count carries no information about any concept there.
 """
 
 from __future__ import annotations
@@ -97,16 +98,27 @@ def tcav_table(
         scores = (per_class / torch.bincount(labels, minlength=num_classes).clamp_min(1)[:, None]).numpy()
         scores = scores.reshape(num_classes, len(heads), len(counterparts))
         null = scores[:, -1]
+        degenerate = degenerate_null(null)
         for k, name in enumerate(names):
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # identical constant samples give a NaN p-value: no evidence
                 p_values = ttest_ind(scores[:, k], null, axis=1).pvalue
             for c in torch.unique(labels).tolist():
+                untestable = degenerate[c] or np.isnan(p_values[c])
                 rows.append({"depth": layer, "concept": name, "class_index": c, "tcav": scores[c, k].mean(),
                              "tcav_std": scores[c, k].std(ddof=1), "random_tcav": null[c].mean(),
-                             "p_value": 1.0 if np.isnan(p_values[c]) else float(p_values[c]),
+                             "p_value": 1.0 if untestable else float(p_values[c]), "degenerate": bool(degenerate[c]),
                              "cav_accuracy": accuracy[k]})
     return pd.DataFrame(rows)
+
+
+def degenerate_null(null: np.ndarray) -> np.ndarray:
+    """Per class, whether every random-vs-random TCAV score is 0 or 1: the class gradient then has the same
+    sign along a random direction for all of the class's images, i.e. it hardly depends on the input (a
+    random network; a layer followed only by pooling and a linear head). A sign count cannot measure a
+    concept's influence there: any stable direction scores 0 or 1 against a null split between the two,
+    so the t-test would call every distinct concept significant. Such tests are reported with p = 1."""
+    return ((null == 0) | (null == 1)).all(axis=1)
 
 
 def with_significance(table: pd.DataFrame, alpha: float, method: str) -> pd.DataFrame:

@@ -59,6 +59,8 @@ QUALITY_PLOTS = (("deletion_auc", "deletion AUC, pixels to the {deletion_baselin
                  ("seconds_per_image", "seconds per image"))
 BASELINE_NAMES = {"mean": "mean colour", "blur": "blurred image"}
 CROSS_MODEL_IMAGES = 3
+GRID_ROWS = 24
+"""Most images in one model's explanation grid (a 100-class sample has over 100); all maps stay in ``maps.pt``."""
 
 
 def explain_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
@@ -125,9 +127,24 @@ def _explain_unit(key: RunKey, files: ModelFiles, store: RunStore, data: AuditDa
     atomic_write_text(out.agreement_spearman, rank.to_csv())
     save_figure(agreement_figure(iou, rank, f"{key.id}: agreement between methods"), out.agreement_figure)
     titles = [_row_title(row, data.classes) for row in selection.itertuples()]
-    save_figure(explanation_grid(data.test.images[indices], maps, titles, f"{key.id}: explanations of the predicted class"),
+    shown = grid_rows(kinds, GRID_ROWS)
+    cut = "" if len(shown) == len(kinds) else f" ({len(shown)} of {len(kinds)} images; every map is in explain/maps.pt)"
+    save_figure(explanation_grid(data.test.images[indices[shown]], {m: v[shown] for m, v in maps.items()},
+                                 [titles[i] for i in shown], f"{key.id}: explanations of the predicted class{cut}"),
                 out.grid, dpi=110)
     return Finished([out.maps, out.quality])
+
+
+def grid_rows(kinds: list[str], cap: int) -> list[int]:
+    """The rows of the explanation grid: all when they fit under ``cap``, else every confident failure (up to
+    half the cap) and sample images evenly spread over the rest, so a 100-class run's figure stays readable."""
+    if len(kinds) <= cap:
+        return list(range(len(kinds)))
+    failures = [i for i, kind in enumerate(kinds) if kind != "sample"][: cap // 2]
+    sample = [i for i, kind in enumerate(kinds) if kind == "sample"]
+    room = cap - len(failures)
+    spread = [sample[round(j * (len(sample) - 1) / max(1, room - 1))] for j in range(min(room, len(sample)))]
+    return sorted(set(spread)) + failures
 
 
 def _explain_and_score(method: str, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,

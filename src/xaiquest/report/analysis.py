@@ -15,9 +15,13 @@ from xaiquest.report.reader import (
     CONCEPTS_SUMMARY,
     CONCEPTS_TCAV,
     CONCEPTS_TOP_UNITS,
+    PATCH_SENSITIVITY,
+    SALIENCE_SWEEP,
     XAI_BENCHMARK,
+    XAI_BENCHMARK_POOLED,
 )
-from xaiquest.report.rules.benchmark import benchmark_rows, contrast_text
+from xaiquest.report.rules.benchmark import BENCHMARK_METRIC, benchmark_rows, contrast_text
+from xaiquest.report.text import has_columns
 from xaiquest.report.findings import (
     COMPARISON,
     CRITERIA,
@@ -72,6 +76,11 @@ def stress_section(run: RunTables, findings: list[Finding]) -> Section | None:
             "mass_inside": "Mass inside (%)", "win_rate": "Win rate (%)"},
             percent=("pointing", "mass_inside", "win_rate")), PATCH_LOCALISATION))
     blocks.append(_benchmark_block(run))
+    blocks.append(_pooled_block(run))
+    blocks.append(_sensitivity_block(run))
+    blocks.append(_sweep_block(run))
+    blocks.append(model_gallery(run, "Planted patch: maps on the reliant model and on its control twin",
+                                MODEL_RELATIVE.stress.patch_contrast, "reliant (left) and control (right) maps", columns=1))
     blocks.append(files_gallery(run, "Planted patch figures", "patch_"))
     return section_of("stress", "Stress tests, bias probes and the planted patch",
                       "How predictions move under controlled changes of the input (stress and bias probes), and "
@@ -97,6 +106,26 @@ def _benchmark_block(run: RunTables) -> TableBlock | None:
         "Beats all baselines": as_bool(rows["beats_baselines"]).map(yes_no).where(rows["kind"] == "method", "(baseline)"),
         "Rank": rows["rank"]})
     return TableBlock("Planted patch: benchmark against the control models (Top-K overlap)", shown, XAI_BENCHMARK)
+
+
+def _pooled_block(run: RunTables) -> TableBlock | None:
+    """The benchmark pooled over seeds (Top-K overlap): intervals over images and seeds, win rates across
+    seeds, and which methods' contrasts are significantly above which (paired Wilcoxon, Holm-corrected)."""
+    table = run.csv(XAI_BENCHMARK_POOLED)
+    if not has_columns(table, "model", "variant", "metric", "method", "kind", "contrast", "win_rate",
+                       "significantly_above", "salience_driven", "beats_baselines", "rank", "seeds"):
+        return None
+    rows = table[table["metric"] == BENCHMARK_METRIC].sort_values(["model", "variant", "rank"], kind="stable")
+    yes_no = {True: "yes", False: "no"}
+    shown = pd.DataFrame({
+        "Model": rows["model"] + " (" + rows["variant"] + ")", "Map": rows["method"], "Seeds": rows["seeds"],
+        "Contrast [interval]": [contrast_text(row).removeprefix("contrast ") for _, row in rows.iterrows()],
+        "Win rate": rows["win_rate"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}"),
+        "Significantly above": rows["significantly_above"].fillna("").str.replace(";", ", "),
+        "Salience-driven": as_bool(rows["salience_driven"]).map(yes_no),
+        "Beats all baselines": as_bool(rows["beats_baselines"]).map(yes_no).where(rows["kind"] == "method", "(baseline)"),
+        "Rank": rows["rank"]})
+    return TableBlock("Planted patch: benchmark pooled over seeds (Top-K overlap)", shown, XAI_BENCHMARK_POOLED)
 
 
 def concepts_section(run: RunTables, findings: list[Finding]) -> Section | None:
@@ -251,3 +280,37 @@ def reflection_section(run: RunTables, findings: list[Finding]) -> Section | Non
                    "What the findings imply for bias, reliability and generalisation. Each point cites the findings "
                    "(F-numbers) it rests on instead of repeating them; a category without measurements says so.",
                    tuple(blocks))
+
+
+def _sensitivity_block(run: RunTables) -> TableBlock | None:
+    """Per reliant model and setting (explained output x post-processing): the method that localises the patch
+    best and how far the whole ranking moves from the benchmark's own setting (Kendall's tau)."""
+    table = run.csv(PATCH_SENSITIVITY)
+    if not has_columns(table, "run", "explained", "post", "method", "tko", "rank_tko", "kendall_tau_vs_default"):
+        return None
+    best = table.sort_values("rank_tko", kind="stable").groupby(["run", "explained", "post"], sort=False).head(1)
+    best = best.sort_values(["run", "explained", "post"], kind="stable")
+    shown = pd.DataFrame({
+        "Model": best["run"].map(run.labels(best["run"])), "Explained": best["explained"], "Map": best["post"],
+        "Best method (TKO)": [f"{row.method} ({row.tko:.3f})" for row in best.itertuples()],
+        "Kendall tau vs predicted/raw": best["kendall_tau_vs_default"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")})
+    return TableBlock("Planted patch: the ranking under other explained outputs and post-processing", shown,
+                      PATCH_SENSITIVITY)
+
+
+def _sweep_block(run: RunTables) -> TableBlock | None:
+    """Per patch setting of a salience sweep: reliance, how many explainers' localisation survives the control,
+    and the best one by model contrast (by Top-K overlap where the setting has no control twin)."""
+    table = run.csv(SALIENCE_SWEEP)
+    if not has_columns(table, "run", "patch", "attack_success", "method", "tko", "contrast", "salience_driven"):
+        return None
+    rows = []
+    for run_id, group in table.groupby("run", sort=False):
+        key = "contrast" if group["contrast"].notna().any() else "tko"
+        best = group.loc[group[key].idxmax()]
+        driven = as_bool(group["salience_driven"].fillna(True))
+        rows.append({"Model": run.labels([run_id])[run_id], "Patch": best["patch"],
+                     "Attack success": f"{best['attack_success']:.0%}",
+                     "Surviving the control": f"{int((~driven).sum())} of {len(group)}" if key == "contrast" else "(no control)",
+                     "Best method": f"{best['method']} ({'contrast' if key == 'contrast' else 'TKO'} {best[key]:.3f})"})
+    return TableBlock("Planted patch: salience sweep (patch colour, size and position)", pd.DataFrame(rows), SALIENCE_SWEEP)

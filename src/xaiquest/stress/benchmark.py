@@ -272,3 +272,91 @@ def benchmark_table(reliant: Scores, control: Scores, baselines: Scores, confide
     table = pd.DataFrame(rows)
     table["rank"] = table.groupby("metric")["contrast"].rank(ascending=False, method="min").astype(int)
     return table[list(BENCHMARK_COLUMNS)]
+
+
+PAIR_COLUMNS = ("metric", "method", "other", "mean_difference", "p_value", "p_corrected", "significant")
+"""The columns of :func:`pairwise_contrasts`, in order."""
+
+
+def pairwise_contrasts(contrasts: Mapping[str, object], alpha: float = 0.05, correction: str = "holm") -> pd.DataFrame:
+    """Which methods' model contrasts differ: every pair, a two-sided paired Wilcoxon signed-rank test
+    over images (each image's contrast averaged over seeds first: images are the paired units, as in
+    :func:`beats_baselines`), p-values corrected over all pairs of the metric. One row per pair, with
+    ``mean_difference`` = method minus other and ``significant`` = ``p_corrected < alpha``."""
+    from scipy.stats import wilcoxon
+
+    from xaiquest.metrics.significance import correct_p_values
+
+    means = {name: as_seed_matrix(values).mean(0) for name, values in contrasts.items()}
+    names = list(means)
+    rows = []
+    for index, name in enumerate(names):
+        for other in names[index + 1 :]:
+            differences = finite_images((means[name] - means[other])[None])[0]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ties and zeros: zsplit handles them
+                p_value = wilcoxon(differences, zero_method="zsplit").pvalue if differences.any() else 1.0
+            rows.append({"method": name, "other": other, "mean_difference": float(differences.mean()),
+                         "p_value": 1.0 if math.isnan(p_value) else float(p_value)})
+    table = pd.DataFrame(rows, columns=["method", "other", "mean_difference", "p_value"])
+    table["p_corrected"] = correct_p_values(table["p_value"].to_numpy(), correction) if len(table) else []
+    table["significant"] = table["p_corrected"] < alpha
+    return table
+
+
+def significantly_above(pairs: pd.DataFrame) -> dict[str, list[str]]:
+    """Method -> the methods whose contrast it significantly exceeds (from :func:`pairwise_contrasts` rows)."""
+    above: dict[str, list[str]] = {}
+    for row in pairs[pairs["significant"]].itertuples():
+        winner, loser = (row.method, row.other) if row.mean_difference > 0 else (row.other, row.method)
+        above.setdefault(str(winner), []).append(str(loser))
+    return above
+
+
+def pooled_benchmark(scores: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The benchmark of one architecture and variant pooled over its seeds, from the per-image scores of
+    each seed's reliant model and control twin (columns seed, image, method, kind, metric, reliant,
+    control: :func:`score_rows`). The images are the same in every seed (the stress stage's seeded
+    subset), so the scores form ``[S,N]`` matrices and every interval covers images and seeds.
+
+    Returns the :func:`benchmark_table` with two more columns, ``win_rate`` (share of (seed, image)
+    contests where the map's contrast is the highest of the methods', source document 002) and
+    ``significantly_above`` (the methods of the same metric whose contrast it significantly
+    exceeds), and the pairwise tests themselves (:func:`pairwise_contrasts`, methods only)."""
+    from xaiquest.explainers.quality import win_rates
+
+    def matrices(kind: str, column: str) -> dict[str, dict[str, np.ndarray]]:
+        rows = scores[scores["kind"] == kind]
+        return {method: {metric: group.pivot(index="seed", columns="image", values=column).to_numpy()
+                         for metric, group in by_method.groupby("metric")}
+                for method, by_method in rows.groupby("method", sort=False)}
+
+    reliant, control, baselines = matrices("method", "reliant"), matrices("method", "control"), matrices("baseline", "reliant")
+    table = benchmark_table(reliant, control, baselines, seed=seed)
+    methods = scores[scores["kind"] == "method"].assign(score=lambda frame: frame["reliant"] - frame["control"])
+    pairs, wins, above = [], [], {}
+    for metric, rows in methods.groupby("metric"):
+        wins.append(win_rates(rows[["seed", "image", "method", "score"]]).assign(metric=metric))
+        contrasts = {method: group.pivot(index="seed", columns="image", values="score").to_numpy()
+                     for method, group in rows.groupby("method", sort=False)}
+        tested = pairwise_contrasts(contrasts).assign(metric=metric)
+        pairs.append(tested)
+        above |= {(metric, method): losers for method, losers in significantly_above(tested).items()}
+    win_table = pd.concat(wins).set_index(["metric", "method"])["win_rate"]
+    keys = list(zip(table["metric"], table["method"]))
+    table["win_rate"] = [win_table.get(key, np.nan) for key in keys]
+    table["significantly_above"] = [";".join(above.get(key, [])) for key in keys]
+    return table, pd.concat(pairs, ignore_index=True)[list(PAIR_COLUMNS)]
+
+
+def score_rows(reliant: Scores, control: Scores, baselines: Scores) -> pd.DataFrame:
+    """The per-image scores behind one :func:`benchmark_table`, long (method, kind, metric, image,
+    reliant, control; a baseline's map is the same for both models): what pooling over seeds reads."""
+    frames = []
+    for kind, maps, twins in (("method", reliant, control), ("baseline", baselines, baselines)):
+        for method, metrics in maps.items():
+            for metric, values in metrics.items():
+                on_reliant, on_control = as_seed_matrix(values)[0], as_seed_matrix(twins[method][metric])[0]
+                frames.append(pd.DataFrame({"method": method, "kind": kind, "metric": metric, "image": range(len(on_reliant)),
+                                            "reliant": on_reliant, "control": on_control}))
+    return pd.concat(frames, ignore_index=True)

@@ -68,6 +68,28 @@ def patch_figure(
     return fig
 
 
+def contrast_figure(images: torch.Tensor, reliant: Mapping[str, torch.Tensor], control: Mapping[str, torch.Tensor],
+                    masks: torch.Tensor, title: str) -> Figure:
+    """Rows = methods; for each image, its map on the reliant model beside its map on the control twin,
+    the patch outlined: a map that looks the same on both follows the patch's salience, not its use."""
+    methods, count = list(reliant), len(images)
+    fig = Figure(figsize=(CELL * 2 * count + 0.8, CELL * len(methods) + 0.8))
+    axes = fig.subplots(len(methods), 2 * count, squeeze=False)
+    for row, method in enumerate(methods):
+        for index in range(count):
+            for offset, maps in ((0, reliant), (1, control)):
+                ax = axes[row, 2 * index + offset]
+                overlay(ax, images[index], maps[method][index])
+                ax.contour(masks[index].cpu().numpy().astype(float), levels=[0.5], colors="white", linewidths=0.6)
+        axes[row, 0].set_ylabel(method, fontsize=6, rotation=0, ha="right", va="center")
+    for index in range(count):
+        axes[0, 2 * index].set_title(f"image {index + 1}: reliant", fontsize=6)
+        axes[0, 2 * index + 1].set_title("control", fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def probe_curve_figure(table: pd.DataFrame, x: str, y: str, hue: str, title: str = "") -> Figure:
     """``y`` against the probe intensity ``x``, one line per ``hue`` value (mean over other columns).
 

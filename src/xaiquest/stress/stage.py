@@ -32,16 +32,25 @@ from xaiquest.figures import save_figure
 from xaiquest.inference import audit_logits, prepare_batch
 from xaiquest.layout import STRESS_TABLES, ModelFiles, StressFiles, unit_name
 from xaiquest.metrics.calibration import expected_calibration_error
-from xaiquest.patch import stamp, stamp_parameters
+from xaiquest.patch import describe, stamp, stamp_parameters
 from xaiquest.runs import AuditData, RunKey, control_twin, evaluate_fingerprint, load_trained, planted_patch, run_keys
 from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint
 from xaiquest.stress.background import mask_gallery_figure
-from xaiquest.stress.benchmark import BASELINES, Scores, baseline_map, benchmark_table, localisation_scores
-from xaiquest.stress.figures import before_after_figure, patch_figure, probe_curve_figure
+from xaiquest.stress.benchmark import (
+    BASELINES,
+    Scores,
+    baseline_map,
+    benchmark_table,
+    localisation_scores,
+    pooled_benchmark,
+    score_rows,
+)
+from xaiquest.stress.figures import before_after_figure, contrast_figure, patch_figure, probe_curve_figure
 from xaiquest.stress.focus import focus_shift_table
 from xaiquest.stress.layerwise import depth_metric_figure, first_layer_filters_figure, layerwise_table
 from xaiquest.stress.patch import reliance_metrics
 from xaiquest.stress.probes import PROBES, apply_probe
+from xaiquest.stress.sensitivity import salience_sweep, sensitivity_table, target_class_maps
 from xaiquest.units import Finished, UnitSpec, gather_tables, in_worker, per_model_units, run_per_model
 
 BEFORE_AFTER_PROBES = ("noise", "occlusion_centre", "background_swap")
@@ -54,6 +63,10 @@ class StressInputs:
     clean: Split
     foreground: torch.Tensor
     patch: PatchConfig | None
+
+
+CONTRAST_IMAGES = 3
+"""Stamped images in the reliant-versus-control figure (each method is a row, two maps per image)."""
 
 
 def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, device: torch.device) -> None:
@@ -123,12 +136,21 @@ def _probes_patch(config: ExperimentConfig, key: RunKey) -> bool:
                                                   or key.variant == BASELINE)
 
 
+_FOREGROUND: dict[tuple[str, int, int], torch.Tensor] = {}
+"""GrabCut masks of the stress subset by (data fingerprint, size, seed): GrabCut is the stage's costly preamble,
+and an executor's worker that runs several models' stress units computes them once."""
+
+
 def _inputs(config: ExperimentConfig, data: AuditData) -> StressInputs:
     cfg = config.stress
     n = min(cfg.test_images, len(data.test) - 1)
     _, chosen = stratified_indices(data.test.labels, n, cfg.seed)
     clean = data.test.subset(chosen)
-    return StressInputs(clean, foreground_masks(clean.images), planted_patch(config))
+    key = (data.fingerprint, n, cfg.seed)
+    if key not in _FOREGROUND:
+        _FOREGROUND.clear()  # one run's subset at a time
+        _FOREGROUND[key] = foreground_masks(clean.images)
+    return StressInputs(clean, _FOREGROUND[key], planted_patch(config))
 
 
 def _probe_battery(model: nn.Module, key: RunKey, out: StressFiles, inputs: StressInputs, config: ExperimentConfig,
@@ -181,15 +203,19 @@ def _probe_row(probe: str, intensity: object, logits: torch.Tensor, labels: torc
 def _patch_probe(model: nn.Module, key: RunKey, out: StressFiles, inputs: StressInputs, config: ExperimentConfig,
                  device: torch.device, clean_logits: torch.Tensor, trained_patch: PatchConfig | None,
                  twin: tuple[RunKey, nn.Module] | None) -> None:
-    """Reliance on the experiment's patch; for a model that learned it as a cue (not a control twin), explainer
-    localisation on it, and with a control ``twin`` (its key and model) the benchmark against it."""
-    spec, clean = inputs.patch, inputs.clean
+    """Reliance on the patch the model was trained with (a baseline: the experiment's first patch); for a model
+    that learned it as a cue (not a control twin), explainer localisation on it, and with a control ``twin``
+    (its key and model) the benchmark against it. Probing each model with its own patch is what lets a
+    salience sweep (patch variants of several colours, sizes, positions) compare the settings."""
+    clean = inputs.clean
+    spec = inputs.patch if trained_patch is None else trained_patch.model_copy(update={"control": False})
     stamped, masks = stamp(clean.images, spec, torch.Generator().manual_seed(config.stress.seed))
     stamped_logits = audit_logits(model, stamped, device, config)
     reliance = reliance_metrics(clean_logits, stamped_logits, clean.labels, spec.target_class)
     reliance["ece_stamped"] = expected_calibration_error(stamped_logits.softmax(1), clean.labels)
     reliance["trained_with_patch"] = trained_patch is not None
     reliance["control"] = trained_patch is not None and trained_patch.control
+    reliance["probed_patch"] = describe(spec)
     atomic_write_json(out.patch, reliance)
     if trained_patch is None or trained_patch.control:
         return
@@ -204,25 +230,63 @@ def _patch_probe(model: nn.Module, key: RunKey, out: StressFiles, inputs: Stress
     wins = win_rates(per_image.rename(columns={"tko": "score"})[["image", "method", "score"]]).set_index("method")["win_rate"]
     table = per_image.groupby("method", sort=False)[["tko", "pointing", "mass_inside"]].mean().assign(win_rate=wins).reset_index()
     atomic_write_text(out.patch_localisation, table.to_csv(index=False))
+    by_target = target_class_maps(maps, targets, spec.target_class,
+                                  lambda method, chosen, classes: explain(method, model, x[chosen], classes))
+    atomic_write_text(out.patch_sensitivity,
+                      sensitivity_table({"predicted": maps, "target": by_target}, region).to_csv(index=False))
     save_figure(patch_figure(stamped[others[0]], {m: v[0] for m, v in maps.items()}, f"{key.id}: patched image", masks[others[0]]),
                 out.patch_maps, dpi=110)
     if twin is None:
-        out.xai_benchmark.unlink(missing_ok=True)  # left from a run whose config still had the twin
+        for left in (out.xai_benchmark, out.xai_scores, out.patch_contrast):  # from a run whose config had the twin
+            left.unlink(missing_ok=True)
         return
+    _against_twin(key, out, twin, stamped[others], x, region, maps, scores, config, device)
+
+
+def _against_twin(key: RunKey, out: StressFiles, twin: tuple[RunKey, nn.Module], images: torch.Tensor, x: torch.Tensor,
+                  region: torch.Tensor, maps: dict[str, torch.Tensor], reliant: Scores, config: ExperimentConfig,
+                  device: torch.device) -> None:
+    """The benchmark of the reliant model's maps against its control twin's (each model explaining its own
+    predicted class on the same stamped ``images``) and the trivial baselines': the table, its per-image
+    scores (pooled over seeds at run level) and the figure of both models' maps side by side."""
     twin_key, twin_model = twin
-    benchmark = _benchmark(twin_model, stamped[others], x, region, scores, config, device)
-    atomic_write_text(out.xai_benchmark, benchmark.assign(control_run=twin_key.id).to_csv(index=False))
-
-
-def _benchmark(twin: nn.Module, images: torch.Tensor, x: torch.Tensor, region: torch.Tensor, reliant: Scores,
-               config: ExperimentConfig, device: torch.device) -> pd.DataFrame:
-    """The reliant model's localisation scores against its control twin's and the trivial baselines' on the same
-    stamped ``images`` (uint8; ``x`` prepared for the models): each model explains its own predicted class."""
-    targets = audit_logits(twin, images, device, config).argmax(1).to(device)
-    control = {method: localisation_scores(explain(method, twin, x, targets), region) for method in reliant}
+    twin_targets = audit_logits(twin_model, images, device, config).argmax(1).to(device)
+    twin_maps = {method: explain(method, twin_model, x, twin_targets) for method in maps}
+    control = {method: localisation_scores(twin_maps[method], region) for method in reliant}
     seed = config.stress.seed
     baselines = {name: localisation_scores(baseline_map(name, images, seed), region) for name in BASELINES.names()}
-    return benchmark_table(reliant, control, baselines, seed=seed)
+    benchmark = benchmark_table(reliant, control, baselines, seed=seed)
+    atomic_write_text(out.xai_benchmark, benchmark.assign(control_run=twin_key.id).to_csv(index=False))
+    atomic_write_text(out.xai_scores, score_rows(reliant, control, baselines).to_csv(index=False))
+    shown = slice(0, CONTRAST_IMAGES)
+    save_figure(contrast_figure(images[shown], {m: v[shown] for m, v in maps.items()},
+                                {m: v[shown] for m, v in twin_maps.items()}, region[shown],
+                                f"{key.id} (reliant) against {twin_key.id} (control): the same stamped images"),
+                out.patch_contrast, dpi=110)
+
+
+def _pool_seeds(store: RunStore, config: ExperimentConfig, keys: list[RunKey]) -> None:
+    """The benchmark of every architecture and patch variant pooled over its seeds (when it has two or
+    more): intervals over images and seeds, win rates across seeds, and which contrasts differ significantly."""
+    groups: dict[tuple[str, str], list[RunKey]] = {}
+    for key in keys:
+        if store.layout.model(key.id).stress.xai_scores.exists():
+            groups.setdefault((key.spec.name, key.variant), []).append(key)
+    tables, pairs = [], []
+    for (model, variant), members in groups.items():
+        if len(members) < 2:
+            continue
+        scores = pd.concat([pd.read_csv(store.layout.model(key.id).stress.xai_scores).assign(seed=key.seed)
+                            for key in members], ignore_index=True)
+        table, tested = pooled_benchmark(scores, seed=config.stress.seed)
+        tables.append(table.assign(model=model, variant=variant))
+        pairs.append(tested.assign(model=model, variant=variant))
+    layout = store.layout.tables
+    for path, frames in ((layout.xai_benchmark_pooled, tables), (layout.xai_benchmark_pairs, pairs)):
+        if frames:
+            atomic_write_text(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _aggregate(store: RunStore, config: ExperimentConfig) -> None:
@@ -247,6 +311,23 @@ def _aggregate(store: RunStore, config: ExperimentConfig) -> None:
                 for key in keys if (patch := store.layout.model(key.id).stress.patch).exists()]
     if reliance:
         atomic_write_text(store.layout.tables.patch_reliance, _with_baseline(pd.DataFrame(reliance)).to_csv(index=False))
+    _sweep(store, config, keys, tables)
+    _pool_seeds(store, config, keys)
+
+
+def _sweep(store: RunStore, config: ExperimentConfig, keys: list[RunKey], tables: dict[str, pd.DataFrame]) -> None:
+    """With reliant patch models of two or more patch settings (colour, size, position), the salience sweep
+    table: each setting's reliance and every method's localisation and model contrast on it."""
+    patches = {key.id: patch for key in keys if (patch := config.train_config(key.spec, key.variant).patch) and not patch.control}
+    settings = pd.DataFrame([{"run": run, "patch": describe(patch)} for run, patch in patches.items()])
+    localisation = tables.get(STRESS_TABLES["patch_localisation"])
+    path = store.layout.tables.salience_sweep
+    if settings.empty or settings["patch"].nunique() < 2 or localisation is None:
+        path.unlink(missing_ok=True)
+        return
+    reliance = pd.read_csv(store.layout.tables.patch_reliance)
+    atomic_write_text(path, salience_sweep(settings, reliance, localisation,
+                                           tables.get(STRESS_TABLES["xai_benchmark"])).to_csv(index=False))
 
 
 def _with_baseline(reliance: pd.DataFrame) -> pd.DataFrame:

@@ -103,6 +103,12 @@ def concept_tcav(run: RunTables) -> list[Finding]:
             parts = [f"{concept} ({plural(int(n), 'class', 'classes')})" for concept, n in counts.head(5).items()]
             text = (f"{names[run_id]}: {len(hits)} of {len(rows)} (depth, concept, class) TCAV tests significant after "
                     f"correction; most often {', '.join(parts)}.")
+        if "degenerate" in rows:
+            flat = rows[as_bool(rows["degenerate"])]
+            if len(flat):
+                depths = ", ".join(dict.fromkeys(flat["depth"].astype(str)))
+                text += (f" {len(flat)} tests were not made: at {depths} the class gradient has the same sign along "
+                         "every random direction for all of a class's images, so a sign count cannot measure a concept.")
         findings.append(Finding("concepts", text, {"significant": float(len(hits))}, CONCEPTS_TCAV, subjects=(run_id,)))
     return findings
 

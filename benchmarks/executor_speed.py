@@ -52,16 +52,22 @@ def fastnet_epoch(log: Path | None) -> str:
     return f"{seconds[len(seconds) // 2]:.1f} s" if seconds else "-"
 
 
-def same_tables(run: Path, reference: Path) -> bool:
+def table_differences(run: Path, reference: Path) -> list[str]:
+    """Every run table that differs from the reference run's (wall-time columns aside), each with its
+    largest absolute difference in a numeric column: empty when the two runs agree exactly."""
+    differing = []
     for path in sorted((reference / "tables").glob("*.csv")):
         if path.name in NOT_COMPARED:
             continue
         expected, actual = (pd.read_csv(root / "tables" / path.name) for root in (reference, run))
         expected, actual = (frame.drop(columns=frame.filter(regex=TIMING).columns) for frame in (expected, actual))
-        if not expected.equals(actual):
-            print(f"  {path.name} differs")
-            return False
-    return True
+        if expected.equals(actual):
+            continue
+        numeric = expected.select_dtypes("number").columns.intersection(actual.columns)
+        gap = ((expected[numeric] - actual[numeric]).abs().max().max()
+               if expected.shape == actual.shape and len(numeric) else float("nan"))
+        differing.append(f"{path.stem} (max |difference| {gap:.3g})")
+    return differing
 
 
 def main() -> None:
@@ -71,11 +77,12 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["inline", "local", "ray", "submitit"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--logs", type=Path, default=None, help="folder for each run's output (the epoch lines)")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the run directories in this (empty) folder")
     parser.add_argument("--threads", type=int, default=1, help="threads per unit on every backend, inline included "
                         "(equal thread counts give equal numbers); 0 = each backend's default")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
+        root = Path(folder) if args.keep is None else args.keep
         lines = ["name: bench", f"profile: {args.profile}"] + ([f"threads: {args.threads}"] if args.threads else [])
         config = root / "bench.yaml"
         config.write_text("\n".join(lines + ["executor: {slurm: {local: true}}"]) + "\n")
@@ -93,12 +100,18 @@ def main() -> None:
             executor = manifest.get("executor", {}) if backend != "inline" else {}
             ratio = f"{walls['inline'] / walls[backend]:.2f}x" if "inline" in walls else "-"
             overhead, median = executor.get("overhead_s"), executor.get("overhead_median_s")
-            same = same_tables(runs / "bench", root / "inline" / "bench") if "inline" in walls and backend != "inline" else None
+            differing = (table_differences(runs / "bench", root / "inline" / "bench")
+                         if "inline" in walls and backend != "inline" else None)
+            same = None if differing is None else not differing
             print(f"{backend:10s} {walls[backend]:8.1f}s {ratio:>10s} {executor.get('done', '-')!s:>6s} "
                   f"{'-' if overhead is None else f'{overhead * 1000:.0f} ({median * 1000:.0f}) ms':>20s}  "
                   f"{'-' if same is None else same}")
             if backend == "inline":
                 print(f"  (inline: median fastnet epoch {fastnet_epoch(log)}, the reference step)")
+            if differing:
+                print(f"  differs from inline: {', '.join(differing)}")
+    if args.keep is not None:
+        print(f"runs kept in {args.keep}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from xaiquest.explain.reexamine import reexamine_variants
 from xaiquest.explainers.registry import explain, explained_layer, method_defaults, seed_option
 from xaiquest.figures import save_figure
 from xaiquest.inference import prepare_batch
-from xaiquest.layout import EXPLAIN_TABLES, ModelFiles, unit_name
+from xaiquest.layout import EXPLAIN_TABLES, MODEL_RELATIVE, ModelFiles, unit_name
 from xaiquest.runs import (
     AuditData,
     RunKey,
@@ -128,7 +128,8 @@ def _explain_unit(key: RunKey, files: ModelFiles, store: RunStore, data: AuditDa
     save_figure(agreement_figure(iou, rank, f"{key.id}: agreement between methods"), out.agreement_figure)
     titles = [_row_title(row, data.classes) for row in selection.itertuples()]
     shown = grid_rows(kinds, GRID_ROWS)
-    cut = "" if len(shown) == len(kinds) else f" ({len(shown)} of {len(kinds)} images; every map is in explain/maps.pt)"
+    cut = ("" if len(shown) == len(kinds)
+           else f" ({len(shown)} of {len(kinds)} images; every map is in {MODEL_RELATIVE.explain.maps.as_posix()})")
     save_figure(explanation_grid(data.test.images[indices[shown]], {m: v[shown] for m, v in maps.items()},
                                  [titles[i] for i in shown], f"{key.id}: explanations of the predicted class{cut}"),
                 out.grid, dpi=110)

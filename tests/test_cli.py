@@ -219,7 +219,7 @@ def test_a_patch_model_is_benchmarked_against_its_control_twin_and_the_report_sa
     assert "Planted patch: the ranking under other explained outputs and post-processing" in report
     assert layout.model("fastnet__patch__s0").stress.patch_contrast.exists()
     assert "Planted patch: maps on the reliant model and on its control twin" in report
-    assert "the control model fastnet (patch_control)" in report  # a finding says which maps survive it
+    assert "the control model fastnet (patch_control, s0)" in report  # a finding says which maps survive it
 
 
 @pytest.mark.audit

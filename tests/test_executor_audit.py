@@ -3,6 +3,7 @@ mid-unit costs nothing but a rerun (marker ``audit``: whole runs, minutes on 2 c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from xaiquest.cli import app
 from xaiquest.layout import RunLayout
+from xaiquest.store import is_held
 
 pytestmark = pytest.mark.audit
 
@@ -86,15 +88,14 @@ def test_a_worker_killed_mid_unit_leaves_nothing_half_written_and_a_rerun_finish
                "--executor", "local", "--workers", "2", "--retries", "0"]
     claim = RunLayout(runs / "tiny").claim("train/fastnet__baseline__s0")
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
-        pid = _claimant(claim, deadline=time.monotonic() + 120)
-        time.sleep(1.0)  # mid-epoch
-        os.kill(pid, signal.SIGKILL)
+        os.kill(_claimant(claim, deadline=time.monotonic() + 120), signal.SIGKILL)  # while it trains
         output, _ = run.communicate(timeout=600)
     assert run.returncode == 2, output
     assert "failed" in output and "rerun the same command" in output
     layout = RunLayout(runs / "tiny")
-    assert "train/fastnet__baseline__s0" in "".join(path.as_posix() for path in layout.failures.rglob("*.txt"))
+    assert layout.failure("train/fastnet__baseline__s0").exists() and layout.failure("evaluate/fastnet__baseline__s0").exists()
     assert not layout.model("fastnet__baseline__s0").weights.exists()
+    assert "robustness" not in json.loads(layout.manifest.read_text())["units"]  # it needs the failed unit's evaluation
     rerun = CliRunner().invoke(app, ["run", config, "--data", str(tiny_cifar), "--runs-dir", str(runs), "--executor", "local",
                                      "--workers", "2"])
     assert rerun.exit_code == 0, rerun.output
@@ -103,9 +104,9 @@ def test_a_worker_killed_mid_unit_leaves_nothing_half_written_and_a_rerun_finish
 
 
 def _claimant(claim: Path, deadline: float) -> int:
-    """The pid of the worker holding ``claim``, once one does."""
+    """The pid of the worker holding ``claim`` now (the file keeps its last holder's pid after release)."""
     while time.monotonic() < deadline:
-        if claim.exists() and " pid " in (text := claim.read_text()):
+        if claim.exists() and " pid " in (text := claim.read_text()) and is_held(claim):
             return int(text.split(" pid ")[1].split()[0])
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise AssertionError(f"no worker claimed {claim}")

@@ -127,7 +127,7 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.lockf(handle, fcntl.LOCK_UN)
 
 
-def _held(path: Path) -> bool:
+def is_held(path: Path) -> bool:
     """Whether some process holds the POSIX lock on ``path`` (tested without waiting, released at once)."""
     with open(path, "a+") as handle:
         try:
@@ -246,7 +246,7 @@ class RunStore:
     def busy(self) -> bool:
         """Whether another process holds a unit's claim in this run now (then its temp files are live)."""
         folder = self.layout.claims
-        return folder.is_dir() and any(_held(path) for path in folder.rglob("*.lock"))
+        return folder.is_dir() and any(is_held(path) for path in folder.rglob("*.lock"))
 
     def sweep_temp_files(self) -> int:
         """Delete the temp files of atomic writes that a killed process left behind; call only while no

@@ -80,6 +80,11 @@ def scoped(scope: Scope) -> Iterator[None]:
         _SCOPE.reset(token)
 
 
+def allowed(unit: str) -> bool:
+    """Whether this process may compute ``unit``: what a run-level unit outside :func:`run_per_model` asks."""
+    return _SCOPE.get().allows(unit)
+
+
 def in_worker() -> bool:
     """Whether this process computes one unit for an executor (a stage skips its run-wide preamble then)."""
     return _SCOPE.get().only is not None

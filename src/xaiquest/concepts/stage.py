@@ -40,7 +40,7 @@ from xaiquest.models.base import named_depths, resolve_layer
 from xaiquest.patch import stamp, stamp_parameters
 from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_keys
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json, atomic_write_text, fingerprint
-from xaiquest.units import Finished, UnitSpec, gather_tables, per_model_units, run_per_model
+from xaiquest.units import Finished, UnitSpec, allowed, gather_tables, per_model_units, run_per_model
 
 PROBES_UNIT = "concepts/probes"
 
@@ -63,6 +63,10 @@ def concepts_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
     if not cfg.enabled:
         console.print("concepts: disabled in the config, skipping")
         return
+    keys = run_keys(config, cfg.variants)
+    if not any(allowed(unit_name("concepts", key.id)) for key in keys):  # every unit's input failed
+        console.print("concepts: not run, the evaluations it reads failed")
+        return
     probes = cached_probes(config, store, data)
     probes_fp = store.unit_record(PROBES_UNIT).get("fingerprint")
 
@@ -70,7 +74,7 @@ def concepts_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
         model = load_trained(store, key, data, device)
         return Finished(audit_model(model, files.concepts, probes, config, data.classes, device))
 
-    run_per_model("concepts", run_keys(config, cfg.variants), store,
+    run_per_model("concepts", keys, store,
                   lambda key: fingerprint("concepts", evaluate_fingerprint(config, data, key, store), cfg.model_dump(), probes_fp),
                   compute)
     aggregate(store, config)

@@ -112,8 +112,8 @@ def _pooled_block(run: RunTables) -> TableBlock | None:
     """The benchmark pooled over seeds (Top-K overlap): intervals over images and seeds, win rates across
     seeds, and which methods' contrasts are significantly above which (paired Wilcoxon, Holm-corrected)."""
     table = run.csv(XAI_BENCHMARK_POOLED)
-    if not has_columns(table, "model", "variant", "metric", "method", "kind", "contrast", "win_rate",
-                       "significantly_above", "salience_driven", "beats_baselines", "rank", "seeds"):
+    if not has_columns(table, "model", "variant", "metric", "method", "kind", "contrast", "salience_driven", "rank", "seeds") \
+            or not {"win_rate", "significantly_above", "beats_baselines"} <= set(table.columns):  # may be all empty
         return None
     rows = table[table["metric"] == BENCHMARK_METRIC].sort_values(["model", "variant", "rank"], kind="stable")
     yes_no = {True: "yes", False: "no"}
@@ -286,7 +286,8 @@ def _sensitivity_block(run: RunTables) -> TableBlock | None:
     """Per reliant model and setting (explained output x post-processing): the method that localises the patch
     best and how far the whole ranking moves from the benchmark's own setting (Kendall's tau)."""
     table = run.csv(PATCH_SENSITIVITY)
-    if not has_columns(table, "run", "explained", "post", "method", "tko", "rank_tko", "kendall_tau_vs_default"):
+    if not has_columns(table, "run", "explained", "post", "method", "tko", "rank_tko") \
+            or "kendall_tau_vs_default" not in table:  # NaN where every method ties
         return None
     best = table.sort_values("rank_tko", kind="stable").groupby(["run", "explained", "post"], sort=False).head(1)
     best = best.sort_values(["run", "explained", "post"], kind="stable")
@@ -302,7 +303,8 @@ def _sweep_block(run: RunTables) -> TableBlock | None:
     """Per patch setting of a salience sweep: reliance, how many explainers' localisation survives the control,
     and the best one by model contrast (by Top-K overlap where the setting has no control twin)."""
     table = run.csv(SALIENCE_SWEEP)
-    if not has_columns(table, "run", "patch", "attack_success", "method", "tko", "contrast", "salience_driven"):
+    if not has_columns(table, "run", "patch", "attack_success", "method", "tko") \
+            or not {"contrast", "salience_driven"} <= set(table.columns):  # empty without control twins
         return None
     rows = []
     for run_id, group in table.groupby("run", sort=False):

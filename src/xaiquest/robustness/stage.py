@@ -28,7 +28,7 @@ from xaiquest.metrics.robustness import mean_corruption_error
 from xaiquest.runs import AuditData, RunKey, corruption_names, load_trained, robustness_fingerprint, run_keys
 from xaiquest.layout import unit_name
 from xaiquest.store import RunStore, atomic_write_text
-from xaiquest.units import UnitSpec
+from xaiquest.units import UnitSpec, allowed
 
 UNIT = "robustness"
 """The stage's one run-level unit in the manifest."""
@@ -46,6 +46,9 @@ def robustness_stage(config: ExperimentConfig, store: RunStore, data: AuditData,
     cfg = config.robustness
     if not cfg.enabled:
         console.print("robustness: disabled in the config, skipping")
+        return
+    if not allowed(UNIT):  # after an executor run in which an evaluation it reads failed
+        console.print("robustness: not run, an evaluation it reads failed")
         return
     unit_fp = robustness_fingerprint(config, data, store)
     with store.claim(UNIT):

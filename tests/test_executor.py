@@ -124,6 +124,25 @@ def test_a_retry_that_succeeds_leaves_no_failure_and_a_lost_worker_counts_as_a_f
     assert "RuntimeError: worker killed" in schedule.failed["train/b"]
 
 
+class StallingBackend(FakeBackend):
+    """Finishes nothing in its first wait, as a long unit does."""
+
+    stalled = False
+
+    def wait(self, handles: Sequence[Hashable], timeout: float) -> list[Hashable]:
+        if not self.stalled:
+            self.stalled = True
+            return []
+        return super().wait(handles, timeout)
+
+
+def test_a_status_line_appears_while_units_run_long_and_after_each_finished_unit(tmp_path, capsys):
+    run_units(DAG[:2], StallingBackend(slots=2), RunStore(tmp_path), _request, retries=0)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("run: ")]
+    assert lines[0].startswith("run: 0/2 done · still running · running 2: train/a 0 s, train/b 0 s · queued 0")
+    assert len(lines) == 3 and lines[-1].startswith("run: 2/2 done · train/b done on h pid 1")
+
+
 def _keys() -> list[RunKey]:
     return run_keys(_config(models=["fastnet", "resnet_small"]))
 

@@ -21,8 +21,8 @@ from xaiquest.execute.worker import UnitOutcome, UnitRequest
 from xaiquest.store import RunStore
 from xaiquest.units import UnitSpec, duration
 
-WAIT_SECONDS = 30.0
-"""How long one wait for a finished unit lasts before the running units' line is printed again."""
+WAIT_SECONDS = 60.0
+"""How long one wait for a finished unit lasts before the status line is printed anyway (a log shows long units go on)."""
 
 
 @dataclass
@@ -67,7 +67,11 @@ def run_units(units: Sequence[UnitSpec], backend: Backend, store: RunStore, requ
             running[backend.submit(request_of(unit))] = _Running(unit, time.perf_counter())
         if not running:
             break  # nothing can start: everything left waits on a failed unit
-        for handle in backend.wait(list(running), WAIT_SECONDS):
+        finished = backend.wait(list(running), WAIT_SECONDS)
+        if not finished:
+            console.print(_status_line("still running", schedule, running, queued, units, started, backend.slots),
+                          highlight=False)
+        for handle in finished:
             entry = running.pop(handle)
             outcome, error = _result_of(backend, handle)
             unit = entry.spec

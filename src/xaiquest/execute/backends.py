@@ -44,7 +44,7 @@ def threads_per_unit(configured: int | None, workers: int) -> int:
 
 
 def default_workers(cfg: ExecutorConfig) -> int:
-    """One worker per GPU on a GPU machine, else two (the bench found more only adds contention on 2 cores)."""
+    """``workers`` if set, else one worker per GPU on a GPU machine, else two."""
     return cfg.workers or torch.cuda.device_count() or 2
 
 
@@ -92,7 +92,6 @@ def _pin_worker(gpus: Any, threads: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get_nowait())
     except Exception:  # noqa: BLE001 - queue.Empty: a CPU machine, or more workers than GPUs
         pass
-    os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
 
 

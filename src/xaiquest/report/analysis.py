@@ -97,15 +97,20 @@ def _benchmark_block(run: RunTables) -> TableBlock | None:
     if rows is None:
         return None
     rows = rows.sort_values(["run", "rank"], kind="stable")
-    yes_no = {True: "yes", False: "no"}
     shown = pd.DataFrame({
         "Model": rows["run"].map(run.labels(rows["run"])), "Map": rows["method"],
         "Reliant TKO": rows["reliant"].map(lambda v: f"{v:.3f}"), "Control TKO": rows["control"].map(lambda v: f"{v:.3f}"),
-        "Contrast [interval]": [contrast_text(row).removeprefix("contrast ") for _, row in rows.iterrows()],
-        "Salience-driven": as_bool(rows["salience_driven"]).map(yes_no),
-        "Beats all baselines": as_bool(rows["beats_baselines"]).map(yes_no).where(rows["kind"] == "method", "(baseline)"),
-        "Rank": rows["rank"]})
+        **_verdict_columns(rows), "Rank": rows["rank"]})
     return TableBlock("Planted patch: benchmark against the control models (Top-K overlap)", shown, XAI_BENCHMARK)
+
+
+def _verdict_columns(rows: pd.DataFrame) -> dict[str, object]:
+    """The benchmark's verdict on each map, as the report shows it: contrast with its interval, salience-driven,
+    beats all baselines (baselines marked as such)."""
+    yes_no = {True: "yes", False: "no"}
+    return {"Contrast [interval]": [contrast_text(row).removeprefix("contrast ") for _, row in rows.iterrows()],
+            "Salience-driven": as_bool(rows["salience_driven"]).map(yes_no),
+            "Beats all baselines": as_bool(rows["beats_baselines"]).map(yes_no).where(rows["kind"] == "method", "(baseline)")}
 
 
 def _pooled_block(run: RunTables) -> TableBlock | None:
@@ -116,15 +121,13 @@ def _pooled_block(run: RunTables) -> TableBlock | None:
             or not {"win_rate", "significantly_above", "beats_baselines"} <= set(table.columns):  # may be all empty
         return None
     rows = table[table["metric"] == BENCHMARK_METRIC].sort_values(["model", "variant", "rank"], kind="stable")
-    yes_no = {True: "yes", False: "no"}
+    verdict = _verdict_columns(rows)
     shown = pd.DataFrame({
         "Model": rows["model"] + " (" + rows["variant"] + ")", "Map": rows["method"], "Seeds": rows["seeds"],
-        "Contrast [interval]": [contrast_text(row).removeprefix("contrast ") for _, row in rows.iterrows()],
+        "Contrast [interval]": verdict.pop("Contrast [interval]"),
         "Win rate": rows["win_rate"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}"),
         "Significantly above": rows["significantly_above"].fillna("").str.replace(";", ", "),
-        "Salience-driven": as_bool(rows["salience_driven"]).map(yes_no),
-        "Beats all baselines": as_bool(rows["beats_baselines"]).map(yes_no).where(rows["kind"] == "method", "(baseline)"),
-        "Rank": rows["rank"]})
+        **verdict, "Rank": rows["rank"]})
     return TableBlock("Planted patch: benchmark pooled over seeds (Top-K overlap)", shown, XAI_BENCHMARK_POOLED)
 
 

@@ -309,23 +309,24 @@ def _aggregate(store: RunStore, config: ExperimentConfig) -> None:
     reliance = [{"run": key.id, "model": key.spec.name, "variant": key.variant, "seed": key.seed,
                  **{k: v for k, v in json.loads(patch.read_text()).items() if not k.startswith("f1_")}}
                 for key in keys if (patch := store.layout.model(key.id).stress.patch).exists()]
-    if reliance:
-        atomic_write_text(store.layout.tables.patch_reliance, _with_baseline(pd.DataFrame(reliance)).to_csv(index=False))
-    _sweep(store, config, keys, tables)
+    reliance_table = _with_baseline(pd.DataFrame(reliance)) if reliance else None
+    if reliance_table is not None:
+        atomic_write_text(store.layout.tables.patch_reliance, reliance_table.to_csv(index=False))
+    _sweep(store, config, keys, tables, reliance_table)
     _pool_seeds(store, config, keys)
 
 
-def _sweep(store: RunStore, config: ExperimentConfig, keys: list[RunKey], tables: dict[str, pd.DataFrame]) -> None:
+def _sweep(store: RunStore, config: ExperimentConfig, keys: list[RunKey], tables: dict[str, pd.DataFrame],
+           reliance: pd.DataFrame | None) -> None:
     """With reliant patch models of two or more patch settings (colour, size, position), the salience sweep
     table: each setting's reliance and every method's localisation and model contrast on it."""
     patches = {key.id: patch for key in keys if (patch := config.train_config(key.spec, key.variant).patch) and not patch.control}
     settings = pd.DataFrame([{"run": run, "patch": describe(patch)} for run, patch in patches.items()])
     localisation = tables.get(STRESS_TABLES["patch_localisation"])
     path = store.layout.tables.salience_sweep
-    if settings.empty or settings["patch"].nunique() < 2 or localisation is None:
+    if settings.empty or settings["patch"].nunique() < 2 or localisation is None or reliance is None:
         path.unlink(missing_ok=True)
         return
-    reliance = pd.read_csv(store.layout.tables.patch_reliance)
     atomic_write_text(path, salience_sweep(settings, reliance, localisation,
                                            tables.get(STRESS_TABLES["xai_benchmark"])).to_csv(index=False))
 

@@ -81,3 +81,19 @@ def test_missing_file_and_bad_profile_and_bad_yaml(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+FINGERPRINTED_TRAIN_FIELDS = {
+    "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup_frac",
+    "label_smoothing", "mixup_alpha", "cutmix_alpha", "crop_pad", "flip", "channels_last", "amp", "tensorboard", "patch",
+}
+"""The train section's fields when runs were first fingerprinted."""
+
+
+def test_a_recipe_that_uses_no_later_train_field_dumps_as_before():
+    """A field added to TrainConfig must be in LATER_FIELDS: otherwise every trained model's fingerprint
+    changes and every run retrains."""
+    from xaiquest.config import TrainConfig
+
+    assert set(TrainConfig().model_dump()) == FINGERPRINTED_TRAIN_FIELDS
+    assert TrainConfig.LATER_FIELDS <= set(TrainConfig.model_fields) - FINGERPRINTED_TRAIN_FIELDS

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -132,6 +132,18 @@ class TrainConfig(Section):
     amp: bool = Field(True, description="bfloat16 autocast, used on CUDA only")
     tensorboard: bool = True
     patch: PatchConfig | None = Field(None, description="train on data with a planted spurious patch")
+
+    LATER_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    """Fields added after runs were fingerprinted: dumped only when they differ from their default, so a
+    recipe that does not use them keeps its train fingerprint (and its trained models)."""
+
+    @model_serializer(mode="wrap")
+    def _without_default_later_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped = handler(self)
+        for name in self.LATER_FIELDS:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                dumped.pop(name, None)
+        return dumped
 
 
 TtaPolicy = Literal["flip", "none"]

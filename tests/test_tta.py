@@ -130,7 +130,7 @@ def test_changing_the_policy_reruns_every_predicting_unit_under_the_new_one(flip
 
 
 def test_the_policy_is_validated_and_the_old_per_stage_switch_is_gone():
-    with pytest.raises(ConfigError, match="config field 'eval.tta'.*'flip' or 'none'"):
+    with pytest.raises(ConfigError, match="config field 'eval.tta'.*'flip', 'none' or 'flip_translate'"):
         load_config("smoke", {"eval": {"tta": "mirror"}})
     with pytest.raises(ConfigError, match="config field 'robustness.tta_flip' is not allowed"):
         load_config("smoke", {"robustness": {"tta_flip": True}})

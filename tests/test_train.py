@@ -9,7 +9,7 @@ import xaiquest.train.trainer as trainer
 from synthetic import class_coloured_split
 from xaiquest.config import TrainConfig
 from xaiquest.data import Split, validation_split
-from xaiquest.inference import seed_everything
+from xaiquest.inference import prepare_batch, seed_everything
 from xaiquest.layout import ModelFiles
 from xaiquest.models import build_model
 from xaiquest.train.lookahead import EVERY, Lookahead
@@ -99,27 +99,17 @@ def test_the_airbench_ingredients_learn_easy_data(tmp_path):
 
 
 def test_the_whitening_filters_stay_as_fitted_and_the_bias_trains_only_its_epochs(tmp_path, monkeypatch):
+    data = class_coloured_split(per_class=24, seed=0)
+    train, val = validation_split(data, 40, seed=0)
+    model = build_model("fastnet", 10)
+    fitted = build_model("fastnet", 10)
+    fitted.fit_to_data(prepare_batch(train.images[: trainer.WHITENING_SAMPLE], CPU, channels_last=False))
     biases = []
-    real_log = trainer._log_epoch
-
-    def record_stem(path, history, writer):
-        biases.append(model_in_training[0].stem.conv.bias.detach().clone())
-        real_log(path, history, writer)
-
-    model_in_training = []
-    real_fit = trainer._fit_to_data
-
-    def fit_and_keep(model, train, device):
-        real_fit(model, train, device)
-        model_in_training.append(model)
-        fitted.append(model.stem.conv.weight.detach().clone())
-
-    fitted = []
-    monkeypatch.setattr(trainer, "_log_epoch", record_stem)
-    monkeypatch.setattr(trainer, "_fit_to_data", fit_and_keep)
+    monkeypatch.setattr(trainer, "_log_epoch", lambda *args: biases.append(model.stem.conv.bias.detach().clone()))
     cfg = TrainConfig(epochs=3, batch_size=32, lr=0.2, tensorboard=False, whiten_bias_epochs=1)
-    model, _ = _train(tmp_path, cfg)
-    assert torch.equal(model.stem.conv.weight, fitted[0])
+    trainer.train_model(model, train, val, cfg, seed=0, device=CPU, files=ModelFiles(tmp_path), fingerprint="fp",
+                        num_classes=10)
+    assert torch.equal(model.stem.conv.weight, fitted.stem.conv.weight)
     assert biases[0].abs().sum() > 0, "the bias trains in the first epoch"
     assert torch.equal(biases[0], biases[1]) and torch.equal(biases[1], biases[2])
 

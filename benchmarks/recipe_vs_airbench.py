@@ -116,7 +116,7 @@ def run_airbench(train: Split, test: Split, classes: Sequence[str], epochs: floa
     loader_class = cpu_loader_class()
     accuracies: list[tuple[float, float]] = []
     records: list[EpochRecord] = []
-    real_evaluate = utils.evaluate
+    real_evaluate, real_print = utils.evaluate, utils.print_training_details
 
     def evaluate_both(model: nn.Module, loader: object, tta_level: int = 0) -> float:
         plain = real_evaluate(model, loader, tta_level=tta_level)
@@ -125,6 +125,7 @@ def run_airbench(train: Split, test: Split, classes: Sequence[str], epochs: floa
         return plain
 
     def record(variables: dict, is_final_entry: bool) -> None:
+        real_print(variables, is_final_entry)
         if isinstance(variables.get("epoch"), int):
             plain, tta = accuracies[-1]
             records.append(EpochRecord(variables["epoch"] + 1, variables["total_time_seconds"], plain, tta))
@@ -163,7 +164,8 @@ def run_ours(train: Split, test: Split, num_classes: int, epochs: float, model_n
 
     with tempfile.TemporaryDirectory() as folder:
         outcome = train_model(model, train, train.subset([]), cfg, seed=seed, device=CPU, files=ModelFiles(Path(folder)),
-                              fingerprint="recipe_vs_airbench", num_classes=num_classes, after_epoch=measure)
+                              fingerprint="recipe_vs_airbench", num_classes=num_classes, label=f"ours ({model_name})",
+                              after_epoch=measure)
     return [EpochRecord(int(row.epoch), float(row.elapsed_s), plain, tta)
             for row, (plain, tta) in zip(outcome.history.itertuples(), accuracies)]
 
@@ -191,7 +193,7 @@ def summary_table(curves: dict[str, list[EpochRecord]]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     ours, theirs = table.iloc[1], table.iloc[0]
     ratio: dict[str, object] = {"trainer": "ours / airbench94"}
-    for column in table.columns[1:]:
+    for column in [c for c in table.columns if c.startswith(("epochs to", "s to", "train s"))]:
         both = pd.notna(ours[column]) and pd.notna(theirs[column]) and theirs[column]
         ratio[column] = round(float(ours[column]) / float(theirs[column]), 2) if both else None
     return pd.concat([table, pd.DataFrame([ratio])], ignore_index=True)

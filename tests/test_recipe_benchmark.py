@@ -57,7 +57,8 @@ def test_the_summary_reads_the_first_epoch_at_each_target_and_the_ratio():
     ours = [Record(1, 12.0, 0.9, 0.92), Record(2, 24.0, 0.92, 0.931), Record(3, 36.0, 0.93, 0.939)]
     table = benchmark.summary_table({"airbench94": theirs, "ours": ours}).set_index("trainer")
     assert table.loc["airbench94", "s to 93%"] == 20.0 and table.loc["ours", "s to 93%"] == 24.0
-    assert table.loc["ours / airbench94", "s to 93%"] == 1.2
+    assert table.loc["ours / airbench94", "s to 93%"] == 1.2 and table.loc["ours / airbench94", "epochs to 90%"] == 1
+    assert pd_isna(table.loc["ours / airbench94", "final acc (TTA)"]), "accuracies are not divided"
     assert pd_isna(table.loc["ours", "s to 94%"]) and pd_isna(table.loc["ours / airbench94", "s to 94%"])
 
 

@@ -198,6 +198,11 @@ def summary_table(curves: dict[str, list[EpochRecord]]) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([ratio])], ignore_index=True)
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """A table with its gaps (a target not reached, a column not divided) left blank rather than ``nan``."""
+    return table.astype(object).where(table.notna(), "").to_markdown(index=False)
+
+
 def epochs_table(curves: dict[str, list[EpochRecord]]) -> pd.DataFrame:
     return pd.DataFrame([{"trainer": name, "epoch": r.epoch, "train s": round(r.seconds, 1), "test acc": round(r.accuracy, 4),
                           "test acc (TTA)": round(r.accuracy_tta, 4)} for name, records in curves.items() for r in records])
@@ -237,9 +242,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         curves[f"ours ({args.model})"] = run_ours(train, test, len(classes), args.epochs, args.model, recipe, args.seed)
     print(f"train {len(train)} / test {len(test)} images, {args.threads} threads, torch {torch.__version__}, "
           f"our recipe: {recipe}")
-    print(epochs_table(curves).to_markdown(index=False))
+    print(markdown(epochs_table(curves)))
     print()
-    print(summary_table(curves).to_markdown(index=False))
+    print(markdown(summary_table(curves)))
 
 
 if __name__ == "__main__":

@@ -132,8 +132,10 @@ class TrainConfig(Section):
     amp: bool = Field(True, description="bfloat16 autocast, used on CUDA only")
     tensorboard: bool = True
     patch: PatchConfig | None = Field(None, description="train on data with a planted spurious patch")
+    devices: int = Field(1, ge=1, description="GPUs one model trains on (DistributedDataParallel, the global batch "
+                         "kept); not part of the recipe's fingerprint, like threads")
 
-    LATER_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    LATER_FIELDS: ClassVar[frozenset[str]] = frozenset({"devices"})
     """Fields added after runs were fingerprinted: dumped only when they differ from their default, so a
     recipe that does not use them keeps its train fingerprint (and its trained models)."""
 

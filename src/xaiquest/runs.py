@@ -112,12 +112,16 @@ def run_keys(config: ExperimentConfig, variants: list[str] | None = None) -> lis
     ]
 
 
+WHERE_NOT_WHAT = {"devices"}
+"""Train settings that decide where a model trains, not what it learns: a run resumes on another device count."""
+
+
 def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
     if key.spec.audited_file:  # imported, not trained: the file's content is the whole recipe
         return fingerprint("import", key.spec.name, weights_digest(key.spec.audited_file), key.spec.depths,
                            data.fingerprint)
     cfg = config.train_config(key.spec, key.variant)
-    return fingerprint("train", key.spec.name, key.seed, cfg.model_dump(), data.fingerprint, *_starting_point(key.spec),
+    return fingerprint("train", key.spec.name, key.seed, cfg.model_dump(exclude=WHERE_NOT_WHAT), data.fingerprint, *_starting_point(key.spec),
                        *_patch_as_stamped(cfg.patch, data.image_size))
 
 

@@ -8,10 +8,11 @@ stopped.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -26,6 +27,7 @@ from xaiquest.figures.training import plot_training_curves
 from xaiquest.inference import predict_logits, prepare_batch
 from xaiquest.layout import ModelFiles
 from xaiquest.store import atomic_torch_save, atomic_write_text
+from xaiquest.train.distributed import Replica, spawn_replicas, wrap
 from xaiquest.train.mixing import build_mixer
 from xaiquest.train.schedule import build_optimizer, build_scheduler
 from xaiquest.units import timing
@@ -56,12 +58,15 @@ def train_model(
     num_classes: int,
     label: str = "train",
     progress: Progress | None = None,
+    replica: Replica | None = None,
 ) -> TrainOutcome:
     """Train ``model`` in place, resuming from ``files.checkpoint`` when it matches ``fingerprint``; writes the
-    history, curves and (optionally) TensorBoard logs beside it."""
+    history, curves and (optionally) TensorBoard logs beside it. As one ``replica`` of several (DDP), it trains
+    on its slice of every global batch, and only replica 0 writes."""
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    writes = replica is None or replica.writes
     batch_size = min(cfg.batch_size, len(train))
     steps_per_epoch = len(train) // batch_size
     optimizer = build_optimizer(model, cfg)
@@ -69,34 +74,59 @@ def train_model(
     state = _load_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler)
     if state["epoch"] == 0:
         _fit_to_data(model, train, device)
+    net = wrap(model, device) if replica else model
     task = progress.add_task(label, total=cfg.epochs * steps_per_epoch, completed=state["epoch"] * steps_per_epoch) if progress else None
-    writer = _tensorboard(files.tensorboard) if cfg.tensorboard else None
+    writer = _tensorboard(files.tensorboard) if cfg.tensorboard and writes else None
     mixer = build_mixer(cfg, num_classes)
     images, labels = train.images.to(device), train.labels.to(device)
     for epoch in range(state["epoch"], cfg.epochs):
         started = time.perf_counter()
         train_loss, train_acc = _train_epoch(
-            model, images, labels, cfg, optimizer, scheduler, mixer, batch_size, epoch_seed(seed, epoch), device,
-            advance=(lambda: progress.advance(task)) if progress else None,
+            net, images, labels, cfg, optimizer, scheduler, mixer, batch_size, epoch_seed(seed, epoch), device,
+            advance=(lambda: progress.advance(task)) if progress else None, shard=replica.shard if replica else None,
         )
+        if replica:
+            train_loss, train_acc = replica.mean([train_loss, train_acc])
         val_loss, val_acc = _validate(model, val, device, cfg)
         state["elapsed"] += time.perf_counter() - started
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                "val_acc": val_acc, "lr": scheduler.get_last_lr()[0], "elapsed_s": state["elapsed"]}
         state["history"].append(row)
         state["epoch"] = epoch + 1
+        if not writes:
+            continue
         _log_epoch(files.history, state["history"], writer)
         _save_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler, state)
         if progress:
             progress.update(task, description=f"{label} ep {epoch + 1}/{cfg.epochs} val {val_acc:.1%}")
-        if not console.is_terminal:  # a log file shows no bar: one line per epoch says the work goes on
+        if not console.is_terminal or replica:  # no bar (a log file, or replicas): one line per epoch
             console.print(epoch_line(label, epoch + 1, cfg.epochs, val_acc, time.perf_counter() - started, state["elapsed"]),
                           highlight=False)
     if writer:
         writer.close()
     history = pd.DataFrame(state["history"])
-    plot_training_curves(history, files.curves, title=label)
+    if writes:
+        plot_training_curves(history, files.curves, title=label)
     return TrainOutcome(history=history, train_time_s=state["elapsed"])
+
+
+def train_on_devices(model: nn.Module, train: Split, val: Split, cfg: TrainConfig, *, seed: int, files: ModelFiles,
+                     fingerprint: str, num_classes: int, label: str, backend: str = "nccl") -> TrainOutcome:
+    """:func:`train_model` on ``cfg.devices`` DDP replicas (``xaiquest.train.distributed``; ``gloo`` on CPU is for
+    tests); ``model`` ends holding the trained weights, read back from replica 0's last checkpoint."""
+    arguments = (model, train, val, cfg, seed, files, fingerprint, num_classes, label)
+    spawn_replicas(_train_replica, cfg.devices, arguments, backend)
+    checkpoint = torch.load(files.checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(checkpoint["model"])
+    return TrainOutcome(history=pd.DataFrame(checkpoint["history"]), train_time_s=checkpoint["elapsed"])
+
+
+def _train_replica(replica: Replica, device: torch.device, model: nn.Module, train: Split, val: Split,
+                   cfg: TrainConfig, seed: int, files: ModelFiles, fingerprint: str, num_classes: int, label: str) -> None:
+    """Trains its own copy: spawned processes receive ``model``'s parameters in shared memory, and replicas
+    stepping one storage would apply every update once per replica."""
+    train_model(copy.deepcopy(model), train, val, cfg, seed=seed, device=device, files=files, fingerprint=fingerprint,
+                num_classes=num_classes, label=label, replica=replica)
 
 
 TIMED_STEPS = 2
@@ -145,8 +175,10 @@ def _train_epoch(
     seed: int,
     device: torch.device,
     advance: Any,
+    shard: Callable[[int], slice] | None = None,
 ) -> tuple[float, float]:
-    """One pass over the shuffled data (last partial batch dropped); returns mean loss and accuracy."""
+    """One pass over the shuffled data (last partial batch dropped); returns mean loss and accuracy. With
+    ``shard``, the whole global batch is drawn and augmented as on one device, then this replica keeps its slice."""
     model.train()
     generator = torch.Generator(device=device).manual_seed(seed)
     torch.manual_seed(seed)  # MixUp/CutMix draw from the global generator
@@ -160,6 +192,9 @@ def _train_epoch(
         x, y = prepare_batch(batch, device, cfg.channels_last), labels[index]
         target = mixer(x, y) if mixer else (x, y)
         x, soft = target
+        if shard:
+            part = shard(len(x))
+            x, soft, y = x[part], soft[part], y[part]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), soft, label_smoothing=cfg.label_smoothing)
@@ -171,7 +206,7 @@ def _train_epoch(
         correct += (logits.argmax(1) == y).sum()
         if advance:
             advance()
-    return (total_loss / steps).item(), (correct / (steps * batch_size)).item()
+    return (total_loss / steps).item(), (correct / (steps * len(y))).item()
 
 
 def _validate(model: nn.Module, val: Split, device: torch.device, cfg: TrainConfig) -> tuple[float, float]:

@@ -27,7 +27,7 @@ from xaiquest.inference import predict_logits, prepare_batch
 from xaiquest.layout import ModelFiles
 from xaiquest.store import atomic_torch_save, atomic_write_text
 from xaiquest.train.mixing import build_mixer
-from xaiquest.train.schedule import build_optimizer, build_scheduler
+from xaiquest.train.schedule import build_optimizer, build_scheduler, freeze_backbone, training_mode
 from xaiquest.units import timing
 
 WHITENING_SAMPLE = 5000  # images used by models that fit a layer to the data before training
@@ -56,18 +56,18 @@ def train_model(
     num_classes: int,
     label: str = "train",
     progress: Progress | None = None,
+    from_weights: bool = False,
 ) -> TrainOutcome:
     """Train ``model`` in place, resuming from ``files.checkpoint`` when it matches ``fingerprint``; writes the
-    history, curves and (optionally) TensorBoard logs beside it."""
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    history, curves and (optionally) TensorBoard logs beside it. A model that starts ``from_weights`` keeps
+    every layer it was given: no layer is fitted to this data first (the later layers were trained on it)."""
+    _prepare(model, cfg, device)
     batch_size = min(cfg.batch_size, len(train))
     steps_per_epoch = len(train) // batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     state = _load_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler)
-    if state["epoch"] == 0:
+    if state["epoch"] == 0 and not from_weights:
         _fit_to_data(model, train, device)
     task = progress.add_task(label, total=cfg.epochs * steps_per_epoch, completed=state["epoch"] * steps_per_epoch) if progress else None
     writer = _tensorboard(files.tensorboard) if cfg.tensorboard else None
@@ -108,9 +108,7 @@ def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, de
     """One epoch's training time from :data:`TIMED_STEPS` of the trainer's own steps (augmentation,
     Mixup/CutMix, optimiser and schedule; after one untimed warm-up step; validation not included):
     what the train stage's up-front estimate multiplies. ``model`` is a throwaway: its weights change."""
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    _prepare(model, cfg, device)
     batch_size = min(cfg.batch_size, len(train))
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, 1 + TIMED_STEPS)
@@ -126,6 +124,15 @@ def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, de
     started = time.perf_counter()
     timed = run_steps(TIMED_STEPS, seed=1)
     return (time.perf_counter() - started) / timed * (len(train) // batch_size)
+
+
+def _prepare(model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
+    """On ``device``, in the recipe's memory format, with a linear probe's backbone frozen."""
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.freeze_backbone:
+        freeze_backbone(model)
 
 
 def epoch_line(label: str, epoch: int, epochs: int, val_acc: float, epoch_seconds: float, elapsed: float) -> str:
@@ -147,7 +154,7 @@ def _train_epoch(
     advance: Any,
 ) -> tuple[float, float]:
     """One pass over the shuffled data (last partial batch dropped); returns mean loss and accuracy."""
-    model.train()
+    training_mode(model, cfg)
     generator = torch.Generator(device=device).manual_seed(seed)
     torch.manual_seed(seed)  # MixUp/CutMix draw from the global generator
     order = torch.randperm(len(images), generator=generator, device=device)

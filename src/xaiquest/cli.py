@@ -149,6 +149,13 @@ def concepts(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, 
 
 @app.command()
 @user_errors
+def transfer(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+    """Models trained from weights (init, pretrained) against those weights: CKA and map agreement per depth."""
+    _run_stages(config, data, runs_dir, ["transfer"])
+
+
+@app.command()
+@user_errors
 def dashboard(run_dir: Path = RunDirArg, port: int = PortOpt, data: Path | None = RunDataOpt) -> None:
     """Interactive explorer of a run in the browser (Gradio on localhost): predictions, heatmaps, stress."""
     if importlib.util.find_spec("gradio") is None:

@@ -65,7 +65,7 @@ def prepare_data(config: ExperimentConfig) -> AuditData:
     normalisation statistics from the training split."""
     cfg = config.data
     dataset: Dataset = load_dataset(cfg.source, Path(cfg.cache_dir), download=cfg.download, image_size=cfg.image_size,
-                                    test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
+                                    test_fraction=cfg.test_fraction, split_seed=cfg.split_seed, classes=cfg.classes)
     train, val = validation_split(dataset.train, cfg.val_size, cfg.split_seed)
     if cfg.train_subset is not None and cfg.train_subset < len(train):
         train, _ = validation_split(train, len(train) - cfg.train_subset, cfg.split_seed)
@@ -110,6 +110,12 @@ def run_keys(config: ExperimentConfig, variants: list[str] | None = None) -> lis
         if (spec.variants is None or variant in spec.variants) and (variants is None or variant in variants)
         for seed in (config.seeds[:1] if spec.audited_file else config.seeds)
     ]
+
+
+def started_from_weights(config: ExperimentConfig) -> list[RunKey]:
+    """The runs that train from weights (``init`` or ``pretrained``): the ones the transfer stage compares
+    with where they started."""
+    return [key for key in run_keys(config) if key.spec.init or key.spec.pretrained]
 
 
 WHERE_NOT_WHAT = {"devices"}

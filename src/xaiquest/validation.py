@@ -45,6 +45,7 @@ def _problems(config: ExperimentConfig, num_classes: int | None, image_size: int
     yield from _unknown("stress.probes", config.stress.probes, PROBES)
     if isinstance(config.robustness.corruptions, list):
         yield from _unknown("robustness.corruptions", config.robustness.corruptions, CORRUPTIONS)
+    yield from _duplicate_run_problems(config)
     yield from _model_problems(config, num_classes, image_size, quick)
     yield from _baseline_problems(config)
     yield from _patch_problems(config, num_classes, image_size)
@@ -55,6 +56,20 @@ def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> It
     for name in names:
         if name not in registry:
             yield field, f"unknown {registry.kind} {name!r}; available: {', '.join(registry.names())}"
+
+
+def _duplicate_run_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
+    """One model name may be listed twice (from scratch, and again from an ``init`` file) as long as its
+    entries train different variants: each run's folder is named by model, variant and seed."""
+    from xaiquest.runs import run_keys
+
+    seen: set[str] = set()
+    for key in run_keys(config):
+        if key.id in seen:
+            yield "models", (f"{key.spec.name!r} is listed more than once with variant {key.variant!r}, so two runs "
+                             f"would share the folder {key.id}; give each entry its own variants (models[].variants)")
+            return
+        seen.add(key.id)
 
 
 def _model_problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None,

@@ -73,12 +73,14 @@ def _train_one(config: ExperimentConfig, data: AuditData, device: torch.device, 
     seed_everything(key.seed)
     model = build_run_model(key.spec, data, start=True)
     train = training_split(data.train, cfg.patch, key.seed)[0] if cfg.patch else data.train
+    from_weights = bool(key.spec.init or key.spec.pretrained)
     if cfg.devices > 1:
         outcome = train_on_devices(model, train, data.val, cfg, seed=key.seed, files=files, fingerprint=unit_fp,
-                                   num_classes=len(data.classes), label=key.id)
+                                   num_classes=len(data.classes), label=key.id, from_weights=from_weights)
     else:
         outcome = train_model(model, train, data.val, cfg, seed=key.seed, device=device, files=files,
-                              fingerprint=unit_fp, num_classes=len(data.classes), label=key.id, progress=progress)
+                              fingerprint=unit_fp, num_classes=len(data.classes), label=key.id, progress=progress,
+                              from_weights=from_weights)
     atomic_torch_save(files.weights, {k: v.cpu() for k, v in model.state_dict().items()})
     setup = {
         "model": key.spec.name, "variant": key.variant, "seed": key.seed, "optimizer": _describe_optimizer(cfg),
@@ -113,4 +115,6 @@ def _estimate_line(config: ExperimentConfig, data: AuditData, device: torch.devi
 
 def _describe_optimizer(cfg: TrainConfig) -> str:
     momentum = f", {'nesterov ' if cfg.nesterov else ''}momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else ""
-    return f"{cfg.optimizer}{momentum}, wd {cfg.weight_decay:g}"
+    backbone = (", backbone frozen" if cfg.freeze_backbone else
+                f", backbone lr x{cfg.backbone_lr_scale:g}" if cfg.backbone_lr_scale != 1 else "")
+    return f"{cfg.optimizer}{momentum}, wd {cfg.weight_decay:g}{backbone}"

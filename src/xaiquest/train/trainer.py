@@ -29,7 +29,7 @@ from xaiquest.layout import ModelFiles
 from xaiquest.store import atomic_torch_save, atomic_write_text
 from xaiquest.train.distributed import Replica, spawn_replicas, wrap
 from xaiquest.train.mixing import build_mixer
-from xaiquest.train.schedule import build_optimizer, build_scheduler
+from xaiquest.train.schedule import build_optimizer, build_scheduler, freeze_backbone, training_mode
 from xaiquest.units import timing
 
 WHITENING_SAMPLE = 5000  # images used by models that fit a layer to the data before training
@@ -59,20 +59,20 @@ def train_model(
     label: str = "train",
     progress: Progress | None = None,
     replica: Replica | None = None,
+    from_weights: bool = False,
 ) -> TrainOutcome:
     """Train ``model`` in place, resuming from ``files.checkpoint`` when it matches ``fingerprint``; writes the
-    history, curves and (optionally) TensorBoard logs beside it. As one ``replica`` of several (DDP), it trains
-    on its slice of every global batch, and only replica 0 writes."""
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    history, curves and (optionally) TensorBoard logs beside it. A model that starts ``from_weights`` keeps
+    every layer it was given: no layer is fitted to this data first (the later layers were trained on it). As
+    one ``replica`` of several (DDP), it trains on its slice of every global batch, and only replica 0 writes."""
+    _prepare(model, cfg, device)
     writes = replica is None or replica.writes
     batch_size = min(cfg.batch_size, len(train))
     steps_per_epoch = len(train) // batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     state = _load_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler)
-    if state["epoch"] == 0:
+    if state["epoch"] == 0 and not from_weights:
         _fit_to_data(model, train, device)
     net = wrap(model, device) if replica else model
     task = progress.add_task(label, total=cfg.epochs * steps_per_epoch, completed=state["epoch"] * steps_per_epoch) if progress else None
@@ -111,10 +111,11 @@ def train_model(
 
 
 def train_on_devices(model: nn.Module, train: Split, val: Split, cfg: TrainConfig, *, seed: int, files: ModelFiles,
-                     fingerprint: str, num_classes: int, label: str, backend: str = "nccl") -> TrainOutcome:
+                     fingerprint: str, num_classes: int, label: str, from_weights: bool = False,
+                     backend: str = "nccl") -> TrainOutcome:
     """:func:`train_model` on ``cfg.devices`` DDP replicas (``xaiquest.train.distributed``; ``gloo`` on CPU is for
     tests); ``model`` ends holding the trained weights, read back from replica 0's last checkpoint."""
-    arguments = (model, train, val, cfg, seed, files, fingerprint, num_classes, label)
+    arguments = (model, train, val, cfg, seed, files, fingerprint, num_classes, label, from_weights)
     spawn_replicas(_train_replica, cfg.devices, arguments, backend)
     checkpoint = torch.load(files.checkpoint, map_location="cpu", weights_only=False)
     model.load_state_dict(checkpoint["model"])
@@ -122,11 +123,12 @@ def train_on_devices(model: nn.Module, train: Split, val: Split, cfg: TrainConfi
 
 
 def _train_replica(replica: Replica, device: torch.device, model: nn.Module, train: Split, val: Split,
-                   cfg: TrainConfig, seed: int, files: ModelFiles, fingerprint: str, num_classes: int, label: str) -> None:
+                   cfg: TrainConfig, seed: int, files: ModelFiles, fingerprint: str, num_classes: int, label: str,
+                   from_weights: bool) -> None:
     """Trains its own copy: spawned processes receive ``model``'s parameters in shared memory, and replicas
     stepping one storage would apply every update once per replica."""
     train_model(copy.deepcopy(model), train, val, cfg, seed=seed, device=device, files=files, fingerprint=fingerprint,
-                num_classes=num_classes, label=label, replica=replica)
+                num_classes=num_classes, label=label, replica=replica, from_weights=from_weights)
 
 
 TIMED_STEPS = 2
@@ -138,9 +140,7 @@ def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, de
     """One epoch's training time from :data:`TIMED_STEPS` of the trainer's own steps (augmentation,
     Mixup/CutMix, optimiser and schedule; after one untimed warm-up step; validation not included):
     what the train stage's up-front estimate multiplies. ``model`` is a throwaway: its weights change."""
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    _prepare(model, cfg, device)
     batch_size = min(cfg.batch_size, len(train))
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, 1 + TIMED_STEPS)
@@ -156,6 +156,15 @@ def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, de
     started = time.perf_counter()
     timed = run_steps(TIMED_STEPS, seed=1)
     return (time.perf_counter() - started) / timed * (len(train) // batch_size)
+
+
+def _prepare(model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
+    """On ``device``, in the recipe's memory format, with a linear probe's backbone frozen."""
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.freeze_backbone:
+        freeze_backbone(model)
 
 
 def epoch_line(label: str, epoch: int, epochs: int, val_acc: float, epoch_seconds: float, elapsed: float) -> str:
@@ -179,7 +188,7 @@ def _train_epoch(
 ) -> tuple[float, float]:
     """One pass over the shuffled data (last partial batch dropped); returns mean loss and accuracy. With
     ``shard``, the whole global batch is drawn and augmented as on one device, then this replica keeps its slice."""
-    model.train()
+    training_mode(model, cfg)
     generator = torch.Generator(device=device).manual_seed(seed)
     torch.manual_seed(seed)  # MixUp/CutMix draw from the global generator
     order = torch.randperm(len(images), generator=generator, device=device)

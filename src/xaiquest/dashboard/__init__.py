@@ -2,9 +2,10 @@
 --model NAME`` (Gradio, localhost only).
 
 ``session`` holds the run's logic (run loading, image selection, stress, cached explanations and
-their quality), ``model_session`` one model's (through ``explain-image``'s functions), ``views`` the pictures and tables, ``app`` the Gradio page, ``browser`` a headless
-Chromium driver for the end-to-end test and the docs screenshot. Gradio's usage analytics are
-switched off before Gradio is imported: the dashboard must work offline and report nothing.
+their quality), ``model_session`` one model's (through ``explain-image``'s functions), ``views``
+the pictures and tables, ``app`` the Gradio pages, ``browser`` a headless Chromium driver for the
+end-to-end test and the docs screenshot. Gradio's usage analytics are switched off before Gradio
+is imported: the dashboard must work offline and report nothing.
 """
 
 import os

@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000, help="test images (the audit's size)")
     parser.add_argument("--size", type=int, default=224, help="image side in pixels")
     parser.add_argument("--cifar", type=Path, default=Path(DEFAULT_CIFAR), help="CIFAR-10 image folder (train/, test/)")
+    parser.add_argument("--stages", action=argparse.BooleanOptionalAction, default=True,
+                        help="after the whole run, each stage in its own process (--no-stages: the whole run only)")
     args = parser.parse_args()
     if not (args.cifar / "test").is_dir():
         sys.exit(f"no CIFAR-10 image folder at {args.cifar}; pass --cifar DIR with train/<class>/ and test/<class>/")
@@ -100,14 +102,19 @@ def main() -> None:
         config = folder / "memory.yaml"
         config.write_text(experiment_yaml(folder, folder / "resnet18.pth", args.size, train_images))
         print(f"tv:resnet18 (imported), {args.images} test + {train_images} train images at {args.size} px")
-        rows = [("whole run", *peak_rss(["run", str(config), "--runs-dir", str(folder / "whole")], folder / "whole.log"))]
+        print(f"{'process':<12} {'peak RSS (GiB)':>15} {'seconds':>9}", flush=True)
+        show("whole run", *peak_rss(["run", str(config), "--runs-dir", str(folder / "whole")], folder / "whole.log"))
+        if not args.stages:
+            return
         for stage in STAGE_COMMANDS:
             arguments = [*stage, str(config), "--runs-dir", str(folder / "stages")]
-            rows.append((stage[0], *peak_rss(arguments, folder / f"{stage[0]}.log")))
-        rows.append(("report", *peak_rss(["report", str(folder / "stages" / "memory")], folder / "report.log")))
-    print(f"{'process':<12} {'peak RSS (GiB)':>15} {'seconds':>9}")
-    for name, gib, seconds in rows:
-        print(f"{name:<12} {gib:>15.2f} {seconds:>9.0f}")
+            show(stage[0], *peak_rss(arguments, folder / f"{stage[0]}.log"))
+        show("report", *peak_rss(["report", str(folder / "stages" / "memory")], folder / "report.log"))
+
+
+def show(process: str, gib: float, seconds: float) -> None:
+    """One row as soon as it is measured: the whole run alone takes long at 224 px on a CPU."""
+    print(f"{process:<12} {gib:>15.2f} {seconds:>9.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -133,6 +133,20 @@ def test_dissection_finds_the_unit_that_copies_a_concept() -> None:
     assert detector_fractions(table)["detectors"].tolist() == [1]
 
 
+def test_dissection_a_few_units_at_a_time_scores_exactly_as_all_at_once(monkeypatch) -> None:
+    """Large images are dissected in chunks of units (bounded memory); the table must not change."""
+    from xaiquest.concepts import dissect as module
+
+    generator = torch.Generator().manual_seed(1)
+    activations = torch.rand(4, 7, 8, 8, generator=generator)
+    concepts = {"a": torch.rand(4, 32, 32, generator=generator) > 0.7, "b": torch.rand(4, 32, 32, generator=generator) > 0.9}
+    whole = dissect({"stage1": activations}, concepts, 0.01, 0.04)
+    monkeypatch.setattr(module, "UPSAMPLED_VALUES_PER_CHUNK", 3 * 4 * 32 * 32)  # three units a chunk: 3 + 3 + 1
+    chunked = dissect({"stage1": activations}, concepts, 0.01, 0.04)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert sorted(chunked["unit"].unique()) == list(range(7))
+
+
 def test_a_constant_unit_detects_nothing() -> None:
     assert not unit_masks(torch.zeros(2, 1, 4, 4), (8, 8), 0.005).any()
 

@@ -18,7 +18,7 @@ from xaiquest.pipeline import STAGES
 from xaiquest.validation import check_config
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "xaiquest"
-STAGE_PACKAGES = ("train", "evaluate", "calibration", "robustness", "explain", "stress", "concepts", "report")
+STAGE_PACKAGES = ("train", "evaluate", "calibration", "robustness", "explain", "stress", "concepts", "transfer", "report")
 
 
 def test_names_every_model_has_pass_the_check_and_a_torchvision_layer_is_checked_too():

@@ -25,7 +25,6 @@ DataOpt = typer.Option(None, "--data", help="CIFAR-10 location: cifar-10-batches
                        "(default: $XAIQUEST_DATA, else download)")
 Cifar10cOpt = typer.Option(None, "--cifar10c", help="folder of real CIFAR-10-C .npy files (default: generate on the fly)")
 RunsOpt = typer.Option(Path("runs"), "--runs-dir", help="where run directories are created")
-RunDirArg = typer.Argument(..., help="a run directory, e.g. runs/quick")
 PortOpt = typer.Option(7860, "--port", help="localhost port to serve on")
 RunDataOpt = typer.Option(None, "--data", help="CIFAR-10 location, if it moved since the run (default: the run's own)")
 
@@ -149,19 +148,58 @@ def concepts(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, 
 
 @app.command()
 @user_errors
-def dashboard(run_dir: Path = RunDirArg, port: int = PortOpt, data: Path | None = RunDataOpt) -> None:
-    """Interactive explorer of a run in the browser (Gradio on localhost): predictions, heatmaps, stress."""
+def transfer(config: Optional[str] = ConfigArg, data: Optional[Path] = DataOpt, runs_dir: Path = RunsOpt) -> None:
+    """Models trained from weights (init, pretrained) against those weights: CKA and map agreement per depth."""
+    _run_stages(config, data, runs_dir, ["transfer"])
+
+
+ModelOpt = typer.Option(None, "--model", help="zoo model or tv:<torchvision name>")
+WeightsOpt = typer.Option(None, "--weights", help="state_dict file (.pt/.pth/.safetensors)")
+ClassesOpt = typer.Option(None, "--classes", help="class names, one a line, in output order "
+                          "(default: torchvision's ImageNet names for tv: models)")
+ImageSizeOpt = typer.Option(None, "--image-size", help="default: 224 for tv: models, else 32")
+MeanOpt = typer.Option(None, "--mean", help="input mean r,g,b in [0,1] (default: ImageNet's for tv:)")
+StdOpt = typer.Option(None, "--std", help="input std r,g,b, with --mean")
+
+
+@app.command()
+@user_errors
+def dashboard(run_dir: Optional[Path] = typer.Argument(None, help="a run directory, e.g. runs/quick (or --model)"),
+              port: int = PortOpt, data: Optional[Path] = RunDataOpt, model: Optional[str] = ModelOpt,
+              weights: Optional[Path] = WeightsOpt, classes: Optional[Path] = ClassesOpt,
+              image_size: Optional[int] = ImageSizeOpt,
+              images: Optional[Path] = typer.Option(None, "--images", help="folder of images to pick from (with --model)"),
+              mean: Optional[str] = MeanOpt, std: Optional[str] = StdOpt) -> None:
+    """Interactive explorer in the browser (Gradio on localhost): a run's models, or one --model on any image."""
+    model_options = {"--weights": weights, "--classes": classes, "--image-size": image_size, "--images": images,
+                     "--mean": mean, "--std": std}
+    _check_dashboard_source(run_dir, model, data, [flag for flag, value in model_options.items() if value is not None])
     if importlib.util.find_spec("gradio") is None:
         raise XaiquestError("the dashboard needs gradio: run make install, or pip install gradio")
     from xaiquest.dashboard.app import serve
+    from xaiquest.dashboard.model_session import open_model
     from xaiquest.dashboard.session import Dashboard, open_run
-
     from xaiquest.data import normalised_by
 
-    session = Dashboard(open_run(run_dir, data))
+    if model is not None:
+        session = open_model(model, weights, classes, image_size, images, _normalisation(mean, std))
+        normalisation = session.loaded.normalisation
+    else:
+        session = Dashboard(open_run(run_dir, data))
+        normalisation = session.run.data.normalisation
     err.print(f"dashboard: http://127.0.0.1:{port} (Ctrl-C stops it)")
-    with normalised_by(session.run.data.normalisation):
+    with normalised_by(normalisation):
         serve(session, port)
+
+
+def _check_dashboard_source(run_dir: Optional[Path], model: Optional[str], data: Optional[Path], model_flags: list[str]) -> None:
+    """Exactly one of RUN_DIR and --model, each with only its own options."""
+    if (run_dir is None) == (model is None):
+        raise XaiquestError("pass a run directory (xaiquest dashboard runs/quick) or --model NAME, not both or neither")
+    if run_dir is not None and model_flags:
+        raise XaiquestError(f"{model_flags[0]} goes with --model, not with a run directory")
+    if model is not None and data is not None:
+        raise XaiquestError("--data goes with a run directory; with --model pick images with --images DIR or upload them")
 
 
 @app.command("explain-image")
@@ -169,15 +207,14 @@ def dashboard(run_dir: Path = RunDirArg, port: int = PortOpt, data: Path | None 
 def explain_image(
     images: list[Path] = typer.Argument(..., help="image files to explain"),
     model: str = typer.Option(..., "--model", help="zoo model or tv:<torchvision name>"),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="state_dict file (.pt/.pth/.safetensors)"),
-    classes: Optional[Path] = typer.Option(None, "--classes", help="class names, one a line, in output order "
-                                           "(default: torchvision's ImageNet names for tv: models)"),
+    weights: Optional[Path] = WeightsOpt,
+    classes: Optional[Path] = ClassesOpt,
     methods: str = typer.Option("gradcam,integrated_gradients", "--methods", help="comma-separated explainers"),
     layer: Optional[str] = typer.Option(None, "--layer", help="named depth or module path (default: the last depth)"),
     out: Path = typer.Option(Path("explain-image"), "--out", help="folder for the figures, JSON and CSV"),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="default: 224 for tv: models, else 32"),
-    mean: Optional[str] = typer.Option(None, "--mean", help="input mean r,g,b in [0,1] (default: ImageNet's for tv:)"),
-    std: Optional[str] = typer.Option(None, "--std", help="input std r,g,b, with --mean"),
+    image_size: Optional[int] = ImageSizeOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
 ) -> None:
     """Explain image files with any model: one figure per image (top-5, heatmaps) and each map's deletion/insertion AUC."""
     from xaiquest.explain.single import explain_images, load_any_model

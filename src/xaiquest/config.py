@@ -66,6 +66,10 @@ class DataConfig(Section):
         None, description="per-channel input mean in [0, 1] the audited weights expect; null = the training split's"
     )
     std: tuple[float, float, float] | None = Field(None, description="per-channel input std, set together with mean")
+    classes: list[str] | None = Field(
+        None, min_length=2, description="keep only these classes (folder or release names), re-indexed in this "
+        "order, in train, validation and test; null = every class"
+    )
 
     @model_validator(mode="after")
     def _mean_with_std(self) -> DataConfig:
@@ -73,12 +77,14 @@ class DataConfig(Section):
             raise ValueError("set data.mean and data.std together (the normalisation the model was trained with)")
         if self.std is not None and min(self.std) <= 0:
             raise ValueError(f"data.std must be positive, got {list(self.std)}")
+        if self.classes is not None and len(set(self.classes)) < len(self.classes):
+            raise ValueError(f"data.classes names a class twice: {self.classes}; list each class once")
         return self
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide which images a run sees (fingerprints); unset new fields are left
         out so runs made before they existed keep their fingerprints."""
-        optional = {name for name in ("image_size", "test_fraction", "mean", "std") if getattr(self, name) is None}
+        optional = {name for name in ("image_size", "test_fraction", "mean", "std", "classes") if getattr(self, name) is None}
         return self.model_dump(exclude={"cache_dir", "download", *optional})
 
 
@@ -132,6 +138,15 @@ class TrainConfig(Section):
     amp: bool = Field(True, description="bfloat16 autocast, used on CUDA only")
     tensorboard: bool = True
     patch: PatchConfig | None = Field(None, description="train on data with a planted spurious patch")
+    devices: int = Field(1, ge=1, description="GPUs one model trains on (DistributedDataParallel, the global batch "
+                         "kept); not part of the recipe's fingerprint, like threads")
+    freeze_backbone: bool = Field(
+        False, description="linear probe: train only the classifier; the backbone's weights and BatchNorm statistics "
+        "stay as the model started (needs init: or pretrained:)"
+    )
+    backbone_lr_scale: float = Field(
+        1.0, gt=0, description="fine-tuning: the backbone (all but the classifier) trains at lr x this factor"
+    )
     lookahead: bool = Field(False, description="airbench's lookahead: every 5 steps the weights are pulled to an EMA "
                             "of themselves (decay 0.95^5 x progress^3), and the last step leaves the EMA")
     alt_flip: bool = Field(False, description="airbench's alternating flip: each image is mirrored in every other "
@@ -141,7 +156,10 @@ class TrainConfig(Section):
     whiten_bias_epochs: int | None = Field(None, ge=0, description="models with a data-fitted whitening stem: its "
                                            "filters stay frozen and its bias trains this many epochs; null = all train")
 
-    LATER_FIELDS: ClassVar[frozenset[str]] = frozenset({"lookahead", "alt_flip", "bn_bias_lr_scale", "whiten_bias_epochs"})
+    LATER_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "devices", "freeze_backbone", "backbone_lr_scale", "lookahead", "alt_flip", "bn_bias_lr_scale",
+        "whiten_bias_epochs",
+    })
     """Fields added after runs were fingerprinted: dumped only when they differ from their default, so a
     recipe that does not use them keeps its train fingerprint (and its trained models)."""
 
@@ -280,6 +298,15 @@ class ConceptsConfig(Section):
         return count
 
 
+class TransferConfig(Section):
+    """How far training moved a model from the weights it started from (``init`` or ``pretrained``), per depth."""
+
+    enabled: bool = True
+    test_images: int = Field(500, ge=10, description="stratified test subset both models see (CKA costs N^2 per depth)")
+    topk_frac: float = Field(0.1, gt=0, lt=1, description="share of top pixels for the map agreement IoU")
+    seed: int = 0
+
+
 class SlurmConfig(Section):
     """Per-job resources when ``executor.backend`` is ``submitit`` (one Slurm job per unit)."""
 
@@ -376,6 +403,7 @@ class ExperimentConfig(Section):
     explain: ExplainConfig = ExplainConfig()
     stress: StressConfig = StressConfig()
     concepts: ConceptsConfig = ConceptsConfig()
+    transfer: TransferConfig = TransferConfig()
     executor: ExecutorConfig = ExecutorConfig()
 
     @field_validator("models", mode="before")
@@ -398,12 +426,25 @@ class ExperimentConfig(Section):
     @model_validator(mode="after")
     def _known_variant_names(self) -> ExperimentConfig:
         """Every list of variant names (per model, per stage) names variants the experiment defines."""
-        lists = {f"models.{m.name}.variants": m.variants for m in self.models}
-        lists |= {f"{stage}.variants": getattr(self, stage).variants for stage in VARIANT_STAGES}
-        for where, names in lists.items():
+        lists = [(f"models.{m.name}.variants", m.variants) for m in self.models]
+        lists += [(f"{stage}.variants", getattr(self, stage).variants) for stage in VARIANT_STAGES]
+        for where, names in lists:
             unknown = [name for name in names or [] if name not in self.variants]
             if unknown:
                 raise ValueError(f"{where}: unknown variant {unknown[0]!r}; defined variants: {', '.join(self.variants)}")
+        return self
+
+    @model_validator(mode="after")
+    def _frozen_backbones_start_from_weights(self) -> ExperimentConfig:
+        """A linear probe of random features is almost always a mistake: refuse it before any training."""
+        for spec in self.models:
+            if spec.audited_file or spec.init or spec.pretrained:
+                continue
+            for variant in spec.variants or list(self.variants):
+                if self.train_config(spec, variant).freeze_backbone:
+                    raise ValueError(f"model {spec.name!r}, variant {variant!r}: freeze_backbone trains only the classifier "
+                                     "on random features; start the model from weights (init: FILE or pretrained: true) "
+                                     "or restrict its variants (models[].variants)")
         return self
 
     def train_config(self, model: ModelSpec, variant: str) -> TrainConfig:

@@ -32,6 +32,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+PIXELS_PER_BATCH = 1000 * 32 * 32
+"""Most pixels one prediction batch holds: a thousand CIFAR images. At 224 px a batch of 1000 would hold
+0.6 GB of input and several GB of first-layer activations; capped, it is 20 images (results do not depend
+on the batching)."""
+
+
+def rows_per_batch(batch_size: int, images: torch.Tensor) -> int:
+    """``batch_size`` images, fewer when they are larger than CIFAR's (``PIXELS_PER_BATCH``)."""
+    return max(1, min(batch_size, PIXELS_PER_BATCH // (images.shape[-1] * images.shape[-2])))
+
+
 def prepare_batch(images: torch.Tensor, device: torch.device, channels_last: bool = True) -> torch.Tensor:
     """uint8 images -> normalised float on ``device`` in the model's memory format."""
     x = to_float(images.to(device, non_blocking=True))
@@ -46,11 +57,13 @@ def predict_logits(
     batch_size: int = 1000,
     tta: TtaPolicy = "none",
 ) -> torch.Tensor:
-    """Logits ``[N, C]`` on the CPU for uint8 images; audit stages pass the run's one policy, ``eval.tta``."""
+    """Logits ``[N, C]`` on the CPU for uint8 images; audit stages pass the run's one policy, ``eval.tta``.
+    Large images go in smaller batches (``rows_per_batch``), so memory stays bounded at any image size."""
     model.eval()
     outputs = []
-    for start in range(0, len(images), batch_size):
-        x = prepare_batch(images[start : start + batch_size], device)
+    rows = rows_per_batch(batch_size, images)
+    for start in range(0, len(images), rows):
+        x = prepare_batch(images[start : start + rows], device)
         outputs.append(_policy_logits(model, x, tta).cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
 

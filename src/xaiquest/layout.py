@@ -216,6 +216,21 @@ class ConceptFiles:
 
 
 @dataclass(frozen=True)
+class TransferFiles:
+    """``models/<run>/transfer/``: how far training moved a model from the weights it started from."""
+
+    folder: Path
+
+    def table(self, name: str) -> Path:
+        """One of the per-model tables the transfer stage gathers into run tables (:data:`TRANSFER_TABLES`)."""
+        return self.folder / f"{name}.csv"
+
+    @property
+    def depths(self) -> Path:
+        return self.table("depths")
+
+
+@dataclass(frozen=True)
 class ModelFiles:
     """``models/<run>/``: one trained (or imported) model and everything measured on it."""
 
@@ -265,6 +280,10 @@ class ModelFiles:
     def concepts(self) -> ConceptFiles:
         return ConceptFiles(self.folder / "concepts")
 
+    @property
+    def transfer(self) -> TransferFiles:
+        return TransferFiles(self.folder / "transfer")
+
 
 EXPLAIN_TABLES = {"quality": "explain_quality"}
 """Per-model explain table -> the run table that gathers it."""
@@ -275,6 +294,8 @@ STRESS_TABLES = {"probes": "stress_probes", "focus": "stress_focus", "layerwise"
 CONCEPT_TABLES = {"bias": "concepts_bias", "colour_reliance": "concepts_colour_reliance", "tcav": "concepts_tcav",
                   "detectors": "concepts_detectors", "top_units": "concepts_top_units"}
 """Per-model concepts table -> the run table that gathers it."""
+TRANSFER_TABLES = {"depths": "transfer"}
+"""Per-model transfer table -> the run table that gathers it."""
 
 
 @dataclass(frozen=True)
@@ -318,6 +339,7 @@ class Tables:
     concepts_tcav = property(lambda self: self.csv(CONCEPT_TABLES["tcav"]))
     concepts_detectors = property(lambda self: self.csv(CONCEPT_TABLES["detectors"]))
     concepts_top_units = property(lambda self: self.csv(CONCEPT_TABLES["top_units"]))
+    transfer = property(lambda self: self.csv(TRANSFER_TABLES["depths"]))
     # computed by the report itself
     findings = property(lambda self: self.csv("findings"))
     setup = property(lambda self: self.csv("setup"))
@@ -327,6 +349,7 @@ class Tables:
     explain_quality_by_method = property(lambda self: self.csv("explain_quality_by_method"))
     xai_methods = property(lambda self: self.csv("xai_methods"))
     final_ranking = property(lambda self: self.csv("final_ranking"))
+    transfer_summary = property(lambda self: self.csv("transfer_summary"))
 
 
 @dataclass(frozen=True)

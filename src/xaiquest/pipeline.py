@@ -1,7 +1,7 @@
 """Orders the audit's stages over a run directory; each stage skips work already finished.
 
-Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> stress -> concepts -> compare
--> report,
+Data flows one way: config -> data -> train -> evaluate -> calibrate -> robustness -> explain -> stress -> concepts
+-> transfer -> compare -> report,
 each stage reading only what earlier stages wrote into ``runs/<experiment>/``.
 """
 
@@ -21,7 +21,15 @@ from xaiquest.data import normalised_by, peek_class_count
 from xaiquest.errors import XaiquestError
 from xaiquest.inference import resolve_device
 from xaiquest.layout import unit_name
-from xaiquest.runs import AuditData, check_model_sources, describe_data, prepare_data, run_keys, train_fingerprint
+from xaiquest.runs import (
+    AuditData,
+    check_model_sources,
+    describe_data,
+    prepare_data,
+    run_keys,
+    started_from_weights,
+    train_fingerprint,
+)
 from xaiquest.store import RunStore
 from xaiquest.units import Scope, scoped
 from xaiquest.validation import check_config
@@ -35,6 +43,7 @@ STAGES: dict[str, str] = {
     "explain": "xaiquest.explain.stage:explain_stage",
     "stress": "xaiquest.stress.stage:stress_stage",
     "concepts": "xaiquest.concepts.stage:concepts_stage",
+    "transfer": "xaiquest.transfer.stage:transfer_stage",
     "compare": "xaiquest.evaluate.stage:compare_stage",
     "report": "xaiquest.report.stage:report_stage",
 }
@@ -42,7 +51,7 @@ STAGES: dict[str, str] = {
 reported before the stages' heavy libraries (Captum, grad-cam, OpenCV, matplotlib) load."""
 UNIT_DECLARATIONS: dict[str, str] = {
     stage: f"{STAGES[stage].split(':')[0]}:stage_units"
-    for stage in ("train", "evaluate", "calibrate", "robustness", "explain", "stress", "concepts")
+    for stage in ("train", "evaluate", "calibrate", "robustness", "explain", "stress", "concepts", "transfer")
 }
 """Stage name -> its ``stage_units(config)``: the units an executor runs side by side, with their inputs.
 Compare and report have none: they are run-level tails, run once when every unit is done."""
@@ -66,8 +75,9 @@ def run_pipeline(config: ExperimentConfig, runs_dir: Path, stages: list[str]) ->
     device = resolve_device(config.device)
     started = time.perf_counter()
     # every name and class index, in seconds, before the data loads (the class count from its folders)
-    check_config(config, peek_class_count(config.data.source, Path(config.data.cache_dir)), config.data.image_size,
-                 quick=True)
+    classes = len(config.data.classes) if config.data.classes else peek_class_count(config.data.source,
+                                                                                    Path(config.data.cache_dir))
+    check_config(config, classes, config.data.image_size, quick=True)
     data = prepare_data(config)
     console.print(f"data: {data.source} — train {len(data.train)}, val {len(data.val)}, test {len(data.test)} "
                   f"({time.perf_counter() - started:.1f} s); device {device}")
@@ -130,7 +140,17 @@ def plan_line(config: ExperimentConfig, store: RunStore, data: AuditData, stages
             parts.append(f"train {len(keys)} models ({trained} done)" if trained else f"train {len(keys)} models")
         elif stage in ("compare", "report"):
             parts.append(stage)
+        elif stage == "transfer":
+            parts.append(_transfer_plan(config))
         else:
             parts.append(f"{stage} {len(run_keys(config, section.variants if section is not None else None))}")
     return "plan: " + ", ".join(parts)
 
+
+
+def _transfer_plan(config: ExperimentConfig) -> str:
+    """``transfer 2``, or why the stage has nothing to do (no model starts from weights, or it is off)."""
+    started = len(started_from_weights(config))
+    if not config.transfer.enabled:
+        return "transfer off"
+    return f"transfer {started}" if started else "transfer skipped (no model starts from weights)"

@@ -65,7 +65,7 @@ def prepare_data(config: ExperimentConfig) -> AuditData:
     normalisation statistics from the training split."""
     cfg = config.data
     dataset: Dataset = load_dataset(cfg.source, Path(cfg.cache_dir), download=cfg.download, image_size=cfg.image_size,
-                                    test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
+                                    test_fraction=cfg.test_fraction, split_seed=cfg.split_seed, classes=cfg.classes)
     train, val = validation_split(dataset.train, cfg.val_size, cfg.split_seed)
     if cfg.train_subset is not None and cfg.train_subset < len(train):
         train, _ = validation_split(train, len(train) - cfg.train_subset, cfg.split_seed)
@@ -112,12 +112,22 @@ def run_keys(config: ExperimentConfig, variants: list[str] | None = None) -> lis
     ]
 
 
+def started_from_weights(config: ExperimentConfig) -> list[RunKey]:
+    """The runs that train from weights (``init`` or ``pretrained``): the ones the transfer stage compares
+    with where they started."""
+    return [key for key in run_keys(config) if key.spec.init or key.spec.pretrained]
+
+
+WHERE_NOT_WHAT = {"devices"}
+"""Train settings that decide where a model trains, not what it learns: a run resumes on another device count."""
+
+
 def train_fingerprint(config: ExperimentConfig, data: AuditData, key: RunKey) -> str:
     if key.spec.audited_file:  # imported, not trained: the file's content is the whole recipe
         return fingerprint("import", key.spec.name, weights_digest(key.spec.audited_file), key.spec.depths,
                            data.fingerprint)
     cfg = config.train_config(key.spec, key.variant)
-    return fingerprint("train", key.spec.name, key.seed, cfg.model_dump(), data.fingerprint, *_starting_point(key.spec),
+    return fingerprint("train", key.spec.name, key.seed, cfg.model_dump(exclude=WHERE_NOT_WHAT), data.fingerprint, *_starting_point(key.spec),
                        *_patch_as_stamped(cfg.patch, data.image_size))
 
 

@@ -45,15 +45,31 @@ def _problems(config: ExperimentConfig, num_classes: int | None, image_size: int
     yield from _unknown("stress.probes", config.stress.probes, PROBES)
     if isinstance(config.robustness.corruptions, list):
         yield from _unknown("robustness.corruptions", config.robustness.corruptions, CORRUPTIONS)
+    yield from _duplicate_run_problems(config)
     yield from _model_problems(config, num_classes, image_size, quick)
     yield from _baseline_problems(config)
     yield from _patch_problems(config, num_classes, image_size)
+    yield from _device_problems(config, 0 if config.device == "cpu" else torch.cuda.device_count())
 
 
 def _unknown(field: str, names: Iterable[str], registry: Registry[object]) -> Iterator[tuple[str, str]]:
     for name in names:
         if name not in registry:
             yield field, f"unknown {registry.kind} {name!r}; available: {', '.join(registry.names())}"
+
+
+def _duplicate_run_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
+    """One model name may be listed twice (from scratch, and again from an ``init`` file) as long as its
+    entries train different variants: each run's folder is named by model, variant and seed."""
+    from xaiquest.runs import run_keys
+
+    seen: set[str] = set()
+    for key in run_keys(config):
+        if key.id in seen:
+            yield "models", (f"{key.spec.name!r} is listed more than once with variant {key.variant!r}, so two runs "
+                             f"would share the folder {key.id}; give each entry its own variants (models[].variants)")
+            return
+        seen.add(key.id)
 
 
 def _model_problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None,
@@ -142,6 +158,36 @@ def _baseline_problems(config: ExperimentConfig) -> Iterator[tuple[str, str]]:
     measured = sorted({spec.name for spec in _run_specs(config, config.robustness.variants)})
     if baseline is not None and baseline not in measured:
         yield "robustness.baseline", f"{baseline!r} is not one of the models robustness measures ({', '.join(measured)})"
+
+
+def _device_problems(config: ExperimentConfig, gpus: int) -> Iterator[tuple[str, str]]:
+    """What DDP cannot do (``train.devices`` > 1): fewer GPUs than asked (a CPU-only machine included:
+    SyncBatchNorm runs on GPUs only), a global batch that does not split evenly, or an executor worker,
+    which holds one GPU."""
+    from xaiquest.runs import run_keys
+
+    for key in run_keys(config):
+        cfg = config.train_config(key.spec, key.variant)
+        if cfg.devices == 1 or key.spec.audited_file:
+            continue
+        problem = _device_problem(config, key.id, cfg, gpus)
+        if problem:
+            yield problem
+            return  # one line is enough: the other models of the run share the reason
+
+
+def _device_problem(config: ExperimentConfig, run: str, cfg: TrainConfig, gpus: int) -> tuple[str, str] | None:
+    if gpus < cfg.devices:
+        return "train.devices", (f"{run} asks for {cfg.devices} GPUs but this machine has {gpus or 'no'} CUDA "
+                                 f"GPU{'' if gpus == 1 else 's'}; set train.devices to 1 or run on a machine with "
+                                 f"{cfg.devices} GPUs")
+    if cfg.batch_size % cfg.devices:
+        return "train.batch_size", (f"{run}: {cfg.batch_size} does not split evenly over {cfg.devices} devices; "
+                                    "use a multiple of train.devices (the global batch is kept)")
+    if config.executor.backend != "inline":
+        return "train.devices", (f"{run} trains on {cfg.devices} GPUs, but a {config.executor.backend} worker "
+                                 "holds one; train it with --executor inline, then audit with any executor")
+    return None
 
 
 def _patch_problems(config: ExperimentConfig, num_classes: int | None, image_size: int | None) -> Iterator[tuple[str, str]]:

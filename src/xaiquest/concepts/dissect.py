@@ -18,6 +18,10 @@ import torch.nn.functional as F
 from xaiquest.errors import ConfigError
 
 
+UPSAMPLED_VALUES_PER_CHUNK = 2**27
+"""Upsampled map values per chunk of units (512 MB as float32): at CIFAR's size every depth fits in one chunk."""
+
+
 def unit_masks(activations: torch.Tensor, size: tuple[int, int], quantile: float) -> torch.Tensor:
     """Bool ``[U, N*H*W]``: where each unit's upsampled map is in its top ``quantile`` share."""
     if activations.ndim != 4:
@@ -42,13 +46,25 @@ def unit_concept_iou(units: torch.Tensor, concepts: Mapping[str, torch.Tensor]) 
 def dissect(activations: Mapping[str, torch.Tensor], concepts: Mapping[str, torch.Tensor], quantile: float,
             threshold: float) -> pd.DataFrame:
     """Long table per depth, unit and concept: IoU and whether the unit detects the concept."""
-    size = next(iter(concepts.values())).shape[-2:]
+    size = tuple(next(iter(concepts.values())).shape[-2:])
     frames = []
     for depth, maps in activations.items():
-        iou = unit_concept_iou(unit_masks(maps, tuple(size), quantile), concepts)
+        iou = depth_iou(maps, concepts, size, quantile)
         long = iou.reset_index().melt(id_vars="unit", var_name="concept", value_name="iou")
         frames.append(long.assign(depth=depth, detector=long["iou"] > threshold))
     return pd.concat(frames, ignore_index=True)[["depth", "unit", "concept", "iou", "detector"]]
+
+
+def depth_iou(maps: torch.Tensor, concepts: Mapping[str, torch.Tensor], size: tuple[int, int],
+              quantile: float) -> pd.DataFrame:
+    """``[U x concepts]`` IoU of one depth, a chunk of units at a time: upsampled to 224 px, the maps of all
+    512 units of a deep layer over 64 images would take 6.6 GB at once. Units are scored independently,
+    so chunking changes no number."""
+    pixels = maps.shape[0] * size[0] * size[1]
+    step = max(1, UPSAMPLED_VALUES_PER_CHUNK // pixels)
+    parts = [unit_concept_iou(unit_masks(maps[:, first : first + step], size, quantile), concepts)
+             for first in range(0, maps.shape[1], step)]
+    return pd.concat(parts, ignore_index=True).rename_axis("unit")
 
 
 def detector_fractions(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The Gradio page: widgets wired to :class:`~xaiquest.dashboard.session.Dashboard`; no logic of its own.
+"""The Gradio pages: widgets wired to :class:`~xaiquest.dashboard.session.Dashboard` (a run) or
+:class:`~xaiquest.dashboard.model_session.ModelSession` (one model); no logic of their own.
 
 Element ids (``#model-a``, ``#image``, ``#methods``, ``#explain``, ``#heatmaps``, ...) are what the
 browser test drives, so they are part of the page's contract.
@@ -15,13 +16,16 @@ import pandas as pd
 import torch
 
 from xaiquest.dashboard.concepts import concepts_tab
+from xaiquest.dashboard.model_session import ModelSession
 from xaiquest.dashboard.session import (
     DEFAULT_LAYER,
     FILTERS,
     LEVELS,
+    MAX_LISTED,
     NO_STRESS,
     SERVING_THREADS,
     Dashboard,
+    Explanation,
     Stress,
     report_figures,
     report_tables,
@@ -68,9 +72,7 @@ def build_app(dashboard: Dashboard) -> gr.Blocks:
                 shown = gr.Image(label="input (after stress)", elem_id="input-image", height=220, interactive=False)
                 prediction_a = gr.Label(num_top_classes=5, label="prediction", elem_id="prediction-a")
                 prediction_b = gr.Label(num_top_classes=5, label="prediction (side by side)", elem_id="prediction-b")
-            heatmaps = gr.Gallery(label="heatmaps", columns=COLUMNS, height=ROW_HEIGHT, elem_id="heatmaps",
-                                  object_fit="contain", allow_preview=True)
-            quality = gr.Dataframe(label="quality of each map", elem_id="quality", interactive=False)
+            heatmaps, quality = _heatmaps_and_quality()
         with gr.Tab("Concepts", elem_id="concepts-tab"):
             concepts_tab(dashboard)
         with gr.Tab("Report", elem_id="report-tab"):
@@ -101,6 +103,85 @@ def build_app(dashboard: Dashboard) -> gr.Blocks:
         button.click(explain_all, inputs, outputs)
         level.release(explain_all, inputs, outputs)
     return page
+
+
+def build_model_app(session: ModelSession) -> gr.Blocks:
+    """One model, no run: an image (from ``--images`` or uploaded), explainers and a layer -> top-5 and heatmaps."""
+    with gr.Blocks(title=f"xaiquest · {session.name}", analytics_enabled=False) as page:
+        gr.Markdown(f"## xaiquest dashboard · model `{session.name}` "
+                    f"({len(session.classes)} classes, {session.loaded.image_size} px)")
+        message = gr.Markdown(elem_id="message")
+        with gr.Row():
+            image = gr.Dropdown(elem_id="image", scale=2, **_model_image_choices(session))
+            upload = gr.File(label="…or upload an image", type="filepath", elem_id="upload", height=110)
+            layer = gr.Dropdown(session.layers(), value=DEFAULT_LAYER, label="layer", elem_id="layer")
+        methods = gr.CheckboxGroup(explainer_names(), value=list(DEFAULT_METHODS), label="explainers", elem_id="methods")
+        button = gr.Button("Explain", variant="primary", elem_id="explain")
+        with gr.Row():
+            shown = gr.Image(label="input", elem_id="input-image", height=220, interactive=False)
+            prediction = gr.Label(num_top_classes=5, label="top-5 classes", elem_id="prediction-a")
+        heatmaps, quality = _heatmaps_and_quality()
+
+        def add_upload(path: str | None):
+            return _add_model_upload(session, path)
+
+        def explain_all(image_id: str | None, chosen: list[str], depth: str):
+            return _explain_model(session, image_id, chosen, depth)
+
+        upload.upload(add_upload, upload, [image, message, upload])
+        button.click(explain_all, [image, methods, layer], [shown, prediction, heatmaps, quality, message])
+    return page
+
+
+def _heatmaps_and_quality() -> tuple[gr.Gallery, gr.Dataframe]:
+    """The heatmap gallery (captions carry each map's numbers) and the quality table under it."""
+    heatmaps = gr.Gallery(label="heatmaps", columns=COLUMNS, height=ROW_HEIGHT, elem_id="heatmaps",
+                          object_fit="contain", allow_preview=True)
+    return heatmaps, gr.Dataframe(label="quality of each map", elem_id="quality", interactive=False)
+
+
+def _gallery(explanations: list[Explanation], image: torch.Tensor) -> dict[str, Any]:
+    """Each map over the image, the gallery grown to show every row."""
+    tiles = [(overlay(image, e.heatmap), caption(e)) for e in explanations]
+    return gr.update(value=tiles, height=ROW_HEIGHT * math.ceil(len(tiles) / COLUMNS) + 40)
+
+
+def _missing_input(image_id: str | None, methods: list[str]) -> str | None:
+    if not image_id:
+        return "pick an image first (or upload one)"
+    return None if methods else "tick at least one explainer"
+
+
+def _model_image_choices(session: ModelSession) -> dict[str, Any]:
+    choices, files = session.image_choices()
+    shown = f"showing {MAX_LISTED} of {files} in --images" if files > MAX_LISTED else f"{files} in --images"
+    return {"choices": choices, "value": choices[0][1] if choices else None, "label": f"image ({shown})"}
+
+
+def _add_model_upload(session: ModelSession, path: str | None):
+    """Add an upload and select it; a bad file only produces a message. The file box is emptied for the next one."""
+    if path is None:
+        return gr.update(), "", None
+    try:
+        label, image_id = session.add_upload(Path(path))
+    except Exception as error:  # noqa: BLE001  (the page reports any failure; the server keeps serving)
+        return gr.update(), _error(error), None
+    return gr.update(**{**_model_image_choices(session), "value": image_id}), f"added {label} to the image list", None
+
+
+def _explain_model(session: ModelSession, image_id: str | None, methods: list[str], layer: str) -> tuple[Any, ...]:
+    """The image, its top-5 classes, one heatmap per method and the quality table."""
+    unchanged = (gr.update(),) * 4
+    missing = _missing_input(image_id, methods)
+    if missing:
+        return *unchanged, missing
+    try:
+        image = session.image(image_id)
+        top = session.top_classes(image_id)
+        explanations = [session.explain(image_id, method, layer) for method in methods]
+    except Exception as error:  # noqa: BLE001  (the page reports any failure; the server keeps serving)
+        return *unchanged, _error(error)
+    return enlarged(image), top, _gallery(explanations, image), quality_table(explanations, session.classes), ""
 
 
 def _selected(model: str, other: str) -> list[str]:
@@ -146,21 +227,19 @@ def _explain_all(dashboard: Dashboard, models: list[str], image_id: str | None, 
                  stress: Stress) -> tuple[Any, ...]:
     """Predictions of each model and one heatmap per model and method, with the quality table."""
     unchanged = (gr.update(),) * 5
-    if not image_id:
-        return *unchanged, "pick an image first (or upload one)"
-    if not methods:
-        return *unchanged, "tick at least one explainer"
+    missing = _missing_input(image_id, methods)
+    if missing:
+        return *unchanged, missing
     try:
         image, _ = dashboard.stressed(image_id, stress)
         predictions = [dashboard.predict(model, image_id, stress) for model in models]
         explanations = [dashboard.explain(model, image_id, stress, method, layer) for model in models for method in methods]
     except Exception as error:  # noqa: BLE001  (the page reports any failure; the server keeps serving)
         return *unchanged, _error(error)
-    gallery = [(overlay(image, e.heatmap), caption(e)) for e in explanations]
     second = predictions[1].probabilities if len(predictions) > 1 else None
     truth = dashboard.true_label(image_id)
     note = f"true class: **{truth}**" if truth else "uploaded image (no true class)"
-    return (enlarged(image), predictions[0].probabilities, second, gr.update(value=gallery, height=ROW_HEIGHT * math.ceil(len(gallery) / COLUMNS) + 40),
+    return (enlarged(image), predictions[0].probabilities, second, _gallery(explanations, image),
             quality_table(explanations, dashboard.classes), note)
 
 
@@ -168,15 +247,17 @@ def _error(error: Exception) -> str:
     return f"**error:** {error}"
 
 
-def serve(dashboard: Dashboard, port: int, block: bool = True) -> gr.Blocks:
-    """Serve on 127.0.0.1:``port``; ``block=False`` returns once the server answers (tests, screenshots).
+def serve(dashboard: Dashboard | ModelSession, port: int, block: bool = True) -> gr.Blocks:
+    """Serve a run's page or one model's on 127.0.0.1:``port``; ``block=False`` returns once the server
+    answers (tests, screenshots).
 
     Gradio stays quiet: the CLI prints the address itself, and Gradio's "set share=True" hint offers
     the CLI user a public link this command deliberately never creates."""
     torch.set_num_threads(SERVING_THREADS)
-    page = build_app(dashboard)
+    single = isinstance(dashboard, ModelSession)
+    page = build_model_app(dashboard) if single else build_app(dashboard)
     page.queue(default_concurrency_limit=1)
     page.launch(server_name="127.0.0.1", server_port=port, share=False, ssr_mode=False, prevent_thread_lock=not block,
-                allowed_paths=[str(dashboard.run.store.layout.figures.folder)], theme=THEME, css=CSS, quiet=True,
+                allowed_paths=[] if single else [str(dashboard.run.store.layout.figures.folder)], theme=THEME, css=CSS, quiet=True,
                 footer_links=[], max_file_size="40mb")
     return page

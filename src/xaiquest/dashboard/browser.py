@@ -49,8 +49,8 @@ def wait_until_serving(url: str, timeout_s: float = 120.0) -> None:
 
 
 @contextmanager
-def browser_page(url: str) -> Iterator[Page]:
-    """A headless Chromium page with the dashboard loaded."""
+def browser_page(url: str, ready: str = "#model-a input") -> Iterator[Page]:
+    """A headless Chromium page with the dashboard loaded (``ready``: an element of the page, a run's by default)."""
     executable = chromium_executable()
     if executable is None:
         raise FileNotFoundError("no chromium on PATH; install Debian's chromium package")
@@ -59,7 +59,7 @@ def browser_page(url: str) -> Iterator[Page]:
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.goto(url)
-            page.locator("#model-a input").wait_for()
+            page.locator(ready).wait_for()
             yield page
         finally:
             browser.close()
@@ -91,14 +91,23 @@ def explore(page: Page, models: Sequence[str], methods: Sequence[str], image: in
     if image_class is not None:
         choose(page, "#class", image_class)
         expect(page.locator("#image input")).to_have_value(re.compile(f" {image_class} → "), timeout=EXPLAIN_TIMEOUT_MS)
-    choose(page, "#image", image)
-    tick_only(page, "#methods", methods)
-    if stress is not None:
+    pick(page, methods, image)
+    if stress is not None:  # after the methods: the level field re-explains with what is ticked
         choose(page, "#stress", stress[0])
         page.locator("#level input[type=number]").fill(str(stress[1]))
+    return explain_shown(page, len(models) * len(methods))
+
+
+def pick(page: Page, methods: Sequence[str], image: int = 0) -> None:
+    """Select the n-th listed image and tick exactly ``methods``."""
+    choose(page, "#image", image)
+    tick_only(page, "#methods", methods)
+
+
+def explain_shown(page: Page, maps: int) -> list[str]:
+    """Click Explain and return the heatmap captions once ``maps`` heatmaps are shown."""
     page.locator("#explain").click()
-    heatmaps = page.locator("#heatmaps img")
-    expect(heatmaps).to_have_count(len(models) * len(methods), timeout=EXPLAIN_TIMEOUT_MS)
+    expect(page.locator("#heatmaps img")).to_have_count(maps, timeout=EXPLAIN_TIMEOUT_MS)
     return page.locator("#heatmaps .caption-label").all_inner_texts()
 
 

@@ -201,6 +201,30 @@ def report_figures(root: Path) -> list[Path]:
     return sorted(figures.folder.glob(figures.pattern("").name))
 
 
+class Uploads:
+    """A session's uploaded pictures at one image size, keyed by their content hash so a re-upload hits the cache."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._images: dict[str, tuple[str, torch.Tensor]] = {}
+
+    def add(self, path: Path) -> tuple[str, str]:
+        """``(label, image id)`` of an uploaded picture, or a clear UploadError."""
+        image = load_upload(path, self.size)
+        image_id = "upload:" + hashlib.sha1(image.numpy().tobytes()).hexdigest()[:12]
+        self._images[image_id] = (f"upload {Path(path).name}", image)
+        return self._images[image_id][0], image_id
+
+    def listed(self) -> list[tuple[str, str]]:
+        """``[(label, image id)]``, newest first."""
+        return [(label, image_id) for image_id, (label, _) in reversed(self._images.items())]
+
+    def get(self, image_id: str) -> torch.Tensor | None:
+        """The uint8 ``[3,size,size]`` upload, or None when ``image_id`` is not one."""
+        entry = self._images.get(image_id)
+        return None if entry is None else entry[1]
+
+
 class Dashboard:
     """One run's browsing session: loaded models, uploads and the explanation cache.
 
@@ -213,7 +237,7 @@ class Dashboard:
         self.patch = run_patch(run.config)
         self._models: dict[str, nn.Module] = {}
         self._predictions: dict[str, torch.Tensor] = {}
-        self._uploads: dict[str, tuple[str, torch.Tensor]] = {}
+        self._uploads = Uploads(run.data.image_size)
         self._lock = threading.RLock()
         self._explain_cached = lru_cache(maxsize=CACHE_SIZE)(self._compute_explanation)
 
@@ -277,19 +301,17 @@ class Dashboard:
 
     def add_upload(self, path: Path) -> tuple[str, str]:
         """``(label, image id)`` of an uploaded picture; the id is its content hash, so re-uploads hit the cache."""
-        image = load_upload(path, self.run.data.image_size)
-        image_id = "upload:" + hashlib.sha1(image.numpy().tobytes()).hexdigest()[:12]
-        self._uploads[image_id] = (f"upload {Path(path).name}", image)
-        return self._uploads[image_id][0], image_id
+        return self._uploads.add(path)
 
     def uploads(self) -> list[tuple[str, str]]:
         """``[(label, image id)]`` of this session's uploads, newest first."""
-        return [(label, image_id) for image_id, (label, _) in reversed(self._uploads.items())]
+        return self._uploads.listed()
 
     def image(self, image_id: str) -> torch.Tensor:
         """A uint8 ``[3,S,S]`` image (the run's size): ``test:<index>`` or an upload's id."""
-        if image_id in self._uploads:
-            return self._uploads[image_id][1]
+        upload = self._uploads.get(image_id)
+        if upload is not None:
+            return upload
         kind, _, index = image_id.partition(":")
         if kind != "test" or not index.isdigit() or int(index) >= len(self.run.data.test):
             raise XaiquestError(f"unknown image {image_id!r}; pick one from the list or upload one")

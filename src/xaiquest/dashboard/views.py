@@ -11,22 +11,30 @@ from matplotlib import colormaps
 from xaiquest.dashboard.session import Explanation
 
 DISPLAY_SIDE = 192
-"""CIFAR images are 32 px: shown six times larger, nearest-neighbour, so pixels stay visible."""
+"""CIFAR images are 32 px: shown six times larger, nearest-neighbour, so pixels stay visible; larger
+images are shown at their own size."""
 HEATMAP_ALPHA = 0.55
 
 
-def enlarged(image: torch.Tensor, side: int = DISPLAY_SIDE) -> np.ndarray:
-    """uint8 ``[3,H,W]`` -> ``[side,side,3]`` uint8 with blocky pixels."""
+def display_side(image: torch.Tensor) -> int:
+    """The shown side: at least ``DISPLAY_SIDE``, never smaller than the image (no pixels dropped)."""
+    return max(DISPLAY_SIDE, image.shape[-1])
+
+
+def enlarged(image: torch.Tensor, side: int | None = None) -> np.ndarray:
+    """uint8 ``[3,H,W]`` -> ``[side,side,3]`` uint8 with blocky pixels (default side: ``display_side``)."""
+    side = side or display_side(image)
     big = F.interpolate(image[None].float(), size=(side, side), mode="nearest")[0]
     return big.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def overlay(image: torch.Tensor, heatmap: torch.Tensor, side: int = DISPLAY_SIDE) -> np.ndarray:
+def overlay(image: torch.Tensor, heatmap: torch.Tensor, side: int | None = None) -> np.ndarray:
     """The map, min-max scaled and coloured (jet), blended over the enlarged image.
 
     Min-max scaling shows where each map puts its mass; signed maps (Integrated Gradients,
     occlusion) therefore show their most negative pixels as cold, not hidden.
     """
+    side = side or display_side(image)
     low, high = heatmap.min(), heatmap.max()
     scaled = (heatmap - low) / (high - low) if high > low else torch.zeros_like(heatmap)
     smooth = F.interpolate(scaled[None, None], size=(side, side), mode="bilinear", align_corners=False)[0, 0]

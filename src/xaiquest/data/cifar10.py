@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from xaiquest.errors import DataError
+from xaiquest.errors import ConfigError, DataError
 
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane",
@@ -145,12 +145,14 @@ def load_dataset(
     image_size: int | None = None,
     test_fraction: float | None = None,
     split_seed: int = 0,
+    classes: Sequence[str] | None = None,
 ) -> Dataset:
     """Images from ``data``, else ``$XAIQUEST_DATA``, else CIFAR-10 in ``cache_dir`` (downloading if allowed).
 
     ``image_size`` resizes (shorter side) and centre-crops every image to that square size; without
     it all images must share one square size. A single ``<class>/*`` tree is split into train and
     test by ``test_fraction`` of each class (default 0.2), stratified and seeded by ``split_seed``.
+    ``classes`` keeps only those classes, re-indexed in that order (the full data stays cached once).
     """
     cache_dir = Path(cache_dir)
     kind, root, layout = _detect_format(_resolve_location(data, cache_dir, download))
@@ -172,7 +174,10 @@ def load_dataset(
             f"{root} has {len(content.classes)} class ({', '.join(content.classes)}); a classifier audit needs "
             "at least 2 class folders"
         )
-    train, test = content.train, content.test
+    train, test, kept = content.train, content.test, content.classes
+    if classes is not None:
+        train, test, kept = select_classes(train, kept, classes), select_classes(test, kept, classes), tuple(classes)
+        source += f" ({len(kept)} of {len(content.classes)} classes: {', '.join(kept)})"
     if kind == "classtree":
         fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
         train, test = _split_by_fraction(train, fraction, split_seed, root)
@@ -180,8 +185,21 @@ def load_dataset(
     scaled = content.conversions.get(SCALED_16BIT, 0)
     if scaled:
         source += f" ({scaled} 16-bit image{'s' if scaled > 1 else ''} scaled to 8 bits)"
-    return Dataset(train=train, test=test, classes=content.classes, source=source, root=root,
-                   conversions=content.conversions)
+    return Dataset(train=train, test=test, classes=kept, source=source, root=root, conversions=content.conversions)
+
+
+def select_classes(split: Split, classes: tuple[str, ...], wanted: Sequence[str]) -> Split:
+    """The images of the ``wanted`` classes only, labelled by their position in ``wanted`` (e.g. five
+    CIFAR-10 classes as a 5-class task, for a transfer experiment)."""
+    unknown = [name for name in wanted if name not in classes]
+    if unknown:
+        raise ConfigError(f"config field 'data.classes': unknown class {unknown[0]!r}; the data's classes are "
+                          f"{', '.join(classes)}")
+    relabel = torch.full((len(classes),), -1, dtype=torch.long)
+    relabel[[classes.index(name) for name in wanted]] = torch.arange(len(wanted))
+    labels = relabel[split.labels]
+    kept = labels >= 0
+    return Split(split.images[kept], labels[kept])
 
 
 def _split_by_fraction(split: Split, fraction: float, seed: int, root: Path) -> tuple[Split, Split]:

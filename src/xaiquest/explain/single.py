@@ -110,39 +110,62 @@ def read_image(file: Path, size: int) -> torch.Tensor:
     return fit_to_size(pixels[None], size)[0]
 
 
-def explain_images(files: list[Path], loaded: LoadedModel, methods: list[str], layer: str | None,
-                   out_dir: Path, steps: int = 16) -> pd.DataFrame:
-    """Explain each image's top class with every method; write figures, JSON and CSV into ``out_dir``."""
+@dataclass(frozen=True)
+class ImageExplanation:
+    """One image explained: its top classes, each method's map ``[1,S,S]`` and a row of numbers per method."""
+
+    top: list[tuple[str, float]]
+    target: int
+    maps: dict[str, torch.Tensor]
+    rows: list[dict[str, object]]
+
+
+def check_methods(methods: list[str]) -> None:
+    """Refuse an unknown method before any image is read."""
     unknown = [method for method in methods if method not in EXPLAINERS]
     if unknown:
         raise ConfigError(f"unknown explanation method {unknown[0]!r}; available: {', '.join(EXPLAINERS.names())}")
+
+
+def explain_pixels(pixels: torch.Tensor, loaded: LoadedModel, methods: list[str], layer: str,
+                   steps: int = 16) -> ImageExplanation:
+    """Explain a uint8 ``[3,S,S]`` image's top class with every method, each map with its deletion/insertion
+    AUC: the one computation behind ``explain-image`` and the dashboard's single-model page."""
+    with normalised_by(loaded.normalisation):
+        x = to_float(pixels[None])
+        with torch.no_grad():
+            probs = loaded.model(x).softmax(1)[0]
+        top = probs.topk(min(TOP_K, len(probs)))
+        target = top.indices[:1]
+        maps, rows = {}, []
+        for method in methods:
+            started = time.perf_counter()
+            maps[method] = explain(method, loaded.model, x, target, layer, **METHOD_OPTIONS.get(method, {}))
+            explain_s = time.perf_counter() - started
+            started = time.perf_counter()
+            scores = deletion_insertion(loaded.model, x, maps[method], target, steps=steps)
+            rows.append({
+                "method": method, "layer": layer if EXPLAINERS.get(method).uses_layer else "",
+                "class": loaded.classes[int(target)], "probability": float(top.values[0]),
+                "deletion_auc": float(scores["deletion_auc"][0]), "insertion_auc": float(scores["insertion_auc"][0]),
+                "explain_s": explain_s, "faithfulness_s": time.perf_counter() - started,
+            })
+    named = [(loaded.classes[int(i)], float(p)) for i, p in zip(top.indices, top.values)]
+    return ImageExplanation(named, int(target), maps, rows)
+
+
+def explain_images(files: list[Path], loaded: LoadedModel, methods: list[str], layer: str | None,
+                   out_dir: Path, steps: int = 16) -> pd.DataFrame:
+    """Explain each image's top class with every method; write figures, JSON and CSV into ``out_dir``."""
+    check_methods(methods)
     layer = layer or last_depth(loaded.model)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    with normalised_by(loaded.normalisation):
-        for file in files:
-            pixels = read_image(file, loaded.image_size)
-            x = to_float(pixels[None])
-            with torch.no_grad():
-                probs = loaded.model(x).softmax(1)[0]
-            top = probs.topk(min(TOP_K, len(probs)))
-            target = top.indices[:1]
-            maps, image_rows = {}, []
-            for method in methods:
-                started = time.perf_counter()
-                maps[method] = explain(method, loaded.model, x, target, layer, **METHOD_OPTIONS.get(method, {}))
-                explain_s = time.perf_counter() - started
-                started = time.perf_counter()
-                scores = deletion_insertion(loaded.model, x, maps[method], target, steps=steps)
-                image_rows.append({
-                    "image": str(file), "method": method, "layer": layer if EXPLAINERS.get(method).uses_layer else "",
-                    "class": loaded.classes[int(target)], "probability": float(top.values[0]),
-                    "deletion_auc": float(scores["deletion_auc"][0]), "insertion_auc": float(scores["insertion_auc"][0]),
-                    "explain_s": explain_s, "faithfulness_s": time.perf_counter() - started,
-                })
-            figure = image_figure(pixels, maps, image_rows, [(loaded.classes[int(i)], float(p)) for i, p in zip(top.indices, top.values)])
-            figure.savefig(out_dir / f"{file.stem}.png", dpi=110)
-            rows += image_rows
+    for file in files:
+        pixels = read_image(file, loaded.image_size)
+        result = explain_pixels(pixels, loaded, methods, layer, steps)
+        image_figure(pixels, result.maps, result.rows, result.top).savefig(out_dir / f"{file.stem}.png", dpi=110)
+        rows += [{"image": str(file), **row} for row in result.rows]
     table = pd.DataFrame(rows)
     table.to_csv(out_dir / "explanations.csv", index=False)
     (out_dir / "explanations.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")

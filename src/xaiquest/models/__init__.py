@@ -7,7 +7,7 @@ from torch import nn
 
 from xaiquest.errors import ConfigError, UnknownNameError
 from xaiquest.models import densenet, fastnet, mobilenet, resnet, vgg  # noqa: F401  (registers)
-from xaiquest.models.base import ZooModel, last_depth, named_depths, override_depths, resolve_layer
+from xaiquest.models.base import ZooModel, classifier, last_depth, named_depths, override_depths, resolve_layer
 from xaiquest.models.registry import MODELS
 from xaiquest.models.timm_adapter import PREFIX as TIMM_PREFIX
 from xaiquest.models.timm_adapter import build_timm
@@ -24,6 +24,7 @@ __all__ = [
     "TORCHVISION_PREFIX",
     "ZooModel",
     "build_model",
+    "classifier",
     "describe_models",
     "last_depth",
     "model_names",

@@ -31,16 +31,28 @@ SMALL_IMAGE_LIMIT = 64
 """Images smaller than this (px) get the adapted stem; larger ones keep the ImageNet stem."""
 
 
-class AdaptedModel(nn.Module):
-    """A library's classifier plus the module paths of its named depths."""
+@dataclass(frozen=True)
+class NetLayout:
+    """What one dummy forward tells about a library network: its named depths and its classifier (module paths)."""
 
-    def __init__(self, net: nn.Module, depth_paths: dict[str, str]) -> None:
+    depths: dict[str, str]
+    head: str
+
+
+class AdaptedModel(nn.Module):
+    """A library's classifier plus the module paths of its named depths and of its classifier."""
+
+    def __init__(self, net: nn.Module, layout: NetLayout) -> None:
         super().__init__()
         self.net = net
-        self.depth_paths = depth_paths
+        self.depth_paths = layout.depths
+        self.head_path = layout.head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def classifier(self) -> nn.Module:
+        return self.net.get_submodule(self.head_path)
 
     def named_depths(self) -> dict[str, nn.Module]:
         return {name: self.net.get_submodule(path) for name, path in self.depth_paths.items()}
@@ -50,7 +62,7 @@ def adapt(net: nn.Module, label: str, image_size: int) -> AdaptedModel:
     """``net`` (named ``label`` in errors) with the small-image stem below ``SMALL_IMAGE_LIMIT`` px and its depths."""
     if image_size < SMALL_IMAGE_LIMIT:
         adapt_stem(net)
-    return AdaptedModel(net, discover_depths(net, label, image_size))
+    return AdaptedModel(net, discover_layout(net, label, image_size))
 
 
 def unknown_name(kind: str, prefix: str, name: str, names: Sequence[str], listing: str) -> UnknownNameError:
@@ -157,8 +169,9 @@ def producer(calls: list[Call], tensor: torch.Tensor, before: int) -> Call:
     return max((c for c in calls if c.output is tensor and c.end < before), key=lambda c: c.end)
 
 
-def discover_depths(net: nn.Module, label: str, image_size: int = 32) -> dict[str, str]:
-    """Module paths of ``stem`` and ``stage1..N`` (see the module docstring); ``label`` names the model in errors."""
+def discover_layout(net: nn.Module, label: str, image_size: int = 32) -> NetLayout:
+    """Module paths of ``stem`` and ``stage1..N`` (see the module docstring) and of the classifier (the last
+    top-level module called); ``label`` names the model in errors."""
     try:
         calls = record_calls(net, image_size)
     except Exception as error:  # noqa: BLE001 - any failure means the model cannot take inputs of this size
@@ -191,4 +204,4 @@ def discover_depths(net: nn.Module, label: str, image_size: int = 32) -> dict[st
             depths[f"stage{len(depths)}"] = producer(calls, downsampling.input, downsampling.start).path
     last = max((c for c in features if area(c.output) == ladder[-1]), key=lambda c: c.end)
     depths[f"stage{len(depths)}"] = last.path
-    return depths
+    return NetLayout(depths, head.path)

@@ -35,6 +35,9 @@ class ZooModel(nn.Module):
             x = stage(x)
         return self.head(x)
 
+    def classifier(self) -> nn.Module:
+        return self.head
+
     def named_depths(self) -> dict[str, nn.Module]:
         """Feature-map producing depths, shallow to deep: ``stem``, ``stage1`` … ``stageN``."""
         depths: dict[str, nn.Module] = {"stem": self.stem}
@@ -83,6 +86,17 @@ def named_depths(model: nn.Module) -> dict[str, nn.Module]:
     if getter is None:
         raise UnknownNameError(f"{type(model).__name__} exposes no named depths")
     return getter()
+
+
+def classifier(model: nn.Module) -> nn.Module:
+    """The module that turns features into class scores (a zoo model's head, a library model's last
+    top-level module): what a linear probe trains and a fine-tune keeps at the full learning rate."""
+    getter = getattr(model, "classifier", None)
+    if not callable(getter):
+        raise ConfigError(f"{type(model).__name__} has no known classifier to train apart from its backbone; "
+                          "drop freeze_backbone and backbone_lr_scale for this model")
+    module: nn.Module = getter()
+    return module
 
 
 def last_depth(model: nn.Module) -> str:

@@ -18,8 +18,11 @@ from xaiquest.report.reader import (
     PATCH_SENSITIVITY,
     SALIENCE_SWEEP,
     XAI_BENCHMARK,
+    TRANSFER,
+    TRANSFER_SUMMARY,
     XAI_BENCHMARK_POOLED,
 )
+from xaiquest.report.derived import transfer_depths, transfer_summary
 from xaiquest.report.rules.benchmark import BENCHMARK_METRIC, benchmark_rows, contrast_text
 from xaiquest.report.text import has_columns
 from xaiquest.report.findings import (
@@ -206,6 +209,33 @@ def layerwise_section(run: RunTables, findings: list[Finding]) -> Section | None
                       "What each depth of the network represents on clean and noisy inputs: alignment with image "
                       "edges, high-frequency energy, and CKA similarity between clean and noisy activations.",
                       blocks, findings)
+
+
+def transfer_section(run: RunTables, findings: list[Finding]) -> Section | None:
+    """From scratch, linear probe, fine-tune: shown only when the run has models started from weights."""
+    summary = transfer_summary(run)
+    if summary is None:
+        return None
+    depth_columns = {column: f"CKA {column.removeprefix('cka_')}" for column in summary if column.startswith("cka_")}
+    blocks: list[Block | None] = [TableBlock("Each model of an architecture trained from weights, and from scratch", display(
+        summary, {"model": "Model", "start": "Start", "accuracy": "Accuracy (%)", "ece": "ECE", "mce": "mCE",
+                  "interpretability": "Interpretability", **depth_columns}, percent=("accuracy",)),
+        TRANSFER_SUMMARY, data=summary, see_also=(TRANSFER,))]
+    depths = transfer_depths(run)
+    if depths is not None:
+        depths = depths.assign(model=depths["group"].map(run.labels(depths["group"])))
+        blocks.append(TableBlock("Per depth, against the starting weights (mean over seeds)", display(depths, {
+            "model": "Model", "depth": "Depth", "cka": "CKA", "map_topk_iou": "Map top-k IoU",
+            "map_spearman": "Map Spearman"}), TRANSFER))
+    return section_of("transfer", "Transfer",
+                      "Models started from weights (init: a file; pretrained: torchvision's) against the same "
+                      "architecture trained from scratch on the same images: accuracy, calibration (ECE), robustness "
+                      "(mCE) and interpretability (insertion - deletion AUC, where explained). Per depth, how far "
+                      "training moved each one from its starting weights on the same test images: debiased linear "
+                      "CKA of the activations (1 = unchanged up to rotation and scale) and the agreement of the two "
+                      "models' class-free maps (the channel-wise L2 norm of the activation, upsampled to the image; "
+                      "class-free because the starting weights' classifier scores other classes): top-k IoU and "
+                      "Spearman per image, averaged.", blocks, findings)
 
 
 def final_section(run: RunTables, findings: list[Finding]) -> Section | None:

@@ -23,6 +23,7 @@ from xaiquest.report.reader import (
     STRESS_PROBES,
     STRESS_TABLES,
     TRAIN_RECORD,
+    TRANSFER,
     RunTables,
     group_of,
 )
@@ -244,19 +245,24 @@ def _per_run(table: pd.DataFrame | None, column: str) -> pd.Series:
     return table.groupby("run")[column].mean() if has_columns(table, "run", column) else pd.Series(dtype=float)
 
 
-def final_ranking(run: RunTables) -> pd.DataFrame | None:
-    """Per model (x variant, averaged over seeds; planted-patch runs aside): each criterion's value,
-    its rank and the mean rank."""
+def criteria_per_run(run: RunTables) -> pd.DataFrame:
+    """Each run's value on every criterion the run measured (columns of :data:`CRITERIA`), indexed by run id."""
     quality = run.csv(EXPLAIN_QUALITY)
     if has_columns(quality, "insertion_auc", "deletion_auc"):
         quality = quality.assign(interpretability=quality["insertion_auc"] - quality["deletion_auc"])
     accuracy = {r: m["accuracy"] for r, m in run.per_run_json(EVAL_METRICS).items() if "accuracy" in m}
-    values = pd.DataFrame({
+    return pd.DataFrame({
         "accuracy": pd.Series(accuracy, dtype=float),
         "ece": _per_run(run.csv(CALIBRATION), "ece"),
         "mce": _per_run(run.csv(ROBUSTNESS_SUMMARY), "mce"),
         "interpretability": _per_run(quality, "interpretability"),
     }).dropna(axis=1, how="all")
+
+
+def final_ranking(run: RunTables) -> pd.DataFrame | None:
+    """Per model (x variant, averaged over seeds; planted-patch runs aside): each criterion's value,
+    its rank and the mean rank."""
+    values = criteria_per_run(run)
     values = values.drop(index=list(planted_runs(run) & set(values.index)))
     if values.empty:
         return None
@@ -269,3 +275,36 @@ def final_ranking(run: RunTables) -> pd.DataFrame | None:
     table["mean_rank"] = table.filter(like="rank_").mean(axis=1)
     table.insert(0, "model", table.index.map(run.labels(table.index)))
     return table.sort_values("mean_rank", kind="stable").rename_axis("group").reset_index()
+
+
+FROM_SCRATCH, FROM_WEIGHTS = "from scratch", "from weights"
+"""How a run of the transfer summary started: its own random initialisation, or a file (init, pretrained)."""
+
+
+def transfer_depths(run: RunTables) -> pd.DataFrame | None:
+    """The transfer stage's per-depth table averaged over seeds: one row per (model x variant) group and depth."""
+    table = run.csv(TRANSFER)
+    if not has_columns(table, "run", "depth", "depth_index", "cka", "map_topk_iou", "map_spearman"):
+        return None
+    table = table.assign(group=table["run"].map(group_of))
+    means = table.groupby(["group", "depth"], sort=False)[["depth_index", "cka", "map_topk_iou", "map_spearman"]].mean()
+    return means.reset_index().sort_values(["group", "depth_index"], kind="stable")
+
+
+def transfer_summary(run: RunTables) -> pd.DataFrame | None:
+    """Per (model x variant), averaged over seeds, for every architecture that has a run started from weights:
+    how it started, accuracy, ECE, mCE and interpretability where measured, and its CKA to the starting
+    weights at each depth (``cka_<depth>``; none for a run from scratch, which has no such weights)."""
+    depths = transfer_depths(run)
+    if depths is None:
+        return None
+    started = set(depths["group"])
+    architectures = {group.split("__")[0] for group in started}
+    groups = [group for group in dict.fromkeys(map(group_of, run.runs)) if group.split("__")[0] in architectures]
+    values = criteria_per_run(run)
+    values = values.groupby(values.index.map(group_of)).mean()
+    cka = depths.pivot_table(index="group", columns="depth", values="cka", sort=False).add_prefix("cka_")
+    table = pd.DataFrame({"group": groups, "start": [FROM_WEIGHTS if g in started else FROM_SCRATCH for g in groups]})
+    table = table.join(values, on="group").join(cka, on="group")
+    table.insert(1, "model", table["group"].map(run.labels(table["group"])))
+    return table

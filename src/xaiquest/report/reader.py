@@ -37,6 +37,7 @@ CONCEPTS_RELIANCE = _TABLES.concepts_colour_reliance.as_posix()
 CONCEPTS_TCAV = _TABLES.concepts_tcav.as_posix()
 CONCEPTS_DETECTORS = _TABLES.concepts_detectors.as_posix()
 CONCEPTS_TOP_UNITS = _TABLES.concepts_top_units.as_posix()
+TRANSFER = _TABLES.transfer.as_posix()
 # Files the stages write per run (relative to ``models/<run>/``).
 TRAIN_RECORD = MODEL_RELATIVE.train_record.as_posix()
 EVAL_METRICS = MODEL_RELATIVE.eval.metrics.as_posix()
@@ -47,10 +48,11 @@ SETUP = _TABLES.setup.as_posix()
 ROBUSTNESS_FAMILIES = _TABLES.robustness_families.as_posix()
 XAI_METHODS = _TABLES.xai_methods.as_posix()
 FINAL_RANKING = _TABLES.final_ranking.as_posix()
+TRANSFER_SUMMARY = _TABLES.transfer_summary.as_posix()
 
 STAGE_TABLES = (COMPARISON, CALIBRATION, EXPLAIN_QUALITY, ROBUSTNESS_SUMMARY, ROBUSTNESS_ACCURACY, PATCH_RELIANCE,
                 PATCH_LOCALISATION, XAI_BENCHMARK, LAYERWISE, STRESS_PROBES, REEXAMINE, STRESS_TABLES, CONCEPTS_SUMMARY,
-                CONCEPTS_RELIANCE, CONCEPTS_TCAV, CONCEPTS_DETECTORS)
+                CONCEPTS_RELIANCE, CONCEPTS_TCAV, CONCEPTS_DETECTORS, TRANSFER)
 """Run-relative tables (or glob patterns) from the stages that the findings rules read."""
 PER_RUN_FILES = (TRAIN_RECORD, EVAL_METRICS, PER_CLASS, AGREEMENT)
 """Per-run files from the stages that the findings rules read: a test checks a stage writes each one,

@@ -39,6 +39,7 @@ from xaiquest.report.analysis import (
     final_section,
     layerwise_section,
     reflection_section,
+    transfer_section,
     stress_section,
     variants_section,
     xai_methods_section,
@@ -61,7 +62,7 @@ from xaiquest.report.blocks import (
 
 
 SECTION_ORDER = ("setup", "comparison", "calibration", "robustness", "explanations", "stress", "variants",
-                 "layerwise", "final", "xai_methods")
+                 "layerwise", "transfer", "final", "xai_methods")
 """Sections that state findings, in reading order: findings are numbered F1, F2, ... in this order."""
 
 
@@ -355,6 +356,7 @@ BUILDERS: tuple[SectionBuilder, ...] = (
     concepts_section,
     variants_section,
     layerwise_section,
+    transfer_section,
     final_section,
     xai_methods_section,
     reflection_section,

@@ -36,7 +36,7 @@ _HOMES = {
     "high_frequency_energy": "xaiquest.stress.layerwise",
     "inpaint": "xaiquest.stress.background",
     "layerwise_table": "xaiquest.stress.layerwise",
-    "linear_cka": "xaiquest.stress.layerwise",
+    "linear_cka": "xaiquest.metrics.representation",
     "mask_gallery_figure": "xaiquest.stress.background",
     "mean_ci": "xaiquest.stress.benchmark",
     "mean_colour": "xaiquest.stress.background",

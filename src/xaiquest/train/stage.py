@@ -20,7 +20,7 @@ from xaiquest.patch import training_split
 from xaiquest.runs import AuditData, RunKey, build_run_model, imported_model, run_keys, train_fingerprint
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json
 from xaiquest.train.mixing import augmentation_names
-from xaiquest.train.trainer import TIMED_STEPS, estimated_epoch_seconds, train_model
+from xaiquest.train.trainer import TIMED_STEPS, estimated_epoch_seconds, train_model, train_on_devices
 from xaiquest.units import Finished, UnitSpec, duration, in_worker, per_model_units, run_per_model
 
 
@@ -73,15 +73,21 @@ def _train_one(config: ExperimentConfig, data: AuditData, device: torch.device, 
     seed_everything(key.seed)
     model = build_run_model(key.spec, data, start=True)
     train = training_split(data.train, cfg.patch, key.seed)[0] if cfg.patch else data.train
-    outcome = train_model(model, train, data.val, cfg, seed=key.seed, device=device, files=files,
-                          fingerprint=unit_fp, num_classes=len(data.classes), label=key.id, progress=progress)
+    from_weights = bool(key.spec.init or key.spec.pretrained)
+    if cfg.devices > 1:
+        outcome = train_on_devices(model, train, data.val, cfg, seed=key.seed, files=files, fingerprint=unit_fp,
+                                   num_classes=len(data.classes), label=key.id, from_weights=from_weights)
+    else:
+        outcome = train_model(model, train, data.val, cfg, seed=key.seed, device=device, files=files,
+                              fingerprint=unit_fp, num_classes=len(data.classes), label=key.id, progress=progress,
+                              from_weights=from_weights)
     atomic_torch_save(files.weights, {k: v.cpu() for k, v in model.state_dict().items()})
     setup = {
         "model": key.spec.name, "variant": key.variant, "seed": key.seed, "optimizer": _describe_optimizer(cfg),
         "lr_schedule": f"{cfg.schedule}, peak {cfg.lr:g}, warmup {cfg.warmup_frac:.0%}",
         "epochs": cfg.epochs, "batch_size": cfg.batch_size, "augmentations": augmentation_names(cfg),
         "params": sum(p.numel() for p in model.parameters()), "train_time_s": round(outcome.train_time_s, 1),
-        "device": device.type, "train_images": len(data.train),
+        "device": device.type if cfg.devices == 1 else f"{cfg.devices} x cuda (DDP)", "train_images": len(data.train),
         "patch": cfg.patch.model_dump() if cfg.patch else None,
     }
     atomic_write_json(files.train_record, setup)
@@ -109,4 +115,6 @@ def _estimate_line(config: ExperimentConfig, data: AuditData, device: torch.devi
 
 def _describe_optimizer(cfg: TrainConfig) -> str:
     momentum = f", {'nesterov ' if cfg.nesterov else ''}momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else ""
-    return f"{cfg.optimizer}{momentum}, wd {cfg.weight_decay:g}"
+    backbone = (", backbone frozen" if cfg.freeze_backbone else
+                f", backbone lr x{cfg.backbone_lr_scale:g}" if cfg.backbone_lr_scale != 1 else "")
+    return f"{cfg.optimizer}{momentum}, wd {cfg.weight_decay:g}{backbone}"

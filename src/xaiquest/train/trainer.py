@@ -8,9 +8,10 @@ stopped.
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ from xaiquest.figures.training import plot_training_curves
 from xaiquest.inference import predict_logits, prepare_batch
 from xaiquest.layout import ModelFiles
 from xaiquest.store import atomic_torch_save, atomic_write_text
+from xaiquest.train.distributed import Replica, spawn_replicas, wrap
 from xaiquest.train.lookahead import Lookahead
 from xaiquest.train.mixing import build_mixer
-from xaiquest.train.schedule import build_optimizer, build_scheduler
+from xaiquest.train.schedule import build_optimizer, build_scheduler, freeze_backbone, training_mode
 from xaiquest.units import timing
 
 WHITENING_SAMPLE = 5000  # images used by models that fit a layer to the data before training
@@ -58,47 +60,56 @@ def train_model(
     num_classes: int,
     label: str = "train",
     progress: Progress | None = None,
+    replica: Replica | None = None,
+    from_weights: bool = False,
     after_epoch: Callable[[int], None] | None = None,
 ) -> TrainOutcome:
     """Train ``model`` in place, resuming from ``files.checkpoint`` when it matches ``fingerprint``; writes the
-    history, curves and (optionally) TensorBoard logs beside it. ``after_epoch(epoch)`` runs after each epoch's
-    checkpoint and log line, outside the timed training (benchmarks measure the model there)."""
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    history, curves and (optionally) TensorBoard logs beside it. A model that starts ``from_weights`` keeps
+    every layer it was given: no layer is fitted to this data first (the later layers were trained on it). As
+    one ``replica`` of several (DDP), it trains on its slice of every global batch, and only replica 0 writes.
+    ``after_epoch(epoch)`` runs after each epoch's checkpoint and log line, outside the timed training
+    (benchmarks measure the model there)."""
+    _prepare(model, cfg, device)
+    writes = replica is None or replica.writes
     batch_size = min(cfg.batch_size, len(train))
     steps_per_epoch = len(train) // batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     state, averaged = _load_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler)
-    if state["epoch"] == 0:
+    if state["epoch"] == 0 and not from_weights:
         _fit_to_data(model, train, device)
     lookahead = Lookahead(model, cfg.epochs * steps_per_epoch) if cfg.lookahead else None
     if lookahead and averaged is not None:
         lookahead.load_state_dict(averaged)
+    net = wrap(model, device) if replica else model
     task = progress.add_task(label, total=cfg.epochs * steps_per_epoch, completed=state["epoch"] * steps_per_epoch) if progress else None
-    writer = _tensorboard(files.tensorboard) if cfg.tensorboard else None
+    writer = _tensorboard(files.tensorboard) if cfg.tensorboard and writes else None
     mixer = build_mixer(cfg, num_classes)
     images, labels = train.images.to(device), train.labels.to(device)
     for epoch in range(state["epoch"], cfg.epochs):
         started = time.perf_counter()
         _train_whitening_bias(model, cfg, epoch)
         train_loss, train_acc = _train_epoch(
-            model, images, labels, cfg, optimizer, scheduler, mixer, batch_size, epoch_seed(seed, epoch), device,
-            advance=(lambda: progress.advance(task)) if progress else None, lookahead=lookahead,
-            flips=alternating_flips(len(images), seed, epoch) if cfg.alt_flip else None,
+            net, images, labels, cfg, optimizer, scheduler, mixer, batch_size, epoch_seed(seed, epoch), device,
+            advance=(lambda: progress.advance(task)) if progress else None, shard=replica.shard if replica else None,
+            lookahead=lookahead, flips=alternating_flips(len(images), seed, epoch) if cfg.alt_flip else None,
         )
+        if replica:
+            train_loss, train_acc = replica.mean([train_loss, train_acc])
         val_loss, val_acc = _validate(model, val, device, cfg)
         state["elapsed"] += time.perf_counter() - started
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                "val_acc": val_acc, "lr": scheduler.get_last_lr()[0], "elapsed_s": state["elapsed"]}
         state["history"].append(row)
         state["epoch"] = epoch + 1
+        if not writes:
+            continue
         _log_epoch(files.history, state["history"], writer)
         _save_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler, state, lookahead)
         if progress:
             progress.update(task, description=f"{label} ep {epoch + 1}/{cfg.epochs} val {val_acc:.1%}")
-        if not console.is_terminal:  # a log file shows no bar: one line per epoch says the work goes on
+        if not console.is_terminal or replica:  # no bar (a log file, or replicas): one line per epoch
             console.print(epoch_line(label, epoch + 1, cfg.epochs, val_acc, time.perf_counter() - started, state["elapsed"]),
                           highlight=False)
         if after_epoch:
@@ -106,8 +117,30 @@ def train_model(
     if writer:
         writer.close()
     history = pd.DataFrame(state["history"])
-    plot_training_curves(history, files.curves, title=label)
+    if writes:
+        plot_training_curves(history, files.curves, title=label)
     return TrainOutcome(history=history, train_time_s=state["elapsed"])
+
+
+def train_on_devices(model: nn.Module, train: Split, val: Split, cfg: TrainConfig, *, seed: int, files: ModelFiles,
+                     fingerprint: str, num_classes: int, label: str, from_weights: bool = False,
+                     backend: str = "nccl") -> TrainOutcome:
+    """:func:`train_model` on ``cfg.devices`` DDP replicas (``xaiquest.train.distributed``; ``gloo`` on CPU is for
+    tests); ``model`` ends holding the trained weights, read back from replica 0's last checkpoint."""
+    arguments = (model, train, val, cfg, seed, files, fingerprint, num_classes, label, from_weights)
+    spawn_replicas(_train_replica, cfg.devices, arguments, backend)
+    checkpoint = torch.load(files.checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(checkpoint["model"])
+    return TrainOutcome(history=pd.DataFrame(checkpoint["history"]), train_time_s=checkpoint["elapsed"])
+
+
+def _train_replica(replica: Replica, device: torch.device, model: nn.Module, train: Split, val: Split,
+                   cfg: TrainConfig, seed: int, files: ModelFiles, fingerprint: str, num_classes: int, label: str,
+                   from_weights: bool) -> None:
+    """Trains its own copy: spawned processes receive ``model``'s parameters in shared memory, and replicas
+    stepping one storage would apply every update once per replica."""
+    train_model(copy.deepcopy(model), train, val, cfg, seed=seed, device=device, files=files, fingerprint=fingerprint,
+                num_classes=num_classes, label=label, replica=replica, from_weights=from_weights)
 
 
 TIMED_STEPS = 2
@@ -119,9 +152,7 @@ def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, de
     """One epoch's training time from :data:`TIMED_STEPS` of the trainer's own steps (augmentation,
     Mixup/CutMix, optimiser and schedule; after one untimed warm-up step; validation not included):
     what the train stage's up-front estimate multiplies. ``model`` is a throwaway: its weights change."""
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    _prepare(model, cfg, device)
     batch_size = min(cfg.batch_size, len(train))
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, 1 + TIMED_STEPS)
@@ -137,6 +168,15 @@ def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, de
     started = time.perf_counter()
     timed = run_steps(TIMED_STEPS, seed=1)
     return (time.perf_counter() - started) / timed * (len(train) // batch_size)
+
+
+def _prepare(model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
+    """On ``device``, in the recipe's memory format, with a linear probe's backbone frozen."""
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.freeze_backbone:
+        freeze_backbone(model)
 
 
 def epoch_line(label: str, epoch: int, epochs: int, val_acc: float, epoch_seconds: float, elapsed: float) -> str:
@@ -156,12 +196,14 @@ def _train_epoch(
     seed: int,
     device: torch.device,
     advance: Any,
+    shard: Callable[[int], slice] | None = None,
     lookahead: Lookahead | None = None,
     flips: torch.Tensor | None = None,
 ) -> tuple[float, float]:
-    """One pass over the shuffled data (last partial batch dropped); returns mean loss and accuracy.
+    """One pass over the shuffled data (last partial batch dropped); returns mean loss and accuracy. With
+    ``shard``, the whole global batch is drawn and augmented as on one device, then this replica keeps its slice.
     ``flips`` (a bool per image) replaces the per-epoch coin toss of mirroring (``train.alt_flip``)."""
-    model.train()
+    training_mode(model, cfg)
     generator = torch.Generator(device=device).manual_seed(seed)
     torch.manual_seed(seed)  # MixUp/CutMix draw from the global generator
     order = torch.randperm(len(images), generator=generator, device=device)
@@ -175,6 +217,9 @@ def _train_epoch(
         x, y = prepare_batch(batch, device, cfg.channels_last), labels[index]
         target = mixer(x, y) if mixer else (x, y)
         x, soft = target
+        if shard:
+            part = shard(len(x))
+            x, soft, y = x[part], soft[part], y[part]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), soft, label_smoothing=cfg.label_smoothing)
@@ -183,12 +228,12 @@ def _train_epoch(
         optimizer.step()
         scheduler.step()
         if lookahead:
-            lookahead.after_step(model, scheduler.last_epoch)
+            lookahead.after_step(getattr(model, "module", model), scheduler.last_epoch)  # a DDP replica wraps it
         total_loss += loss.detach()
         correct += (logits.argmax(1) == y).sum()
         if advance:
             advance()
-    return (total_loss / steps).item(), (correct / (steps * batch_size)).item()
+    return (total_loss / steps).item(), (correct / (steps * len(y))).item()
 
 
 def _validate(model: nn.Module, val: Split, device: torch.device, cfg: TrainConfig) -> tuple[float, float]:

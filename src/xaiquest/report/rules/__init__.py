@@ -12,4 +12,5 @@ from xaiquest.report.rules import (  # noqa: F401  (registers)
     methods,
     ranking,
     concepts,
+    transfer,
 )

@@ -19,6 +19,7 @@ from xaiquest.data import (
     CIFAR10_STD,
     DATA_ENV_VAR,
     Split,
+    alternating_flips,
     load_dataset,
     random_crop_flip,
     to_float,
@@ -268,6 +269,22 @@ def test_random_crop_flip_without_padding_only_flips():
     same = (out == images).flatten(1).all(1)
     mirrored = (out == images.flip(-1)).flatten(1).all(1)
     assert (same | mirrored).all() and same.any() and mirrored.any()
+
+
+def test_alternating_flips_mirror_each_image_in_exactly_one_of_two_consecutive_epochs():
+    masks = [alternating_flips(1000, seed=5, epoch=epoch) for epoch in range(4)]
+    assert torch.equal(masks[0], ~masks[1]) and torch.equal(masks[0], masks[2]) and torch.equal(masks[1], masks[3])
+    assert 400 < int(masks[0].sum()) < 600
+    assert not torch.equal(masks[0], alternating_flips(1000, seed=6, epoch=0))
+
+
+def test_a_flip_mask_mirrors_exactly_the_marked_images_and_keeps_the_translation_draw():
+    images, mask = _random_images(16), torch.arange(16) % 3 == 0
+    marked = random_crop_flip(images, pad=0, generator=torch.Generator().manual_seed(0), flip=mask)
+    mirrored = (marked == images.flip(-1)).flatten(1).all(1)
+    assert torch.equal(mirrored, mask)
+    shifted = random_crop_flip(images, pad=2, generator=torch.Generator().manual_seed(1), flip=torch.zeros(16, dtype=torch.bool))
+    assert torch.equal(shifted, random_crop_flip(images, pad=2, generator=torch.Generator().manual_seed(1), flip=False))
 
 
 def test_random_crop_flip_outputs_are_zero_padded_windows():

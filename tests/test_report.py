@@ -581,7 +581,8 @@ def test_layerwise_rules_follow_network_depth_not_the_alphabet(tmp_path: Path) -
     assert "CKA drops most between depth stage2 and stage3 (0.920 -> 0.800, -0.120); it is lowest at depth stem (0.660)" in text
 
 
-@pytest.mark.parametrize(("tta", "wording"), [("flip", "flip test-time augmentation"), ("none", "the plain forward pass")])
+@pytest.mark.parametrize(("tta", "wording"), [("flip", "flip test-time augmentation"), ("none", "the plain forward pass"),
+                                              ("flip_translate", "flip and translate test-time augmentation")])
 def test_setup_states_the_prediction_policy_and_the_subsets_behind_each_clean_accuracy(tmp_path: Path, tta: str,
                                                                                       wording: str) -> None:
     root = _minimal_run(tmp_path / "tiny")

@@ -9,10 +9,11 @@ import xaiquest.train.trainer as trainer
 from synthetic import class_coloured_split
 from xaiquest.config import TrainConfig
 from xaiquest.data import Split, validation_split
-from xaiquest.inference import seed_everything
+from xaiquest.inference import prepare_batch, seed_everything
 from xaiquest.layout import ModelFiles
 from xaiquest.models import build_model
-from xaiquest.train.schedule import lr_factor
+from xaiquest.train.lookahead import EVERY, Lookahead
+from xaiquest.train.schedule import build_optimizer, lr_factor
 
 CPU = torch.device("cpu")
 
@@ -45,7 +46,10 @@ def test_training_learns_easy_data_and_writes_logs(tmp_path):
     assert files.history.exists() and files.curves.exists()
 
 
-@pytest.mark.parametrize("variant", [{}, {"mixup_alpha": 0.2, "cutmix_alpha": 1.0}])
+AIRBENCH_INGREDIENTS = {"lookahead": True, "alt_flip": True, "bn_bias_lr_scale": 64.0, "whiten_bias_epochs": 1}
+
+
+@pytest.mark.parametrize("variant", [{}, {"mixup_alpha": 0.2, "cutmix_alpha": 1.0}, AIRBENCH_INGREDIENTS])
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch, variant):
     cfg = TrainConfig(epochs=3, batch_size=32, lr=0.2, tensorboard=False, **variant)
     reference, _ = _train(tmp_path / "straight", cfg)
@@ -85,3 +89,59 @@ def test_the_epoch_estimate_scales_the_timed_steps_by_the_batches_of_an_epoch(mo
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
     cfg = TrainConfig(batch_size=32, channels_last=False)
     assert trainer.estimated_epoch_seconds(model, split, cfg, torch.device("cpu"), 2) == pytest.approx(0.5 * 3)
+
+
+
+def test_the_airbench_ingredients_learn_easy_data(tmp_path):
+    cfg = TrainConfig(epochs=4, batch_size=32, lr=0.2, tensorboard=False, **AIRBENCH_INGREDIENTS)
+    _, outcome = _train(tmp_path, cfg)
+    assert outcome.history["val_acc"].iloc[-1] >= 0.8
+
+
+def test_the_whitening_filters_stay_as_fitted_and_the_bias_trains_only_its_epochs(tmp_path, monkeypatch):
+    data = class_coloured_split(per_class=24, seed=0)
+    train, val = validation_split(data, 40, seed=0)
+    model = build_model("fastnet", 10)
+    fitted = build_model("fastnet", 10)
+    fitted.fit_to_data(prepare_batch(train.images[: trainer.WHITENING_SAMPLE], CPU, channels_last=False))
+    biases = []
+    monkeypatch.setattr(trainer, "_log_epoch", lambda *args: biases.append(model.stem.conv.bias.detach().clone()))
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.2, tensorboard=False, whiten_bias_epochs=1)
+    trainer.train_model(model, train, val, cfg, seed=0, device=CPU, files=ModelFiles(tmp_path), fingerprint="fp",
+                        num_classes=10)
+    assert torch.equal(model.stem.conv.weight, fitted.stem.conv.weight)
+    assert biases[0].abs().sum() > 0, "the bias trains in the first epoch"
+    assert torch.equal(biases[0], biases[1]) and torch.equal(biases[1], biases[2])
+
+
+def test_batchnorm_biases_get_the_scaled_lr_and_the_same_per_step_decay():
+    model = build_model("fastnet", 10)
+    cfg = TrainConfig(lr=0.5, weight_decay=1e-3, bn_bias_lr_scale=64.0)
+    groups = build_optimizer(model, cfg).param_groups
+    bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    (scaled,) = [g for g in groups if g["lr"] != cfg.lr]
+    assert {id(p) for p in scaled["params"]} == bn_biases
+    assert scaled["lr"] * scaled["weight_decay"] == pytest.approx(cfg.lr * cfg.weight_decay)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    plain = build_optimizer(model, TrainConfig(lr=0.5)).param_groups
+    assert [g["lr"] for g in plain] == [0.5, 0.5]
+
+
+def test_lookahead_pulls_the_weights_to_their_average_every_few_steps_and_ends_on_it():
+    model = torch.nn.Linear(2, 1)
+    lookahead = Lookahead(model, total_steps=2 * EVERY)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    lookahead.after_step(model, EVERY - 1)
+    assert torch.equal(model.weight, start + 1), "no pull between the every-5th steps"
+    lookahead.after_step(model, EVERY)
+    decay = lookahead.decay(EVERY)
+    assert 0 < decay < 0.95**EVERY
+    assert torch.allclose(model.weight, start + (1 - decay))
+    pulled = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    lookahead.after_step(model, 2 * EVERY)  # the last step: decay 0.95^5, then the weights become the average
+    assert torch.allclose(model.weight, pulled + (1 - 0.95**EVERY))
+    assert torch.equal(model.weight, lookahead.state_dict()["weight"])

@@ -130,7 +130,27 @@ def test_changing_the_policy_reruns_every_predicting_unit_under_the_new_one(flip
 
 
 def test_the_policy_is_validated_and_the_old_per_stage_switch_is_gone():
-    with pytest.raises(ConfigError, match="config field 'eval.tta'.*'flip' or 'none'"):
+    with pytest.raises(ConfigError, match="config field 'eval.tta'.*'flip', 'none' or 'flip_translate'"):
         load_config("smoke", {"eval": {"tta": "mirror"}})
     with pytest.raises(ConfigError, match="config field 'robustness.tta_flip' is not allowed"):
         load_config("smoke", {"robustness": {"tta_flip": True}})
+
+
+def test_flip_translate_is_airbench_level_2_test_time_augmentation():
+    """The same logits as airbench's own ``infer(..., tta_level=2)`` (mirror, and mirror of the image shifted one
+    pixel each way with reflect padding), on a model whose arg-max the shifts change."""
+    airbench = pytest.importorskip("airbench")
+    import torchvision.transforms as T
+
+    seed_everything(MODEL_SEED)
+    model = build_model("fastnet", len(CIFAR10_CLASSES)).eval()
+    images = class_coloured_split(4, seed=1).images
+
+    class Loader:  # what airbench's infer reads of its CifarLoader
+        normalize = T.Normalize(airbench.utils.CIFAR_MEAN, airbench.utils.CIFAR_STD)
+
+    Loader.images = images.float() / 255
+    theirs = airbench.infer(model, Loader, tta_level=2)
+    ours = predict_logits(model, images, CPU, tta="flip_translate")
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert not torch.equal(ours.argmax(1), predict_logits(model, images, CPU, tta="flip").argmax(1))

@@ -147,8 +147,19 @@ class TrainConfig(Section):
     backbone_lr_scale: float = Field(
         1.0, gt=0, description="fine-tuning: the backbone (all but the classifier) trains at lr x this factor"
     )
+    lookahead: bool = Field(False, description="airbench's lookahead: every 5 steps the weights are pulled to an EMA "
+                            "of themselves (decay 0.95^5 x progress^3), and the last step leaves the EMA")
+    alt_flip: bool = Field(False, description="airbench's alternating flip: each image is mirrored in every other "
+                           "epoch (a seeded half starts mirrored), instead of by a coin toss each epoch")
+    bn_bias_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier of BatchNorm biases; their "
+                                    "weight decay is divided by it, so the per-step decay matches the weights' (airbench: 64)")
+    whiten_bias_epochs: int | None = Field(None, ge=0, description="models with a data-fitted whitening stem: its "
+                                           "filters stay frozen and its bias trains this many epochs; null = all train")
 
-    LATER_FIELDS: ClassVar[frozenset[str]] = frozenset({"devices", "freeze_backbone", "backbone_lr_scale"})
+    LATER_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "devices", "freeze_backbone", "backbone_lr_scale", "lookahead", "alt_flip", "bn_bias_lr_scale",
+        "whiten_bias_epochs",
+    })
     """Fields added after runs were fingerprinted: dumped only when they differ from their default, so a
     recipe that does not use them keeps its train fingerprint (and its trained models)."""
 
@@ -161,8 +172,10 @@ class TrainConfig(Section):
         return dumped
 
 
-TtaPolicy = Literal["flip", "none"]
-"""Test-time augmentation: ``flip`` averages the logits of an image and of its mirror, ``none`` is one plain forward."""
+TtaPolicy = Literal["flip", "none", "flip_translate"]
+"""Test-time augmentation: ``flip`` averages the logits of an image and of its mirror, ``none`` is one plain forward,
+``flip_translate`` is airbench's level 2: half the weight on ``flip``, half on ``flip`` of the image shifted one pixel
+up-left and down-right (reflect-padded), six forwards."""
 
 
 class EvalConfig(Section):

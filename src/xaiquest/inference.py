@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xaiquest.config import ExperimentConfig, TtaPolicy
@@ -63,11 +64,25 @@ def predict_logits(
     rows = rows_per_batch(batch_size, images)
     for start in range(0, len(images), rows):
         x = prepare_batch(images[start : start + rows], device)
-        logits = model(x).float()
-        if tta == "flip":
-            logits = (logits + model(x.flip(3)).float()) / 2
-        outputs.append(logits.cpu())
+        outputs.append(_policy_logits(model, x, tta).cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def _policy_logits(model: nn.Module, x: torch.Tensor, tta: TtaPolicy) -> torch.Tensor:
+    if tta == "none":
+        return model(x).float()
+    if tta == "flip":
+        return _mirrored_logits(model, x)
+    shifted = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    height, width = x.shape[-2:]
+    down_right = shifted[..., :height, :width]  # the content moves one pixel down and right
+    up_left = shifted[..., 2:, 2:]
+    translated = (_mirrored_logits(model, down_right) + _mirrored_logits(model, up_left)) / 2
+    return (_mirrored_logits(model, x) + translated) / 2
+
+
+def _mirrored_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return (model(x).float() + model(x.flip(3)).float()) / 2
 
 
 def audit_logits(model: nn.Module, images: torch.Tensor, device: torch.device, config: ExperimentConfig) -> torch.Tensor:

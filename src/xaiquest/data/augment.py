@@ -76,10 +76,19 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return (images.float() - mean) / std
 
 
+def alternating_flips(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """airbench's alternating flip as a bool mask ``[n]``: a seeded half of the images is mirrored in even
+    epochs and the other half in odd ones, so every image is seen both ways every two epochs (a coin
+    toss per epoch repeats one view of an image three or more epochs in a row now and then)."""
+    first = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
+    return first ^ bool(epoch % 2)
+
+
 def random_crop_flip(
-    images: torch.Tensor, pad: int, generator: torch.Generator | None = None, flip: bool = True
+    images: torch.Tensor, pad: int, generator: torch.Generator | None = None, flip: bool | torch.Tensor = True
 ) -> torch.Tensor:
-    """Random ``pad``-pixel translation plus horizontal flip (p=0.5 if ``flip``), independently per image.
+    """Random ``pad``-pixel translation plus horizontal flip (p=0.5 if ``flip``; exactly the images a bool
+    ``flip`` mask ``[N]`` marks), independently per image.
 
     Borders are zero-padded (black for uint8, the mean colour for normalised floats), as in the
     usual CIFAR recipe. Random draws come from ``generator`` (on its own device), so a seeded
@@ -90,8 +99,9 @@ def random_crop_flip(
     n, _, height, width = images.shape
     draw_device = generator.device if generator is not None else images.device
     shift_y, shift_x = torch.randint(0, 2 * pad + 1, (2, n, 1), generator=generator, device=draw_device)
-    # the draw happens even without flipping, so both settings consume the same random stream
-    flip = torch.rand(n, 1, generator=generator, device=draw_device) < (0.5 if flip else 0.0)
+    # the draw happens even without flipping (or with a given mask), so all settings consume the same random stream
+    coin = torch.rand(n, 1, generator=generator, device=draw_device)
+    flip = flip.view(n, 1) if isinstance(flip, torch.Tensor) else coin < (0.5 if flip else 0.0)
     rows = shift_y.to(images.device) + torch.arange(height, device=images.device)  # [N,H]
     cols = torch.arange(width, device=images.device).expand(n, width)
     cols = torch.where(flip.to(images.device), cols.flip(1), cols) + shift_x.to(images.device)  # [N,W]

@@ -89,6 +89,10 @@ class FastNet(ZooModel):
         """Called by the trainer once, before the first epoch, with normalised training images."""
         self.stem.fit(images)
 
+    def whitening_conv(self) -> nn.Conv2d:
+        """The data-fitted layer whose filters ``train.whiten_bias_epochs`` freezes."""
+        return self.stem.conv
+
 
 @MODELS.register("fastnet")
 def fastnet(num_classes: int) -> FastNet:

@@ -188,6 +188,8 @@ less ``held_back`` (the stages' own subset rules)."""
 TTA_WORDING = {
     "flip": "flip test-time augmentation (the mean of each image's and its mirror's logits)",
     "none": "the plain forward pass, without test-time augmentation",
+    "flip_translate": "flip and translate test-time augmentation (airbench's: the mean of the flip logits of each "
+                      "image and of its one-pixel shifts up-left and down-right)",
 }
 
 

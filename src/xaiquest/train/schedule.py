@@ -34,6 +34,8 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     """Weight decay on weights only: decaying BN scales and biases hurts short schedules. The backbone
     trains at ``lr x backbone_lr_scale`` (fine-tuning keeps the features it started from close)."""
     groups = parameter_groups(model, cfg)
+    if cfg.bn_bias_lr_scale != 1:
+        groups = _with_scaled_batchnorm_biases(model, groups, cfg)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
@@ -65,6 +67,18 @@ def training_mode(model: torch.nn.Module, cfg: TrainConfig) -> None:
     if cfg.freeze_backbone:
         model.eval()
         classifier(getattr(model, "module", model)).train()  # a DDP replica wraps the model in .module
+
+
+def _with_scaled_batchnorm_biases(model: torch.nn.Module, groups: list[dict[str, Any]],
+                                  cfg: TrainConfig) -> list[dict[str, Any]]:
+    """airbench's bias scaler: the BN biases leave their groups for one with a step ``bn_bias_lr_scale`` times
+    larger and a decay divided by the same factor, so the per-step decay matches the weights'."""
+    biases = {id(m.bias) for m in model.modules()
+              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.bias is not None and m.bias.requires_grad}
+    kept = [group | {"params": [p for p in group["params"] if id(p) not in biases]} for group in groups]
+    scaled = [p for group in groups for p in group["params"] if id(p) in biases]
+    return [group for group in kept if group["params"]] + [
+        {"params": scaled, "lr": cfg.lr * cfg.bn_bias_lr_scale, "weight_decay": cfg.weight_decay / cfg.bn_bias_lr_scale}]
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

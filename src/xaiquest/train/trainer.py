@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -22,12 +23,13 @@ from torch import nn
 
 from xaiquest.config import TrainConfig
 from xaiquest.console import console
-from xaiquest.data import Split, random_crop_flip
+from xaiquest.data import Split, alternating_flips, random_crop_flip
 from xaiquest.figures.training import plot_training_curves
 from xaiquest.inference import predict_logits, prepare_batch
 from xaiquest.layout import ModelFiles
 from xaiquest.store import atomic_torch_save, atomic_write_text
 from xaiquest.train.distributed import Replica, spawn_replicas, wrap
+from xaiquest.train.lookahead import Lookahead
 from xaiquest.train.mixing import build_mixer
 from xaiquest.train.schedule import build_optimizer, build_scheduler, freeze_backbone, training_mode
 from xaiquest.units import timing
@@ -60,20 +62,26 @@ def train_model(
     progress: Progress | None = None,
     replica: Replica | None = None,
     from_weights: bool = False,
+    after_epoch: Callable[[int], None] | None = None,
 ) -> TrainOutcome:
     """Train ``model`` in place, resuming from ``files.checkpoint`` when it matches ``fingerprint``; writes the
     history, curves and (optionally) TensorBoard logs beside it. A model that starts ``from_weights`` keeps
     every layer it was given: no layer is fitted to this data first (the later layers were trained on it). As
-    one ``replica`` of several (DDP), it trains on its slice of every global batch, and only replica 0 writes."""
+    one ``replica`` of several (DDP), it trains on its slice of every global batch, and only replica 0 writes.
+    ``after_epoch(epoch)`` runs after each epoch's checkpoint and log line, outside the timed training
+    (benchmarks measure the model there)."""
     _prepare(model, cfg, device)
     writes = replica is None or replica.writes
     batch_size = min(cfg.batch_size, len(train))
     steps_per_epoch = len(train) // batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
-    state = _load_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler)
+    state, averaged = _load_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler)
     if state["epoch"] == 0 and not from_weights:
         _fit_to_data(model, train, device)
+    lookahead = Lookahead(model, cfg.epochs * steps_per_epoch) if cfg.lookahead else None
+    if lookahead and averaged is not None:
+        lookahead.load_state_dict(averaged)
     net = wrap(model, device) if replica else model
     task = progress.add_task(label, total=cfg.epochs * steps_per_epoch, completed=state["epoch"] * steps_per_epoch) if progress else None
     writer = _tensorboard(files.tensorboard) if cfg.tensorboard and writes else None
@@ -81,9 +89,11 @@ def train_model(
     images, labels = train.images.to(device), train.labels.to(device)
     for epoch in range(state["epoch"], cfg.epochs):
         started = time.perf_counter()
+        _train_whitening_bias(model, cfg, epoch)
         train_loss, train_acc = _train_epoch(
             net, images, labels, cfg, optimizer, scheduler, mixer, batch_size, epoch_seed(seed, epoch), device,
             advance=(lambda: progress.advance(task)) if progress else None, shard=replica.shard if replica else None,
+            lookahead=lookahead, flips=alternating_flips(len(images), seed, epoch) if cfg.alt_flip else None,
         )
         if replica:
             train_loss, train_acc = replica.mean([train_loss, train_acc])
@@ -96,12 +106,14 @@ def train_model(
         if not writes:
             continue
         _log_epoch(files.history, state["history"], writer)
-        _save_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler, state)
+        _save_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler, state, lookahead)
         if progress:
             progress.update(task, description=f"{label} ep {epoch + 1}/{cfg.epochs} val {val_acc:.1%}")
         if not console.is_terminal or replica:  # no bar (a log file, or replicas): one line per epoch
             console.print(epoch_line(label, epoch + 1, cfg.epochs, val_acc, time.perf_counter() - started, state["elapsed"]),
                           highlight=False)
+        if after_epoch:
+            after_epoch(epoch + 1)
     if writer:
         writer.close()
     history = pd.DataFrame(state["history"])
@@ -185,9 +197,12 @@ def _train_epoch(
     device: torch.device,
     advance: Any,
     shard: Callable[[int], slice] | None = None,
+    lookahead: Lookahead | None = None,
+    flips: torch.Tensor | None = None,
 ) -> tuple[float, float]:
     """One pass over the shuffled data (last partial batch dropped); returns mean loss and accuracy. With
-    ``shard``, the whole global batch is drawn and augmented as on one device, then this replica keeps its slice."""
+    ``shard``, the whole global batch is drawn and augmented as on one device, then this replica keeps its slice.
+    ``flips`` (a bool per image) replaces the per-epoch coin toss of mirroring (``train.alt_flip``)."""
     training_mode(model, cfg)
     generator = torch.Generator(device=device).manual_seed(seed)
     torch.manual_seed(seed)  # MixUp/CutMix draw from the global generator
@@ -197,7 +212,8 @@ def _train_epoch(
     steps = len(images) // batch_size
     for step in range(steps):
         index = order[step * batch_size : (step + 1) * batch_size]
-        batch = random_crop_flip(images[index], cfg.crop_pad, generator, flip=cfg.flip)
+        flip = flips[index.cpu()] if flips is not None and cfg.flip else cfg.flip
+        batch = random_crop_flip(images[index], cfg.crop_pad, generator, flip=flip)
         x, y = prepare_batch(batch, device, cfg.channels_last), labels[index]
         target = mixer(x, y) if mixer else (x, y)
         x, soft = target
@@ -211,6 +227,8 @@ def _train_epoch(
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if lookahead:
+            lookahead.after_step(getattr(model, "module", model), scheduler.last_epoch)  # a DDP replica wraps it
         total_loss += loss.detach()
         correct += (logits.argmax(1) == y).sum()
         if advance:
@@ -233,6 +251,17 @@ def _fit_to_data(model: nn.Module, train: Split, device: torch.device) -> None:
         fit(prepare_batch(train.images[:WHITENING_SAMPLE], device, channels_last=False))
 
 
+def _train_whitening_bias(model: nn.Module, cfg: TrainConfig, epoch: int) -> None:
+    """airbench's schedule for a data-fitted whitening layer: its filters stay as fitted, its bias trains for
+    the first ``whiten_bias_epochs``. A frozen parameter gets no gradient, so SGD leaves it alone."""
+    whitening_conv = getattr(model, "whitening_conv", None)
+    if cfg.whiten_bias_epochs is None or whitening_conv is None:
+        return
+    conv = whitening_conv()
+    conv.weight.requires_grad_(False)
+    conv.bias.requires_grad_(epoch < cfg.whiten_bias_epochs)
+
+
 def _tensorboard(log_dir: Path) -> Any:
     from torch.utils.tensorboard import SummaryWriter  # imported lazily: slow import, optional output
 
@@ -249,29 +278,31 @@ def _log_epoch(path: Path, history: list[dict[str, float]], writer: Any) -> None
 
 
 def _save_checkpoint(path: Path, fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scheduler: Any, state: dict[str, Any]) -> None:
+                     scheduler: Any, state: dict[str, Any], lookahead: Lookahead | None) -> None:
     atomic_torch_save(path, {
         "fingerprint": fingerprint,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
+        **({"lookahead": lookahead.state_dict()} if lookahead else {}),
         **state,
     })
 
 
 def _load_checkpoint(path: Path, fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scheduler: Any) -> dict[str, Any]:
-    """Restore a matching checkpoint; a stale one (other config or code) is ignored."""
+                     scheduler: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Restore a matching checkpoint; a stale one (other config or code) is ignored. Returns the loop's state
+    and the lookahead average, if the checkpoint has one."""
     fresh = {"epoch": 0, "history": [], "elapsed": 0.0}
     if not path.exists():
-        return fresh
+        return fresh, None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception:  # a corrupt checkpoint is as good as none: retrain from scratch
-        return fresh
+        return fresh, None
     if checkpoint.get("fingerprint") != fingerprint:
-        return fresh
+        return fresh, None
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
-    return {key: checkpoint[key] for key in fresh}
+    return {key: checkpoint[key] for key in fresh}, checkpoint.get("lookahead")

@@ -46,6 +46,7 @@ def test_two_replicas_train_the_weights_one_device_trains(tmp_path):
     (0, {}, "asks for 2 GPUs but this machine has no CUDA GPUs; set train.devices to 1"),
     (4, {"train": {"devices": 4, "batch_size": 510}}, "510 does not split evenly over 4 devices"),
     (2, {"executor": {"backend": "local"}}, "but a local worker holds one; train it with --executor inline"),
+    (2, {"train": {"devices": 2, "whiten_bias_epochs": 3}}, "not supported on several devices"),
 ])
 def test_what_ddp_cannot_do_is_one_line(gpus, changes, expected):
     config = load_config("smoke", {"train": {"devices": 2}, **changes})

@@ -184,6 +184,10 @@ def _device_problem(config: ExperimentConfig, run: str, cfg: TrainConfig, gpus: 
     if cfg.batch_size % cfg.devices:
         return "train.batch_size", (f"{run}: {cfg.batch_size} does not split evenly over {cfg.devices} devices; "
                                     "use a multiple of train.devices (the global batch is kept)")
+    if cfg.whiten_bias_epochs is not None:
+        return "train.whiten_bias_epochs", (f"{run}: a whitening bias that stops training mid-run is not supported on "
+                                            "several devices (DDP fixes the trained parameters when it starts); "
+                                            "drop it or set train.devices to 1")
     if config.executor.backend != "inline":
         return "train.devices", (f"{run} trains on {cfg.devices} GPUs, but a {config.executor.backend} worker "
                                  "holds one; train it with --executor inline, then audit with any executor")

@@ -19,7 +19,6 @@ import torch.distributed as dist
 from torch import nn
 
 
-
 @dataclass(frozen=True)
 class Replica:
     """This process's place among the ``world`` processes that train one model."""

@@ -158,6 +158,24 @@ def test_integrated_gradients_delta_is_the_completeness_gap() -> None:
     torch.testing.assert_close(maps.sum(dim=(1, 2)) - difference, info["delta"], atol=1e-6, rtol=1e-3)
 
 
+def test_integrated_gradients_batches_fewer_rows_of_larger_images_with_the_same_maps() -> None:
+    """At 128 px one pass holds at most 16 interpolated images (the pixels of 256 at 32 px), without changing the
+    maps or the deltas: large images must not hold 256 interpolated copies' activations at once."""
+    from captum.attr import IntegratedGradients
+
+    model = build_model("fastnet", 10).eval()
+    x, y = torch.randn(5, 3, 128, 128, generator=torch.Generator().manual_seed(0)), targets(5)
+    rows: list[int] = []
+    model.register_forward_pre_hook(lambda _module, inputs: rows.append(len(inputs[0])))
+    info: dict[str, torch.Tensor] = {}
+    maps = explain("integrated_gradients", model, x, y, info=info, n_steps=8)
+    assert max(rows) <= 16
+    whole, delta = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=y, n_steps=8,
+                                                        internal_batch_size=40, return_convergence_delta=True)
+    torch.testing.assert_close(maps, whole.sum(dim=1), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(info["delta"], delta.float(), atol=1e-5, rtol=1e-4)
+
+
 class LeftHalfNet(nn.Module):
     """Logits that depend only on the left 16 columns of the image."""
 

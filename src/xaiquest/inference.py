@@ -38,9 +38,12 @@ PIXELS_PER_BATCH = 1000 * 32 * 32
 on the batching)."""
 
 
-def rows_per_batch(batch_size: int, images: torch.Tensor) -> int:
-    """``batch_size`` images, fewer when they are larger than CIFAR's (``PIXELS_PER_BATCH``)."""
-    return max(1, min(batch_size, PIXELS_PER_BATCH // (images.shape[-1] * images.shape[-2])))
+CIFAR_PIXELS = 32 * 32
+
+
+def rows_per_batch(batch_size: int, images: torch.Tensor, pixels: int = PIXELS_PER_BATCH) -> int:
+    """``batch_size`` images, fewer when that many would hold more than ``pixels`` (default: ``PIXELS_PER_BATCH``)."""
+    return max(1, min(batch_size, pixels // (images.shape[-1] * images.shape[-2])))
 
 
 def prepare_batch(images: torch.Tensor, device: torch.device, channels_last: bool = True) -> torch.Tensor:

@@ -18,6 +18,7 @@ from torch import nn
 from xaiquest.data.augment import active_normalisation
 from xaiquest.explainers.guided import guided_gradients
 from xaiquest.explainers.registry import Info, register_explainer, seeded
+from xaiquest.inference import CIFAR_PIXELS, rows_per_batch
 from xaiquest.models import resolve_layer
 
 def pixel_range() -> float:
@@ -87,6 +88,10 @@ def smoothgrad(
     return abs_channel_sum(attributions)
 
 
+IG_PIXELS = 256 * CIFAR_PIXELS
+"""Most pixels in one Integrated Gradients pass: the default internal batch at 32 px, unchanged there."""
+
+
 @register_explainer("integrated_gradients", "gradient", uses_layer=False)
 def integrated_gradients(
     model: nn.Module,
@@ -102,16 +107,26 @@ def integrated_gradients(
     The baseline is zero in normalised space, i.e. the dataset's mean colour, the neutral input
     the network was trained around. ``info["delta"]`` receives the convergence delta per image,
     sum(attributions) - (F(x) - F(baseline)): large values mean ``n_steps`` is too small.
+    ``internal_batch_size`` interpolated images go through each backward pass, but never more pixels than
+    256 CIFAR images hold (:data:`IG_PIXELS`): at 224 px that is 5 images, and a ResNet-18 on 8 images then
+    peaks at 1.0 GiB instead of 6.3 GiB. It changes how the work is split, not the result.
     """
     from captum.attr import IntegratedGradients
 
+    rows = rows_per_batch(internal_batch_size, images, pixels=IG_PIXELS)
+    method = IntegratedGradients(model)
+    attributions, deltas = [], []
     with quiet_captum():
-        attributions, delta = IntegratedGradients(model).attribute(
-            images, baselines=torch.zeros_like(images), target=targets, n_steps=n_steps,
-            internal_batch_size=internal_batch_size, return_convergence_delta=True,
-        )
-    info["delta"] = delta.detach().float().cpu()
-    return attributions.detach().sum(dim=1)
+        for start in range(0, len(images), rows):  # Captum batches at least all of a call's images together
+            part = images[start : start + rows]
+            attribution, delta = method.attribute(
+                part, baselines=torch.zeros_like(part), target=targets[start : start + rows], n_steps=n_steps,
+                internal_batch_size=rows, return_convergence_delta=True,
+            )
+            attributions.append(attribution.detach().sum(dim=1))
+            deltas.append(delta.detach().float().cpu())
+    info["delta"] = torch.cat(deltas)
+    return torch.cat(attributions)
 
 
 @register_explainer("guided_backprop", "gradient", uses_layer=False, sees_modules=True)

@@ -8,6 +8,7 @@ browser test drives, so they are part of the page's contract.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -159,14 +160,8 @@ def _model_image_choices(session: ModelSession) -> dict[str, Any]:
 
 
 def _add_model_upload(session: ModelSession, path: str | None):
-    """Add an upload and select it; a bad file only produces a message. The file box is emptied for the next one."""
-    if path is None:
-        return gr.update(), "", None
-    try:
-        label, image_id = session.add_upload(Path(path))
-    except Exception as error:  # noqa: BLE001  (the page reports any failure; the server keeps serving)
-        return gr.update(), _error(error), None
-    return gr.update(**{**_model_image_choices(session), "value": image_id}), f"added {label} to the image list", None
+    return _added_upload(session.add_upload, path, lambda image_id: gr.update(**{**_model_image_choices(session),
+                                                                                 "value": image_id}))
 
 
 def _explain_model(session: ModelSession, image_id: str | None, methods: list[str], layer: str) -> tuple[Any, ...]:
@@ -212,15 +207,23 @@ def _image_choices(dashboard: Dashboard, model: str, wanted_class: str, wanted: 
 
 
 def _add_upload(dashboard: Dashboard, path: str | None, model: str, wanted_class: str, wanted: str):
-    """Add an upload and select it; a bad file only produces a message. The file box is emptied for the next one."""
+    def listed(image_id: str) -> Any:
+        choices = _image_choices(dashboard, model, wanted_class, wanted)
+        return gr.update(choices=choices["choices"], value=image_id, label=choices["label"])
+
+    return _added_upload(dashboard.add_upload, path, listed)
+
+
+def _added_upload(add: Callable[[Path], tuple[str, str]], path: str | None, listed: Callable[[str], Any]):
+    """Add an upload and select it in the list ``listed(image_id)`` builds; a bad file only produces a message.
+    The file box is emptied for the next one. Shared by the run page and the one-model page."""
     if path is None:
         return gr.update(), "", None
     try:
-        label, image_id = dashboard.add_upload(Path(path))
+        label, image_id = add(Path(path))
     except Exception as error:  # noqa: BLE001  (the page reports any failure; the server keeps serving)
         return gr.update(), _error(error), None
-    choices = _image_choices(dashboard, model, wanted_class, wanted)
-    return gr.update(choices=choices["choices"], value=image_id, label=choices["label"]), f"added {label} to the image list", None
+    return listed(image_id), f"added {label} to the image list", None
 
 
 def _explain_all(dashboard: Dashboard, models: list[str], image_id: str | None, methods: list[str], layer: str,

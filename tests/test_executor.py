@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from xaiquest.cli import app
 from xaiquest.config import load_config
 from xaiquest.execute.plan import audit_units
-from xaiquest.execute.scheduler import run_units
+from xaiquest.execute.scheduler import Schedule, _eta, run_units
 from xaiquest.execute.worker import UnitOutcome, UnitRequest
 from xaiquest.pipeline import STAGES, UNIT_DECLARATIONS
 from xaiquest.runs import RunKey, run_keys
@@ -56,10 +56,12 @@ class FakeBackend:
     """Runs each unit synchronously at submission; ``fail`` maps unit -> attempts that fail, ``crash`` raises
     like a lost worker. Records the order units started in."""
 
-    def __init__(self, slots: int, fail: dict[str, int] | None = None, crash: Sequence[str] = ()) -> None:
+    def __init__(self, slots: int, fail: dict[str, int] | None = None, crash: Sequence[str] = (),
+                 reused: Sequence[str] = ()) -> None:
         self.slots = slots
         self.fail = dict(fail or {})
         self.crash = set(crash)
+        self.reused = set(reused)
         self.started: list[str] = []
         self._outcomes: dict[int, UnitOutcome | Exception] = {}
 
@@ -72,7 +74,7 @@ class FakeBackend:
             self.fail[request.unit] -= 1
             self._outcomes[handle] = UnitOutcome(request.unit, 0.0, "h", 1, "Traceback\nValueError: boom")
         else:
-            self._outcomes[handle] = UnitOutcome(request.unit, 0.0, "h", 1)
+            self._outcomes[handle] = UnitOutcome(request.unit, 0.0, "h", 1, reused=request.unit in self.reused)
         return handle
 
     def wait(self, handles: Sequence[Hashable], timeout: float) -> list[Hashable]:
@@ -141,6 +143,28 @@ def test_a_status_line_appears_while_units_run_long_and_after_each_finished_unit
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("run: ")]
     assert lines[0].startswith("run: 0/2 done · still running · running 2: train/a 0 s, train/b 0 s · queued 0")
     assert len(lines) == 3 and lines[-1].startswith("run: 2/2 done · train/b done on h pid 1")
+
+
+def test_units_a_resumed_run_finds_done_say_so_and_do_not_shorten_the_eta(tmp_path, capsys):
+    run_units(DAG[:4], FakeBackend(slots=1, reused=["train/a"]), RunStore(tmp_path), _request, retries=0)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("run: ")]
+    assert "train/a done on h pid 1 (already done)" in lines[0] and "ETA" not in lines[0]
+    assert "ETA" in lines[1]
+    schedule = Schedule(done=["train/a", "train/b"], seconds={"train/a": 0.1, "train/b": 30.0}, reused={"train/a"})
+    assert _eta(DAG[2:4], schedule, DAG, slots=1) == 60.0  # two units at train/b's 30 s, train/a's 0.1 s left out
+
+
+def test_a_worker_reports_a_unit_it_found_complete_as_reused(tmp_path, monkeypatch):
+    from xaiquest.execute import worker
+
+    store = RunStore(tmp_path)
+    request = UnitRequest({}, str(tmp_path), "train", "train/a", 1)
+    monkeypatch.setattr(worker, "_run", lambda request, store: store.mark_complete(request.unit, "fp"))
+    assert not worker.run_unit(request).reused  # computed now
+    monkeypatch.setattr(worker, "_run", lambda request, store: None)
+    assert worker.run_unit(request).reused  # complete before, untouched
+    monkeypatch.setattr(worker, "_run", lambda request, store: 1 / 0)
+    assert not worker.run_unit(request).reused
 
 
 def _keys() -> list[RunKey]:

@@ -2,7 +2,7 @@
 
 Progress is one line per finished or failed unit, the same on a terminal and in a log: done /
 running / queued / failed counts, the units running now and an ETA from the finished units'
-mean time per stage.
+mean time per stage (units a resumed run finds already complete do not count: they take no time).
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class Schedule:
     """Each done unit's time from submission to its result, as the scheduler saw it."""
     worker_seconds: dict[str, float] = field(default_factory=dict)
     """The same units' time inside the worker: the difference is the backend's overhead (dispatch, transfer)."""
+    reused: set[str] = field(default_factory=set)
+    """Done units that were already complete before this run (a resume): left out of the ETA."""
 
     @property
     def missing(self) -> frozenset[str]:
@@ -79,7 +81,10 @@ def run_units(units: Sequence[UnitSpec], backend: Backend, store: RunStore, requ
                 schedule.done.append(unit.name)
                 schedule.seconds[unit.name] = time.perf_counter() - entry.started
                 schedule.worker_seconds[unit.name] = outcome.seconds
-                event = f"{escape(unit.name)} done on {outcome.host} pid {outcome.pid} ({schedule.seconds[unit.name]:.1f} s)"
+                if outcome.reused:
+                    schedule.reused.add(unit.name)
+                how = "already done" if outcome.reused else f"{schedule.seconds[unit.name]:.1f} s"
+                event = f"{escape(unit.name)} done on {outcome.host} pid {outcome.pid} ({how})"
             elif attempts[unit.name] <= retries:
                 queued[unit.name] = unit
                 event = f"[yellow]{escape(unit.name)} failed (attempt {attempts[unit.name]}), retrying[/]: {escape(_last_line(error))}"
@@ -135,13 +140,14 @@ def _status_line(event: str, schedule: Schedule, running: dict[Hashable, _Runnin
 
 def _eta(left: Sequence[UnitSpec], schedule: Schedule, units: Sequence[UnitSpec], slots: int) -> float | None:
     """Remaining units times their stage's mean finished-unit time (the overall mean for a stage with
-    none finished yet), shared by the slots; None before any unit has finished."""
-    if not schedule.seconds:
+    none finished yet), shared by the slots; None before any unit has been computed (not just found done)."""
+    computed = {name: seconds for name, seconds in schedule.seconds.items() if name not in schedule.reused}
+    if not computed:
         return None
     stage_of = {unit.name: unit.stage for unit in units}
     by_stage: dict[str, list[float]] = {}
-    for name, seconds in schedule.seconds.items():
+    for name, seconds in computed.items():
         by_stage.setdefault(stage_of[name], []).append(seconds)
-    overall = sum(schedule.seconds.values()) / len(schedule.seconds)
+    overall = sum(computed.values()) / len(computed)
     mean = {stage: sum(times) / len(times) for stage, times in by_stage.items()}
     return sum(mean.get(unit.stage, overall) for unit in left) / slots

@@ -43,6 +43,8 @@ class UnitOutcome:
     host: str
     pid: int
     error: str | None = None
+    reused: bool = False
+    """The unit was already complete (a resumed run): its time says nothing about how long the unit takes."""
 
 
 _DATA: dict[str, AuditData] = {}
@@ -54,6 +56,7 @@ def run_unit(request: UnitRequest) -> UnitOutcome:
     exception comes back as its traceback, a killed process as the backend's own error."""
     started = time.perf_counter()
     store = RunStore(Path(request.run_root))
+    before = store.unit_record(request.unit)
     with _logging_to(store.layout.unit_log(request.unit)):
         try:
             _run(request, store)
@@ -61,7 +64,8 @@ def run_unit(request: UnitRequest) -> UnitOutcome:
         except Exception:  # noqa: BLE001 - any failure is the unit's, reported with its traceback
             error = traceback.format_exc()
             console.print(error, highlight=False, markup=False)
-    return UnitOutcome(request.unit, time.perf_counter() - started, socket.gethostname(), os.getpid(), error)
+    reused = error is None and bool(before) and store.unit_record(request.unit) == before
+    return UnitOutcome(request.unit, time.perf_counter() - started, socket.gethostname(), os.getpid(), error, reused)
 
 
 def _run(request: UnitRequest, store: RunStore) -> None:

@@ -28,13 +28,13 @@ from xaiquest.concepts.probes import (
     outlines,
     silhouettes,
 )
-from xaiquest.concepts.tcav import correct_p_values, degenerate_null, tcav_table, with_significance
+from xaiquest.concepts.tcav import correct_p_values, degenerate_null, tcav_table, train_cav, with_significance
 from xaiquest.config import CONCEPT_NAMES, load_config
 from xaiquest.data import Split, to_float
 from xaiquest.data.masks import centre_prior
 from xaiquest.errors import ConfigError
 from xaiquest.layout import RunLayout
-from xaiquest.inference import predict_logits
+from xaiquest.inference import predict_logits, seed_everything
 from xaiquest.models.base import ZooModel
 from xaiquest.validation import check_config
 
@@ -281,6 +281,35 @@ def test_tcav_is_not_tested_where_the_class_gradient_is_the_same_for_every_image
     deepest = table[table["depth"] == "stage2"]
     assert deepest["degenerate"].all() and (deepest["p_value"] == 1).all() and not deepest["significant"].any()
     assert not table.loc[table["depth"] == "stage1", "degenerate"].any()
+
+
+def _separable_sets(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(30, 16, generator=generator) + 3, torch.randn(30, 16, generator=generator) - 3
+
+
+def test_captums_default_classifier_reports_the_share_of_the_first_class_as_its_accuracy() -> None:
+    """Why train_cav scores the held-out split itself: this fails once Captum computes the accuracy right."""
+    from captum.concept._utils.classifier import DefaultClassifier
+    from torch.utils.data import DataLoader, TensorDataset
+
+    concept, random = _separable_sets(torch.Generator().manual_seed(0))
+    labels = torch.cat([torch.zeros(30), torch.ones(30)]).long()
+    for seed in range(3):
+        seed_everything(seed)  # Captum's split shuffles with Python's RNG
+        with pytest.warns(UserWarning):
+            classifier = DefaultClassifier()
+        accuracy = classifier.train_and_eval(DataLoader(TensorDataset(torch.cat([concept, random]), labels), batch_size=60))
+        assert float(accuracy["accs"]) < 0.8  # the data are separable by a wide margin
+
+
+def test_a_cav_separates_separable_sets_points_to_the_concept_and_says_so() -> None:
+    generator = torch.Generator().manual_seed(0)
+    concept, random = _separable_sets(generator)
+    direction, accuracy = train_cav(concept, random, generator)
+    assert accuracy == 1.0
+    assert torch.nn.functional.cosine_similarity(direction, concept.mean(0) - random.mean(0), dim=0) > 0.8
+    noise_a, noise_b = torch.randn(30, 16, generator=generator), torch.randn(30, 16, generator=generator)
+    assert 0.2 < train_cav(noise_a, noise_b, generator)[1] < 0.8  # nothing to separate: near chance
 
 
 def test_degenerate_nulls_are_the_classes_whose_random_scores_are_all_zero_or_one() -> None:

@@ -50,16 +50,39 @@ def layer_gradients(model: nn.Module, module: nn.Module, x: torch.Tensor, target
     return torch.cat(parts)
 
 
-def train_cav(concept: torch.Tensor, random: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """The CAV of ``concept`` vs ``random`` activations ``[n, D]`` (Captum's classifier) and its held-out accuracy."""
-    features = torch.cat([concept, random])
-    labels = torch.cat([torch.zeros(len(concept)), torch.ones(len(random))]).long()
+HELD_OUT = 1 / 3
+"""Share of each set held out to measure a CAV's accuracy (Captum's default test split)."""
+
+
+def train_cav(concept: torch.Tensor, random: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, float]:
+    """The CAV of ``concept`` vs ``random`` activations ``[n, D]`` (Captum's classifier) and its held-out accuracy.
+
+    Captum's ``DefaultClassifier`` trains the linear model and gives the CAV, but its ``train_and_eval``
+    accuracy is wrong for two sets: sklearn keeps one coefficient row, Captum takes the argmax over
+    that single column, so every held-out image is called the first class and the "accuracy" is the
+    share of concept images in the split. We hold out a seeded third of each set and score it by the
+    sign of the decision function, as sklearn does.
+    """
+    (concept_fit, concept_test), (random_fit, random_test) = _split(concept, generator), _split(random, generator)
+    features = torch.cat([concept_fit, random_fit])
+    labels = torch.cat([torch.zeros(len(concept_fit)), torch.ones(len(random_fit))]).long()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DefaultClassifier warns on every construction that it keeps data in memory
         classifier = DefaultClassifier()
-        stats = classifier.train_and_eval(DataLoader(TensorDataset(features, labels), batch_size=len(labels)))
+        classifier.lm.fit(DataLoader(TensorDataset(features, labels), batch_size=len(labels)))
     classes = [int(c) for c in classifier.classes()]
-    return classifier.weights()[classes.index(0)].float(), float(stats["accs"])
+    with torch.no_grad():
+        says_second = classifier.lm(torch.cat([concept_test, random_test]))[:, 0] > 0
+    truth = torch.cat([torch.zeros(len(concept_test)), torch.ones(len(random_test))]).bool()
+    accuracy = (says_second == (truth if classes[1] == 1 else ~truth)).float().mean().item()
+    return classifier.weights()[classes.index(0)].float(), accuracy
+
+
+def _split(features: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(fit, held out)`` rows of one set: a seeded permutation, ``HELD_OUT`` of it (at least one row) held out."""
+    order = torch.randperm(len(features), generator=generator)
+    held = max(1, round(HELD_OUT * len(features)))
+    return features[order[held:]], features[order[:held]]
 
 
 def tcav_table(
@@ -84,12 +107,13 @@ def tcav_table(
     counterparts = random_sets[1:]
     sizes = [len(images) for images in (*heads, *counterparts)]
     activations = collect_activations(model, torch.cat([*heads, *counterparts]), list(layers))
-    seed_everything(seed)  # Captum's train/test split and SGD draw from the global RNGs
+    seed_everything(seed)  # sklearn's SGD draws from the global RNG
+    generator = torch.Generator().manual_seed(seed)  # the held-out splits
     x = to_float(inputs)
     rows = []
     for layer, maps in activations.items():
         groups = maps.flatten(1).split(sizes)
-        fitted = [train_cav(head, other) for head in groups[: len(heads)] for other in groups[len(heads) :]]
+        fitted = [train_cav(head, other, generator) for head in groups[: len(heads)] for other in groups[len(heads) :]]
         directions = torch.stack([direction for direction, _ in fitted])
         accuracy = np.array([acc for _, acc in fitted]).reshape(len(heads), len(counterparts)).mean(1)
         gradients = layer_gradients(model, resolve_layer(model, layer), x, labels)

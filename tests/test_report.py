@@ -287,11 +287,13 @@ def test_patch_rules(tmp_path: Path) -> None:
 
 def _benchmark() -> pd.DataFrame:
     """fastnet's patch model against its control twin: one map survives and beats the baselines, one survives
-    but not every baseline, one is salience-driven; a baseline row; a row of another metric."""
+    but not every baseline, one is salience-driven, one misses the patch on both models; a baseline row; a row
+    of another metric."""
     rows = [
         ("integrated_gradients", "method", "tko", 0.7, 0.1, 0.6, 0.5, 0.7, False, True, "", 1),
         ("gradcam", "method", "tko", 0.5, 0.3, 0.2, 0.12, 0.28, False, False, "baseline_colour", 2),
         ("saliency", "method", "tko", 0.6, 0.58, 0.02, -0.03, 0.07, True, True, "", 3),
+        ("fusioncam", "method", "tko", 0.05, 0.0, 0.05, 0.0, 0.12, True, False, "baseline_colour", 5),
         ("baseline_colour", "baseline", "tko", 0.8, 0.8, 0.0, 0.0, 0.0, True, None, "", 4),
         ("saliency", "method", "pointing", 0.9, 0.2, 0.7, 0.6, 0.8, False, True, "", 1),
     ]
@@ -303,8 +305,13 @@ def _benchmark() -> pd.DataFrame:
 
 def test_patch_benchmark_says_which_maps_survive_the_control_and_which_are_salience_driven(tmp_path: Path) -> None:
     _write(tmp_path, RELATIVE.tables.xai_benchmark, _benchmark())
-    findings = {f.kind: f for f in _findings(tmp_path, "patch_benchmark")}
+    missed = [f for f in _findings(tmp_path, "patch_benchmark") if "too rarely" in f.text]
+    findings = {f.kind: f for f in _findings(tmp_path, "patch_benchmark") if f not in missed}
     assert set(findings) == {"note", "weakness"}  # gradcam survives without beating every baseline: no strength
+    assert len(missed) == 1 and missed[0].kind == "weakness" and "salience-driven" not in missed[0].text
+    assert missed[0].text.startswith("On fastnet (patch), the Top-K overlap of fusioncam (contrast 0.050 [0.000, 0.120]) "
+                                     "finds the planted patch too rarely to show the model's use of it: below 0.100 on "
+                                     "the control model fastnet (patch_control)")
     survives = findings["note"].text
     assert survives.startswith("On fastnet (patch), the Top-K overlap of integrated_gradients (contrast 0.600 [0.500, "
                                "0.700]) and gradcam (contrast 0.200 [0.120, 0.280]) survive the control model "
@@ -319,7 +326,7 @@ def test_patch_benchmark_says_which_maps_survive_the_control_and_which_are_salie
     _write(tmp_path, RELATIVE.tables.patch_reliance, pd.DataFrame({"run": ["fastnet__patch__s0"], "attack_success": [0.3]}))
     unlearnt = next(f for f in _findings(tmp_path, "patch_benchmark") if "salience-driven" in f.text)
     assert unlearnt.kind == "note" and "But the model itself sends only 30.00% of stamped images to the target class" in unlearnt.text
-    strong = _benchmark().drop(index=1)
+    strong = _benchmark().drop(index=[1, 3])
     _write(tmp_path, RELATIVE.tables.xai_benchmark, strong)
     (strength,) = [f for f in _findings(tmp_path, "patch_benchmark") if f.kind == "strength"]
     assert "It also beats every trivial baseline map." in strength.text

@@ -266,18 +266,20 @@ def _check_concepts(run: RunTables, by_rule: dict[str, list[Finding]]) -> None:
 
 
 def _check_benchmark(run: RunTables, by_rule: dict[str, list[Finding]]) -> None:
-    """Every explainer of every benchmarked run is named once, as surviving the control or as salience-driven,
-    exactly as the table flags it, with the table's contrast."""
+    """Every explainer of every benchmarked run is named once, as surviving the control, as salience-driven (flagged
+    and lit on the control) or as missing the patch (flagged, not lit on the control), with the table's contrast."""
     path = run.layout.tables.xai_benchmark
     methods = pd.read_csv(path).query("kind == 'method'") if path.is_file() else pd.DataFrame(columns=["run", "method"])
     named = []
     for finding in by_rule.get("patch_benchmark", []):
         (subject,) = finding.subjects
-        driven = "salience-driven" in finding.text
+        lit, missed = "salience-driven" in finding.text, "too rarely" in finding.text
+        driven = lit or missed
         assert driven == (finding.kind == "weakness"), finding.text  # the generator writes no patch reliance
         for method, contrast in finding.numbers.items():
             row = methods[(methods["run"] == subject) & (methods["method"] == method)].iloc[0]
             assert contrast == row["contrast"] and bool(row["salience_driven"]) == driven, finding.text
+            assert not driven or (row["control"] >= row["threshold"]) == lit, finding.text
             named.append((subject, method))
     assert sorted(named) == sorted(zip(methods["run"], methods["method"]))
 

@@ -36,7 +36,8 @@ def contrast_text(row: pd.Series) -> str:
 
 @finding_rule("patch_benchmark", tags=("reliability", "bias"))
 def patch_benchmark(run: RunTables) -> list[Finding]:
-    """Per reliant model: the explainers whose Top-K overlap survives the control, and those that are salience-driven."""
+    """Per reliant model: the explainers whose Top-K overlap survives the control, those that are salience-driven
+    (flagged, and as high on the control), and those flagged because they miss the patch on both models."""
     rows = benchmark_rows(run)
     if rows is None:
         return []
@@ -52,7 +53,9 @@ def patch_benchmark(run: RunTables) -> list[Finding]:
         twin = twins.reindex(group.index).dropna()
         control = f"model {names[twin.iloc[0]]}" if len(twin) else "twin"
         driven = as_bool(group["salience_driven"])
-        for verdict, chosen in (("survives", group[~driven]), ("salience", group[driven])):
+        lit_on_control = group["control"] >= group["threshold"]
+        for verdict, chosen in (("survives", group[~driven]), ("salience", group[driven & lit_on_control]),
+                                ("missed", group[driven & ~lit_on_control])):
             if chosen.empty:
                 continue
             listed = join_and([f"{row['method']} ({contrast_text(row)})" for _, row in chosen.iterrows()])
@@ -66,9 +69,15 @@ def patch_benchmark(run: RunTables) -> list[Finding]:
                 text += _baselines_text(chosen, behind)
                 kind = "strength" if behind.empty else "note"
             else:
-                text = (f"On {names[run_id]}, the Top-K overlap of {listed} {'is' if one else 'are'} salience-driven: "
-                        f"{'it lights' if one else 'they light'} the patch about as much on the control {control}, "
-                        f"which cannot use it (interval reaching 0 or mean contrast below {threshold}).")
+                if verdict == "salience":
+                    text = (f"On {names[run_id]}, the Top-K overlap of {listed} {'is' if one else 'are'} salience-driven: "
+                            f"{'it lights' if one else 'they light'} the patch about as much on the control {control}, "
+                            f"which cannot use it (interval reaching 0 or mean contrast below {threshold}).")
+                else:
+                    text = (f"On {names[run_id]}, the Top-K overlap of {listed} {'finds' if one else 'find'} the planted "
+                            f"patch too rarely to show the model's use of it: below {threshold} on the control "
+                            f"{control} and hardly more on the reliant model (interval reaching 0 or mean contrast "
+                            f"below {threshold}).")
                 kind = "weakness"
                 if run_id in attack and attack[run_id] < SHORTCUT_SUCCESS:  # no reliance, nothing to find
                     text += (f" But the model itself sends only {pct(attack[run_id])} of stamped images to the target "

@@ -2,7 +2,8 @@
 
 A concept activation vector (CAV) is the normal of a linear classifier separating a concept's
 activations from a random set's at one layer; Captum's ``captum.concept`` ``DefaultClassifier``
-(an SGD linear model with a held-out split whose accuracy is kept) trains each one, with
+(an SGD linear model; we hold out a third of each set and score it ourselves, see
+:func:`train_cav`) trains each one, with
 Captum's sign convention (the CAV is the classifier's weight row of the concept). The TCAV score
 of a concept for a class is the share of that class's images whose class logit increases along
 the CAV: the sign of the layer gradient (Captum's ``LayerGradientXActivation`` without the

@@ -3,9 +3,11 @@ blocking, and the store's locks across real processes (claims survive no killed 
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 
 from xaiquest.cli import app
 from xaiquest.config import load_config
+from xaiquest.console import console
 from xaiquest.execute.plan import audit_units
 from xaiquest.execute.scheduler import Schedule, _eta, run_units
 from xaiquest.execute.worker import UnitOutcome, UnitRequest
@@ -165,6 +168,10 @@ def test_a_worker_reports_a_unit_it_found_complete_as_reused(tmp_path, monkeypat
     assert worker.run_unit(request).reused  # complete before, untouched
     monkeypatch.setattr(worker, "_run", lambda request, store: 1 / 0)
     assert not worker.run_unit(request).reused
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)  # as CliRunner does: the console must follow, not stay pinned
+    console.print("after the units")
+    assert later.getvalue() == "after the units\n"
 
 
 def _keys() -> list[RunKey]:

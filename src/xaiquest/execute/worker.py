@@ -90,12 +90,15 @@ def _data(config: ExperimentConfig) -> AuditData:
 
 @contextmanager
 def _logging_to(path: Path) -> Iterator[None]:
-    """The unit's progress lines go to its own log file (parallel workers would interleave on one terminal)."""
+    """The unit's progress lines go to its own log file (parallel workers would interleave on one terminal).
+
+    Afterwards the console follows ``sys.stderr`` again, as it was made to: restoring the stream
+    ``console.file`` returned would pin the one that was current then (a test's captured stream),
+    and later output would go there whatever ``sys.stderr`` has become."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    previous = console.file
     with open(path, "a", encoding="utf-8") as log:
         console.file = log
         try:
             yield
         finally:
-            console.file = previous
+            console.file = None  # type: ignore[assignment]  # rich: no file of its own, write to sys.stderr

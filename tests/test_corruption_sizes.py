@@ -76,3 +76,18 @@ def test_frost_photos_are_scaled_by_the_size_rule_and_always_leave_room_for_the_
         assert crops.shape == (6, 3, size, size) and crops.dtype == torch.uint8
         # never a window into the zero padding of the stacked photos: no all-black row or column
         assert (crops.sum(dim=(1, 3)) > 0).all() and (crops.sum(dim=(1, 2)) > 0).all()
+
+
+def test_a_batch_over_the_pixel_budget_is_corrupted_in_pieces_each_with_its_own_stream(monkeypatch):
+    from xaiquest.data.corruptions import engine
+
+    images = torch.randint(0, 256, (7, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    whole = corrupt(images, "gaussian_noise", 3, seed=5)
+    monkeypatch.setattr(engine, "CORRUPT_PIXELS", 3 * 32 * 32)  # pieces of 3, 3 and 1 images
+    pieces = corrupt(images, "gaussian_noise", 3, seed=5)
+    assert torch.equal(pieces, corrupt(images, "gaussian_noise", 3, seed=5))  # deterministic
+    assert torch.equal(pieces[:3], whole[:3])  # the first piece keeps the one-piece stream
+    assert pieces.shape == images.shape and not torch.equal(pieces[3:], whole[3:])
+    twice = images[:3].repeat(2, 1, 1, 1)  # the same three images in both pieces: other noise in the second
+    noisy = corrupt(twice, "gaussian_noise", 3, seed=5)
+    assert not torch.equal(noisy[:3], noisy[3:])

@@ -98,23 +98,32 @@ def corruption_parameters(name: str, severity: int, size: int = 32) -> dict[str,
     return sized_parameters(name, severity, CORRUPTIONS.get(name).table[_check_severity(severity) - 1], size)
 
 
-def _stream_seed(name: str, seed: int) -> int:
+CORRUPT_PIXELS = 10_000 * 32 * 32
+"""Most pixels ``corrupt`` processes in one piece: the CIFAR-10 test set, so every 32-px call the audit makes
+is one piece, as before. At 224 px that is 204 images; all 2,000 at once held several float copies
+(7.3 GiB peak in the 224-px memory benchmark)."""
+
+
+def _stream_seed(name: str, seed: int, piece: int = 0) -> int:
     """Different corruptions draw independent noise for one seed; severities share it on purpose,
-    so the severities of one image differ only by the parameters."""
-    return zlib.crc32(f"{name}:{seed}".encode())
+    so the severities of one image differ only by the parameters. Piece 0 is the stream of a batch
+    corrupted in one piece; each further piece of a large batch has its own."""
+    return zlib.crc32(f"{name}:{seed}".encode() if piece == 0 else f"{name}:{seed}:{piece}".encode())
 
 
 def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0) -> torch.Tensor:
     """``images`` (uint8 ``[N,3,S,S]``) under corruption ``name`` at ``severity`` 1..5, with the
     parameters of the images' size (``corruption_parameters``).
 
-    The whole batch is corrupted at once on the images' device. The result is deterministic for
-    (batch, name, seed, device): random draws come from one generator seeded by ``name`` and
-    ``seed``, laid out by position in the batch, so an image's result depends on its position
-    and on the batch size but not on the other images' content (except for shot noise on CPU,
-    whose Poisson sampler draws a content-dependent amount). Corrupting the halves of a batch
-    separately therefore gives other noise than corrupting it whole; seed chunks differently,
-    e.g. ``seed=base + chunk``, when generating a dataset in pieces. CPU and CUDA generators differ.
+    The batch is corrupted on the images' device in pieces of at most ``CORRUPT_PIXELS`` pixels
+    (one piece for up to 10,000 CIFAR images), which bounds the float copies at large sizes. The
+    result is deterministic for (batch, name, seed, device): each piece's random draws come from a
+    generator seeded by ``name``, ``seed`` and the piece, laid out by position, so an image's
+    result depends on its position and on the batch size but not on the other images' content
+    (except for shot noise on CPU, whose Poisson sampler draws a content-dependent amount).
+    Corrupting the halves of a batch separately therefore gives other noise than corrupting it
+    whole; seed chunks differently, e.g. ``seed=base + chunk``, when generating a dataset in
+    pieces. CPU and CUDA generators differ.
     """
     spec = CORRUPTIONS.get(name)
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
@@ -122,8 +131,10 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0) -> to
     params = corruption_parameters(name, severity, images.shape[-1])
     if images.shape[0] == 0:
         return images.clone()
-    generator = torch.Generator(device=images.device).manual_seed(_stream_seed(name, seed))
-    return spec.apply(images, params, generator)
+    rows = max(1, CORRUPT_PIXELS // (images.shape[-2] * images.shape[-1]))
+    pieces = [spec.apply(piece, params, torch.Generator(device=images.device).manual_seed(_stream_seed(name, seed, k)))
+              for k, piece in enumerate(images.split(rows))]
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
 
 # --- helpers shared by the corruption modules ------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xaiquest.inference import PIXELS_PER_BATCH, predict_logits, rows_per_batch
+from xaiquest.data.pixels import PIXELS_PER_BATCH, rows_per_batch
+from xaiquest.inference import predict_logits
 
 CPU = torch.device("cpu")
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from xaiquest.config import ExperimentConfig, TtaPolicy
 from xaiquest.data import to_float
+from xaiquest.data.pixels import rows_per_batch
 from xaiquest.errors import ConfigError
 from xaiquest.models.base import named_depths
 
@@ -30,20 +31,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-PIXELS_PER_BATCH = 1000 * 32 * 32
-"""Most pixels one prediction batch holds: a thousand CIFAR images. At 224 px a batch of 1000 would hold
-0.6 GB of input and several GB of first-layer activations; capped, it is 20 images (results do not depend
-on the batching)."""
-
-
-CIFAR_PIXELS = 32 * 32
-
-
-def rows_per_batch(batch_size: int, images: torch.Tensor, pixels: int = PIXELS_PER_BATCH) -> int:
-    """``batch_size`` images, fewer when that many would hold more than ``pixels`` (default: ``PIXELS_PER_BATCH``)."""
-    return max(1, min(batch_size, pixels // (images.shape[-1] * images.shape[-2])))
 
 
 def prepare_batch(images: torch.Tensor, device: torch.device, channels_last: bool = True) -> torch.Tensor:

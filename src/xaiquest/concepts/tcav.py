@@ -71,12 +71,12 @@ def train_cav(concept: torch.Tensor, random: torch.Tensor, generator: torch.Gene
         warnings.simplefilter("ignore")  # DefaultClassifier warns on every construction that it keeps data in memory
         classifier = DefaultClassifier()
         classifier.lm.fit(DataLoader(TensorDataset(features, labels), batch_size=len(labels)))
-    classes = [int(c) for c in classifier.classes()]
+    # sklearn sorts its classes, so they are [0 = concept, 1 = random]: a positive decision says "random",
+    # and Captum's weight row 0 (the negated coefficients) points to the concept.
     with torch.no_grad():
-        says_second = classifier.lm(torch.cat([concept_test, random_test]))[:, 0] > 0
-    truth = torch.cat([torch.zeros(len(concept_test)), torch.ones(len(random_test))]).bool()
-    accuracy = (says_second == (truth if classes[1] == 1 else ~truth)).float().mean().item()
-    return classifier.weights()[classes.index(0)].float(), accuracy
+        says_random = classifier.lm(torch.cat([concept_test, random_test]))[:, 0] > 0
+    is_random = torch.cat([torch.zeros(len(concept_test)), torch.ones(len(random_test))]).bool()
+    return classifier.weights()[0].float(), (says_random == is_random).float().mean().item()
 
 
 def _split(features: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

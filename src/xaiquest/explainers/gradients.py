@@ -18,7 +18,7 @@ from torch import nn
 from xaiquest.data.augment import active_normalisation
 from xaiquest.explainers.guided import guided_gradients
 from xaiquest.explainers.registry import Info, register_explainer, seeded
-from xaiquest.inference import CIFAR_PIXELS, rows_per_batch
+from xaiquest.data.pixels import CIFAR_PIXELS, rows_per_batch
 from xaiquest.models import resolve_layer
 
 def pixel_range() -> float:

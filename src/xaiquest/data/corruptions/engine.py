@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from xaiquest.data.corruptions.sizing import sized_parameters
+from xaiquest.data.pixels import CIFAR_PIXELS, rows_per_batch
 from xaiquest.errors import DataError
 from xaiquest.registry import Registry
 
@@ -98,7 +99,7 @@ def corruption_parameters(name: str, severity: int, size: int = 32) -> dict[str,
     return sized_parameters(name, severity, CORRUPTIONS.get(name).table[_check_severity(severity) - 1], size)
 
 
-CORRUPT_PIXELS = 10_000 * 32 * 32
+CORRUPT_PIXELS = 10_000 * CIFAR_PIXELS
 """Most pixels ``corrupt`` processes in one piece: the CIFAR-10 test set, so every 32-px call the audit makes
 is one piece, as before. At 224 px that is 204 images; all 2,000 at once held several float copies
 (7.3 GiB peak in the 224-px memory benchmark)."""
@@ -131,7 +132,7 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0) -> to
     params = corruption_parameters(name, severity, images.shape[-1])
     if images.shape[0] == 0:
         return images.clone()
-    rows = max(1, CORRUPT_PIXELS // (images.shape[-2] * images.shape[-1]))
+    rows = rows_per_batch(len(images), images, CORRUPT_PIXELS)
     pieces = [spec.apply(piece, params, torch.Generator(device=images.device).manual_seed(_stream_seed(name, seed, k)))
               for k, piece in enumerate(images.split(rows))]
     return pieces[0] if len(pieces) == 1 else torch.cat(pieces)

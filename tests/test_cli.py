@@ -54,8 +54,11 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     assert "fastnet" in table and "resnet_small" in table and "ece_after_ts_mean" in table
     assert layout.figures.png("reliability_overlay").exists()
     for artifact in (tables.robustness_summary, tables.robustness_accuracy, tables.explain_quality, tables.final_ranking,
-                     tables.concepts_summary, tables.concepts_tcav, tables.concepts_detectors):
+                     tables.concepts_summary, tables.concepts_tcav, tables.concepts_tcav_untrained, tables.concepts_detectors):
         assert artifact.exists(), artifact
+    untrained = pd.read_csv(tables.concepts_tcav_untrained)  # one untrained copy per architecture, as long as the trained table
+    assert sorted(untrained["architecture"].unique()) == ["fastnet", "resnet_small"]
+    assert len(untrained) == len(pd.read_csv(tables.concepts_tcav))
     assert layout.report_html.exists() and layout.report_markdown.exists()
     quality = tables.explain_quality.read_text()
     assert all(method in quality for method in ("gradcam", "eigencam", "fusioncam", "integrated_gradients"))

@@ -28,6 +28,7 @@ from xaiquest.concepts.probes import (
     outlines,
     silhouettes,
 )
+from xaiquest.concepts.stage import untrained_controls
 from xaiquest.concepts.tcav import correct_p_values, degenerate_null, tcav_table, train_cav, with_significance
 from xaiquest.config import CONCEPT_NAMES, load_config
 from xaiquest.data import Split, to_float
@@ -35,6 +36,7 @@ from xaiquest.data.masks import centre_prior
 from xaiquest.errors import ConfigError
 from xaiquest.layout import RunLayout
 from xaiquest.inference import predict_logits, seed_everything
+from xaiquest.runs import run_keys
 from xaiquest.models.base import ZooModel
 from xaiquest.validation import check_config
 
@@ -262,7 +264,7 @@ def tcav_inputs(seed: int) -> tuple[dict[str, torch.Tensor], list[torch.Tensor],
 @pytest.mark.xfail(strict=True, reason="known limitation, see docs/concepts.md: at stage1 of a random network the "
                    "concept CAVs (synthetic concepts against random images) align with a direction the class logit "
                    "responds to systematically, so their sign counts sit at 0 or 1 and the t-test against "
-                   "random-vs-random CAVs flags them")
+                   "random-vs-random CAVs flags them; every run measures this on untrained copies (untrained_control)")
 def test_tcav_on_a_random_model_finds_no_significant_concept() -> None:
     model = tiny_net(4, seed=1).eval()
     concepts, randoms, images, labels = tcav_inputs(0)
@@ -312,6 +314,14 @@ def test_a_cav_separates_separable_sets_points_to_the_concept_and_says_so() -> N
     assert 0.2 < train_cav(noise_a, noise_b, generator)[1] < 0.8  # nothing to separate: near chance
 
 
+def test_one_model_per_architecture_runs_tcav_on_an_untrained_copy() -> None:
+    """The copy depends on neither the variant nor the training seed: one per architecture, the first of the run."""
+    config = load_config("quick", {"seeds": [0, 1]})
+    keys = run_keys(config, config.concepts.variants)
+    assert len(keys) == 18
+    assert untrained_controls(keys) == {"fastnet__baseline__s0", "resnet_small__baseline__s0", "vgg_small__baseline__s0"}
+
+
 def test_degenerate_nulls_are_the_classes_whose_random_scores_are_all_zero_or_one() -> None:
     null = np.array([[0.0, 1.0, 1.0, 0.0], [0.2, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
     assert degenerate_null(null).tolist() == [True, False, True]
@@ -334,15 +344,25 @@ def test_report_section_and_findings_quote_the_concept_tables(tmp_path) -> None:
     pd.DataFrame({"run": runs[0], "depth": ["stage1", "stage2", "stage2"], "concept": ["red", "red", "patch"],
                   "units": 64, "detectors": [1, 5, 0], "fraction": [1 / 64, 5 / 64, 0.0]}).to_csv(
         tables.concepts_detectors, index=False)
+    pd.DataFrame({"run": runs[0], "architecture": "fastnet", "depth": "stage2", "concept": ["red", "stripes"],
+                  "class_index": 0, "class_name": "airplane", "significant": [True, True]}).to_csv(
+        tables.concepts_tcav_untrained, index=False)
     texts = [f.text for f in run_rules(RunTables(tmp_path), ["concept_shape_bias", "concept_colour_reliance",
-                                                              "concept_tcav", "concept_detectors"])]
+                                                              "concept_tcav", "concept_tcav_untrained", "concept_detectors"])]
     assert "On fastnet, cutmix raises shape bias: 0.200 -> 0.350 (+0.150) against its baseline." in texts
     assert any("loses 20.00 pp without colour: accuracy 80.00% -> 60.00% (-20.00 pp)" in t for t in texts)
     assert any("1 of 2 (depth, concept, class) TCAV tests significant" in t and "red (1 class)" in t for t in texts)
+    assert any(t.startswith("Untrained fastnet (initial weights, the same probes and test): 2 of 2 (depth, concept, class) "
+                            "TCAV tests significant after correction, against 1 for its 1 trained model. Training does not raise")
+               for t in texts)
     assert any("stage2 has 5 colour detectors" in t for t in texts)
     assert any("0 patch-detector units." in t for t in texts)
     section = next(s for s in build_report(RunTables(tmp_path)).sections if s.key == "concepts")
-    assert [b.title for b in section.blocks][:2] == ["Shape, texture and colour bias", "TCAV: concepts significant after correction"]
+    assert [b.title for b in section.blocks][:3] == ["Shape, texture and colour bias", "TCAV: concepts significant after correction",
+                                                     "TCAV sanity check: significant tests per depth, trained models and untrained copies"]
+    counts = section.blocks[2].display.set_index("Model")
+    assert counts.loc["fastnet", "stage2"] == 1 and counts.loc["untrained fastnet", "Total"] == 2
+    assert counts.loc["untrained fastnet", "Tests"] == 2
 
 
 def test_dashboard_unit_view_shows_top_images_and_the_units_mask(smoke_run) -> None:

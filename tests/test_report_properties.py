@@ -150,6 +150,10 @@ def _save_concepts(root: Path, rng: random.Random, runs: dict[str, float]) -> No
              "random_tcav": 0.5, "p_corrected": rng.uniform(0, 1), "cav_accuracy": 1.0, "significant": rng.random() < 0.3}
             for r in runs for d in ("stage1", "stage2") for c in ("red", "stripes") for k in range(2)]
     _save(root, RELATIVE.tables.concepts_tcav, pd.DataFrame(tcav))
+    owners = {r.split("__")[0]: r for r in reversed(list(runs))}  # the first run of each architecture
+    untrained = [{**row, "run": owners[arch], "architecture": arch, "significant": rng.random() < 0.5}
+                 for arch in owners for row in tcav if row["run"] == owners[arch]]
+    _save(root, RELATIVE.tables.concepts_tcav_untrained, pd.DataFrame(untrained))
     detectors = [{"run": r, "depth": d, "concept": c, "units": 16, "detectors": rng.choice([0, 2, rng.randint(0, 16)])}
                  for r in runs for d in ("stem", "stage1", "stage2") for c in ("red", "blue", "patch")]
     _save(root, RELATIVE.tables.concepts_detectors, pd.DataFrame(detectors).assign(fraction=lambda t: t["detectors"] / t["units"]))

@@ -278,6 +278,8 @@ class ConceptsConfig(Section):
     concept_images: int = Field(20, description="examples per concept and per random set")
     random_sets: int = Field(10, description="random concepts each concept's TCAV scores are tested against")
     tcav_images_per_class: int = Field(10, ge=2, description="images per class whose TCAV scores are averaged")
+    untrained_control: bool = Field(True, description="also run TCAV on an untrained copy of each architecture (same probes "
+                                    "and test): how many tests come out significant with no training at all")
     alpha: float = Field(0.05, gt=0, lt=1)
     correction: Literal["holm", "bonferroni"] = "holm"
     dissection: bool = True

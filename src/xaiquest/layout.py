@@ -203,6 +203,11 @@ class ConceptFiles:
         return self.table("tcav")
 
     @property
+    def tcav_untrained(self) -> Path:
+        """TCAV of an untrained copy of the architecture: written by one model per architecture (the sanity baseline)."""
+        return self.table("tcav_untrained")
+
+    @property
     def detectors(self) -> Path:
         return self.table("detectors")
 
@@ -292,7 +297,8 @@ STRESS_TABLES = {"probes": "stress_probes", "focus": "stress_focus", "layerwise"
                  "patch_sensitivity": "patch_sensitivity"}
 """Per-model stress table -> the run table that gathers it."""
 CONCEPT_TABLES = {"bias": "concepts_bias", "colour_reliance": "concepts_colour_reliance", "tcav": "concepts_tcav",
-                  "detectors": "concepts_detectors", "top_units": "concepts_top_units"}
+                  "tcav_untrained": "concepts_tcav_untrained", "detectors": "concepts_detectors",
+                  "top_units": "concepts_top_units"}
 """Per-model concepts table -> the run table that gathers it."""
 TRANSFER_TABLES = {"depths": "transfer"}
 """Per-model transfer table -> the run table that gathers it."""
@@ -337,6 +343,7 @@ class Tables:
     concepts_summary = property(lambda self: self.csv("concepts_summary"))
     concepts_colour_reliance = property(lambda self: self.csv(CONCEPT_TABLES["colour_reliance"]))
     concepts_tcav = property(lambda self: self.csv(CONCEPT_TABLES["tcav"]))
+    concepts_tcav_untrained = property(lambda self: self.csv(CONCEPT_TABLES["tcav_untrained"]))
     concepts_detectors = property(lambda self: self.csv(CONCEPT_TABLES["detectors"]))
     concepts_top_units = property(lambda self: self.csv(CONCEPT_TABLES["top_units"]))
     transfer = property(lambda self: self.csv(TRANSFER_TABLES["depths"]))

@@ -5,7 +5,10 @@ masks) are generated once per run from seeded draws and cached in ``concepts/pro
 for every model of the variants ``concepts.variants`` selects: accuracy under each bias
 condition, Geirhos' shape bias on cue-conflict images, colour reliance per class, TCAV scores of
 every concept at every chosen depth with their corrected p-values, and every unit's IoU with the
-offline concept masks. Protocol and sizes: ``docs/concepts.md``.
+offline concept masks. One model per architecture also runs TCAV on an untrained copy of that
+architecture (``concepts.untrained_control``): how many tests come out significant with no training
+at all is the baseline the trained models' counts are read against. Protocol and sizes:
+``docs/concepts.md``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from xaiquest.inference import audit_logits, collect_activations
 from xaiquest.layout import CONCEPT_TABLES, ConceptFiles, ModelFiles, unit_name
 from xaiquest.models.base import named_depths, resolve_layer
 from xaiquest.patch import stamp, stamp_parameters
-from xaiquest.runs import AuditData, RunKey, evaluate_fingerprint, load_trained, planted_patch, run_keys
+from xaiquest.runs import AuditData, RunKey, build_run_model, evaluate_fingerprint, load_trained, planted_patch, run_keys
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json, atomic_write_text, fingerprint
 from xaiquest.units import Finished, UnitSpec, allowed, gather_tables, per_model_units, run_per_model
 
@@ -69,13 +72,20 @@ def concepts_stage(config: ExperimentConfig, store: RunStore, data: AuditData, d
         return
     probes = cached_probes(config, store, data)
     probes_fp = store.unit_record(PROBES_UNIT).get("fingerprint")
+    controls = untrained_controls(keys) if cfg.tcav and cfg.untrained_control else set()
 
     def compute(key: RunKey, files: ModelFiles) -> Finished:
         model = load_trained(store, key, data, device)
-        return Finished(audit_model(model, files.concepts, probes, config, data.classes, device))
+        written = audit_model(model, files.concepts, probes, config, data.classes, device)
+        if key.id in controls:
+            untrained = significant_tcav(untrained_copy(key, data, cfg.seed), probes, cfg, data.classes)
+            atomic_write_text(files.concepts.tcav_untrained, untrained.assign(architecture=key.spec.name).to_csv(index=False))
+            written.append(files.concepts.tcav_untrained)
+        return Finished(written)
 
     run_per_model("concepts", keys, store,
-                  lambda key: fingerprint("concepts", evaluate_fingerprint(config, data, key, store), cfg.model_dump(), probes_fp),
+                  lambda key: fingerprint("concepts", evaluate_fingerprint(config, data, key, store), cfg.model_dump(), probes_fp,
+                                          key.id in controls),
                   compute)
     aggregate(store, config)
 
@@ -86,6 +96,25 @@ def stage_units(config: ExperimentConfig) -> list[UnitSpec]:
     return per_model_units("concepts", run_keys(config, config.concepts.variants), lambda key: [unit_name("evaluate", key.id)])
 
 
+def untrained_controls(keys: list[RunKey]) -> set[str]:
+    """The runs that also measure TCAV on an untrained copy of their architecture: the first of each architecture
+    (the copy does not depend on the variant or the training seed). A TorchScript import has no architecture to
+    rebuild untrained."""
+    first: dict[str, str] = {}
+    for key in keys:
+        if key.spec.torchscript is None:
+            first.setdefault(key.spec.name, key.id)
+    return set(first.values())
+
+
+def untrained_copy(key: RunKey, data: AuditData, seed: int) -> nn.Module:
+    """``key``'s architecture as initialised under ``seed`` and never trained (library models without pretrained
+    weights): on it TCAV measures how the architecture alone responds to the concepts."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_run_model(key.spec, data).float().eval()
+
+
 def chosen_layers(model: nn.Module, cfg: ConceptsConfig) -> dict[str, nn.Module]:
     return {layer: resolve_layer(model, layer) for layer in (cfg.layers or list(named_depths(model)))}
 
@@ -94,7 +123,8 @@ def cached_probes(config: ExperimentConfig, store: RunStore, data: AuditData) ->
     """The run's probe sets, built once (GrabCut is the costly part) and reloaded while the inputs are unchanged."""
     cfg = config.concepts
     patch = planted_patch(config)
-    probes_fp = fingerprint("concept-probes", data.fingerprint, cfg.model_dump(exclude={"variants", "tcav", "alpha", "correction"}),
+    testing_only = {"variants", "tcav", "alpha", "correction", "untrained_control"}  # settings the probe sets do not depend on
+    probes_fp = fingerprint("concept-probes", data.fingerprint, cfg.model_dump(exclude=testing_only),
                             None if patch is None else stamp_parameters(patch, data.image_size))
     path = store.layout.concept_probes
     with store.claim(PROBES_UNIT):  # parallel concept units build them once, the others wait and load
@@ -147,10 +177,7 @@ def audit_model(model: nn.Module, out: ConceptFiles, probes: ConceptProbes, conf
     cpu_model = model.float().cpu()  # Captum's CAV training and the dissection run on CPU tensors
     layers = chosen_layers(cpu_model, cfg)
     if cfg.tcav:
-        table = tcav_table(cpu_model, list(layers), probes.concepts, probes.random_sets, probes.tcav_inputs,
-                           probes.tcav_labels, len(classes), cfg.seed)
-        table = with_significance(table, cfg.alpha, cfg.correction).assign(class_name=lambda t: t["class_index"].map(dict(enumerate(classes))))
-        atomic_write_text(out.tcav, table.to_csv(index=False))
+        atomic_write_text(out.tcav, significant_tcav(cpu_model, probes, cfg, classes).to_csv(index=False))
         written.append(out.tcav)
     if cfg.dissection:
         activations = collect_activations(cpu_model, probes.dissection_images, list(layers))
@@ -159,6 +186,13 @@ def audit_model(model: nn.Module, out: ConceptFiles, probes: ConceptProbes, conf
         atomic_write_text(out.top_units, top_units(table, cfg.top_units).to_csv(index=False))
         written += [out.detectors, out.top_units]
     return written
+
+
+def significant_tcav(model: nn.Module, probes: ConceptProbes, cfg: ConceptsConfig, classes: tuple[str, ...]) -> pd.DataFrame:
+    """TCAV scores of every concept, depth and class of a CPU ``model``, with corrected p-values and class names."""
+    table = tcav_table(model, list(chosen_layers(model, cfg)), probes.concepts, probes.random_sets, probes.tcav_inputs,
+                       probes.tcav_labels, len(classes), cfg.seed)
+    return with_significance(table, cfg.alpha, cfg.correction).assign(class_name=lambda t: t["class_index"].map(dict(enumerate(classes))))
 
 
 def aggregate(store: RunStore, config: ExperimentConfig) -> None:

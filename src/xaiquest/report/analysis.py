@@ -14,6 +14,7 @@ from xaiquest.report.reader import (
     CONCEPTS_RELIANCE,
     CONCEPTS_SUMMARY,
     CONCEPTS_TCAV,
+    CONCEPTS_TCAV_UNTRAINED,
     CONCEPTS_TOP_UNITS,
     PATCH_SENSITIVITY,
     SALIENCE_SWEEP,
@@ -154,6 +155,11 @@ def concepts_section(run: RunTables, findings: list[Finding]) -> Section | None:
         blocks.append(TableBlock("TCAV: concepts significant after correction", display(hits, {
             "run": "Model", "depth": "Depth", "concept": "Concept", "class_name": "Class", "tcav": "TCAV",
             "random_tcav": "Random TCAV", "p_corrected": "p (corrected)", "cav_accuracy": "CAV accuracy"}), CONCEPTS_TCAV))
+        untrained = run.csv(CONCEPTS_TCAV_UNTRAINED)
+        if untrained is not None and {"significant", "architecture"} <= set(untrained):
+            blocks.append(TableBlock("TCAV sanity check: significant tests per depth, trained models and untrained copies",
+                                     tcav_counts(tcav, untrained, run.labels(tcav["run"])), CONCEPTS_TCAV_UNTRAINED,
+                                     see_also=(CONCEPTS_TCAV,)))
     blocks.append(run_figure(run, "concepts_tcav", "Mean TCAV score per concept and depth (hatched: not significant)"))
     top = run.csv(CONCEPTS_TOP_UNITS)
     if top is not None and "run" in top:
@@ -169,6 +175,17 @@ def concepts_section(run: RunTables, findings: list[Finding]) -> Section | None:
                       "scores of colour, texture and shape concepts, tested against random concepts (two-sided "
                       "t-test, corrected over all tests of a model); and units whose top 0.5 % activations overlap a "
                       "concept mask with IoU > 0.04 (dissection). Protocol: docs/concepts.md.", blocks, findings)
+
+
+def tcav_counts(trained: pd.DataFrame, untrained: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Significant tests per depth (and of how many) for each trained model, then for each untrained copy."""
+    frames = [trained.assign(model=trained["run"].map(labels)),
+              untrained.assign(model="untrained " + untrained["architecture"].astype(str))]
+    rows = pd.concat(frames, ignore_index=True).assign(significant=lambda t: as_bool(t["significant"]).astype(int))
+    counts = rows.pivot_table(index="model", columns="depth", values="significant", aggfunc="sum", sort=False).fillna(0)
+    totals = rows.groupby("model", sort=False)["significant"].agg(["sum", "size"])
+    return counts.astype(int).assign(total=totals["sum"], tests=totals["size"]).reset_index().rename(
+        columns={"model": "Model", "total": "Total", "tests": "Tests"})
 
 
 def variants_section(run: RunTables, findings: list[Finding]) -> Section | None:

@@ -35,6 +35,7 @@ STRESS_TABLES = _TABLES.pattern_stress.as_posix()
 CONCEPTS_SUMMARY = _TABLES.concepts_summary.as_posix()
 CONCEPTS_RELIANCE = _TABLES.concepts_colour_reliance.as_posix()
 CONCEPTS_TCAV = _TABLES.concepts_tcav.as_posix()
+CONCEPTS_TCAV_UNTRAINED = _TABLES.concepts_tcav_untrained.as_posix()
 CONCEPTS_DETECTORS = _TABLES.concepts_detectors.as_posix()
 CONCEPTS_TOP_UNITS = _TABLES.concepts_top_units.as_posix()
 TRANSFER = _TABLES.transfer.as_posix()
@@ -52,7 +53,7 @@ TRANSFER_SUMMARY = _TABLES.transfer_summary.as_posix()
 
 STAGE_TABLES = (COMPARISON, CALIBRATION, EXPLAIN_QUALITY, ROBUSTNESS_SUMMARY, ROBUSTNESS_ACCURACY, PATCH_RELIANCE,
                 PATCH_LOCALISATION, XAI_BENCHMARK, LAYERWISE, STRESS_PROBES, REEXAMINE, STRESS_TABLES, CONCEPTS_SUMMARY,
-                CONCEPTS_RELIANCE, CONCEPTS_TCAV, CONCEPTS_DETECTORS, TRANSFER)
+                CONCEPTS_RELIANCE, CONCEPTS_TCAV, CONCEPTS_TCAV_UNTRAINED, CONCEPTS_DETECTORS, TRANSFER)
 """Run-relative tables (or glob patterns) from the stages that the findings rules read."""
 PER_RUN_FILES = (TRAIN_RECORD, EVAL_METRICS, PER_CLASS, AGREEMENT)
 """Per-run files from the stages that the findings rules read: a test checks a stage writes each one,

@@ -15,6 +15,7 @@ from xaiquest.report.reader import (
     CONCEPTS_RELIANCE,
     CONCEPTS_SUMMARY,
     CONCEPTS_TCAV,
+    CONCEPTS_TCAV_UNTRAINED,
     RunTables,
 )
 from xaiquest.report.registry import Finding, finding_rule
@@ -110,6 +111,34 @@ def concept_tcav(run: RunTables) -> list[Finding]:
                 text += (f" {len(flat)} tests were not made: at {depths} the class gradient has the same sign along "
                          "every random direction for all of a class's images, so a sign count cannot measure a concept.")
         findings.append(Finding("concepts", text, {"significant": float(len(hits))}, CONCEPTS_TCAV, subjects=(run_id,)))
+    return findings
+
+
+@finding_rule("concept_tcav_untrained", tags=("bias",))
+def concept_tcav_untrained(run: RunTables) -> list[Finding]:
+    """Per architecture: how many TCAV tests an untrained copy passes, against its trained models' counts. Where
+    training does not raise the count, significance says more about the architecture than about learning."""
+    untrained, trained = run.csv(CONCEPTS_TCAV_UNTRAINED), run.csv(CONCEPTS_TCAV)
+    if untrained is None or trained is None or "significant" not in untrained or "significant" not in trained:
+        return []
+    counts = trained.groupby("run", sort=False)["significant"].agg(lambda s: int(as_bool(s).sum()))
+    findings = []
+    for owner, rows in untrained.groupby("run", sort=False):
+        prefix = str(owner).split("__")[0] + "__"
+        models = counts[[str(r).startswith(prefix) for r in counts.index]]
+        if models.empty:
+            continue
+        hits, low, high = int(as_bool(rows["significant"]).sum()), int(models.min()), int(models.max())
+        span = str(low) if low == high else f"{low}–{high}"
+        text = (f"Untrained {rows['architecture'].iloc[0]} (initial weights, the same probes and test): {hits} of "
+                f"{len(rows)} (depth, concept, class) TCAV tests significant after correction, against {span} for its "
+                f"{plural(len(models), 'trained model', 'trained models')}.")
+        if hits >= low:
+            text += (" Training does not raise the count, so read this architecture's significant concepts as its "
+                     "response to the probe images, not as evidence that a concept was learned.")
+        findings.append(Finding("concepts", text, {"untrained_significant": float(hits), "trained_significant_min": float(low)},
+                                CONCEPTS_TCAV_UNTRAINED, kind="weakness" if hits >= low else "note",
+                                subjects=tuple(models.index)))
     return findings
 
 

@@ -1,10 +1,11 @@
-"""Seconds the concepts stage spends per model and part (bias battery, TCAV, dissection) on a trained run.
+"""Seconds the concepts stage spends per model and part (bias battery, TCAV, dissection, untrained TCAV) on a trained run.
 
     python benchmarks/concepts_cost.py runs/quick                 # every model of the run, quick-profile sizes
     python benchmarks/concepts_cost.py runs/quick --threads 2     # as on the 2-core development machine
 
 It rebuilds the probe sets (timed: GrabCut dominates) from the run's recorded config and data,
-then times each part of :func:`xaiquest.concepts.stage.audit_model` for each model, writing
+then times each part of :func:`xaiquest.concepts.stage.audit_model` for each model, and the TCAV of an
+untrained copy for the first model of each architecture (``concepts.untrained_control``), writing
 into a temporary folder, never into the run. Compare the total with the ``concepts`` entry of
 ``timings_s`` in the run's ``manifest.json`` and with the whole audit's.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from xaiquest.concepts.stage import audit_model, build_probes
+from xaiquest.concepts.stage import audit_model, build_probes, significant_tcav, untrained_controls, untrained_copy
 from xaiquest.config import ExperimentConfig
 from xaiquest.layout import ConceptFiles
 from xaiquest.runs import load_trained, prepare_data, run_keys
@@ -41,8 +42,10 @@ def main() -> None:
     cfg, device, total = config.concepts, torch.device("cpu"), 0.0
     parts = {part: config.model_copy(update={"concepts": cfg.model_copy(update=update)}) for part, update in
              (("bias", {"tcav": False, "dissection": False}), ("tcav", {"dissection": False}), ("dissection", {"tcav": False}))}
+    keys = run_keys(config, cfg.variants)
+    controls = untrained_controls(keys) if cfg.tcav and cfg.untrained_control else set()
     with tempfile.TemporaryDirectory() as out:
-        for key in run_keys(config, cfg.variants):
+        for key in keys:
             model = load_trained(store, key, data, device)
             seconds = {}
             for part, part_config in parts.items():
@@ -51,6 +54,10 @@ def main() -> None:
                 seconds[part] = time.perf_counter() - started
             bias = seconds["bias"]
             row = {"bias": bias, "tcav": seconds["tcav"] - bias, "dissection": seconds["dissection"] - bias}
+            if key.id in controls:
+                started = time.perf_counter()
+                significant_tcav(untrained_copy(key, data, cfg.seed), probes, cfg, data.classes)
+                row["untrained tcav"] = time.perf_counter() - started
             total += sum(row.values())
             print(f"{key.id}: " + ", ".join(f"{k} {v:.1f} s" for k, v in row.items()))
     print(f"models total: {total:.1f} s")

@@ -92,6 +92,11 @@ def test_the_epoch_estimate_scales_the_timed_steps_by_the_batches_of_an_epoch(mo
 
 
 
+def test_an_epoch_line_without_a_validation_split_leaves_the_accuracy_out():
+    assert trainer.epoch_line("m", 1, 2, 0.712, 20.0, 20.0).startswith("train: m epoch 1/2 val 71.2% (20.0 s; elapsed 20 s")
+    assert trainer.epoch_line("m", 1, 2, float("nan"), 20.0, 20.0).startswith("train: m epoch 1/2 (20.0 s; elapsed 20 s")
+
+
 def test_the_airbench_ingredients_learn_easy_data(tmp_path):
     cfg = TrainConfig(epochs=4, batch_size=32, lr=0.2, tensorboard=False, **AIRBENCH_INGREDIENTS)
     _, outcome = _train(tmp_path, cfg)

@@ -9,6 +9,7 @@ stopped.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ def train_model(
         _log_epoch(files.history, state["history"], writer)
         _save_checkpoint(files.checkpoint, fingerprint, model, optimizer, scheduler, state, lookahead)
         if progress:
-            progress.update(task, description=f"{label} ep {epoch + 1}/{cfg.epochs} val {val_acc:.1%}")
+            progress.update(task, description=f"{label} ep {epoch + 1}/{cfg.epochs}{val_text(val_acc)}")
         if not console.is_terminal or replica:  # no bar (a log file, or replicas): one line per epoch
             console.print(epoch_line(label, epoch + 1, cfg.epochs, val_acc, time.perf_counter() - started, state["elapsed"]),
                           highlight=False)
@@ -181,7 +182,12 @@ def _prepare(model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
 
 def epoch_line(label: str, epoch: int, epochs: int, val_acc: float, epoch_seconds: float, elapsed: float) -> str:
     """``train: fastnet__baseline__s0 epoch 3/8 val 71.2% (20.1 s; elapsed 1 min 01 s, ETA 1 min 41 s)``."""
-    return f"train: {label} epoch {epoch}/{epochs} val {val_acc:.1%} {timing(epoch_seconds, elapsed, epoch, epochs)}"
+    return f"train: {label} epoch {epoch}/{epochs}{val_text(val_acc)} {timing(epoch_seconds, elapsed, epoch, epochs)}"
+
+
+def val_text(val_acc: float) -> str:
+    """`` val 71.2%``, or nothing when no images were held out for validation (the accuracy is NaN)."""
+    return "" if math.isnan(val_acc) else f" val {val_acc:.1%}"
 
 
 def _train_epoch(

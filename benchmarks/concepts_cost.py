@@ -20,10 +20,9 @@ from pathlib import Path
 import torch
 
 from xaiquest.concepts.stage import audit_model, build_probes, significant_tcav, untrained_controls, untrained_copy
-from xaiquest.config import ExperimentConfig
 from xaiquest.layout import ConceptFiles
-from xaiquest.runs import load_trained, prepare_data, run_keys
-from xaiquest.store import RunStore
+from xaiquest.dashboard.session import open_run
+from xaiquest.runs import load_trained, run_keys
 
 
 def main() -> None:
@@ -33,9 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    store = RunStore(args.run)
-    config = ExperimentConfig(**store.read_manifest()["config"])
-    data = prepare_data(config)
+    run = open_run(args.run)  # the config and the data folder the run recorded
+    store, config, data = run.store, run.config, run.data
     started = time.perf_counter()
     probes = build_probes(config, data)
     print(f"probe sets: {time.perf_counter() - started:.1f} s")

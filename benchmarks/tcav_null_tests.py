@@ -31,13 +31,13 @@ from torch import nn
 
 from xaiquest.concepts.stage import ConceptProbes, build_probes, chosen_layers, significant_tcav, untrained_copy, untrained_controls
 from xaiquest.concepts.tcav import degenerate_null, layer_gradients, train_cav
-from xaiquest.config import ConceptsConfig, ExperimentConfig
+from xaiquest.config import ConceptsConfig
+from xaiquest.dashboard.session import open_run
 from xaiquest.data import to_float
 from xaiquest.inference import collect_activations, seed_everything
 from xaiquest.metrics.significance import correct_p_values
 from xaiquest.models.base import resolve_layer
-from xaiquest.runs import load_trained, prepare_data, run_keys
-from xaiquest.store import RunStore
+from xaiquest.runs import load_trained, run_keys
 
 
 def sign_counts(gradients: torch.Tensor, labels: torch.Tensor, num_classes: int, directions: torch.Tensor) -> np.ndarray:
@@ -90,9 +90,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    store = RunStore(args.run)
-    config = ExperimentConfig(**store.read_manifest()["config"])
-    cfg, data = config.concepts, prepare_data(config)
+    run = open_run(args.run)  # the config and the data folder the run recorded
+    store, config, data = run.store, run.config, run.data
+    cfg = config.concepts
     path = store.layout.concept_probes
     probes = ConceptProbes(**torch.load(path, weights_only=False)) if path.exists() else build_probes(config, data)
     keys = run_keys(config, cfg.variants)

@@ -116,8 +116,9 @@ def concept_tcav(run: RunTables) -> list[Finding]:
 
 @finding_rule("concept_tcav_untrained", tags=("bias",))
 def concept_tcav_untrained(run: RunTables) -> list[Finding]:
-    """Per architecture: how many TCAV tests an untrained copy passes, against its trained models' counts. Where
-    training does not raise the count, significance says more about the architecture than about learning."""
+    """Per architecture: how many TCAV tests an untrained copy passes, against its trained models' counts. A trained
+    model that passes no more is a weakness: its significant concepts say more about the architecture than about
+    what it learned."""
     untrained, trained = run.csv(CONCEPTS_TCAV_UNTRAINED), run.csv(CONCEPTS_TCAV)
     if untrained is None or trained is None or "significant" not in untrained or "significant" not in trained:
         return []
@@ -133,12 +134,14 @@ def concept_tcav_untrained(run: RunTables) -> list[Finding]:
         text = (f"Untrained {rows['architecture'].iloc[0]} (initial weights, the same probes and test): {hits} of "
                 f"{len(rows)} (depth, concept, class) TCAV tests significant after correction, against {span} for its "
                 f"{plural(len(models), 'trained model', 'trained models')}.")
-        if hits >= low:
-            text += (" Training does not raise the count, so read this architecture's significant concepts as its "
-                     "response to the probe images, not as evidence that a concept was learned.")
+        no_more = models[models <= hits]
+        if len(no_more):
+            verb = "passes" if len(no_more) == 1 else "pass"
+            text += (f" {len(no_more)} of them {verb} no more tests than the untrained copy: read their significant "
+                     "concepts as the architecture's response to the probe images, not as evidence of a learned concept.")
         findings.append(Finding("concepts", text, {"untrained_significant": float(hits), "trained_significant_min": float(low)},
-                                CONCEPTS_TCAV_UNTRAINED, kind="weakness" if hits >= low else "note",
-                                subjects=tuple(models.index)))
+                                CONCEPTS_TCAV_UNTRAINED, kind="weakness" if len(no_more) else "note",
+                                subjects=tuple(no_more.index if len(no_more) else models.index)))
     return findings
 
 

@@ -30,7 +30,7 @@ from scipy import stats
 from torch import nn
 
 from xaiquest.concepts.stage import ConceptProbes, build_probes, chosen_layers, significant_tcav, untrained_copy, untrained_controls
-from xaiquest.concepts.tcav import degenerate_null, layer_gradients, train_cav
+from xaiquest.concepts.tcav import degenerate_null, layer_gradients, sign_counts, train_cav
 from xaiquest.config import ConceptsConfig
 from xaiquest.dashboard.session import open_run
 from xaiquest.data import to_float
@@ -38,13 +38,6 @@ from xaiquest.inference import collect_activations, seed_everything
 from xaiquest.metrics.significance import correct_p_values
 from xaiquest.models.base import resolve_layer
 from xaiquest.runs import load_trained, run_keys
-
-
-def sign_counts(gradients: torch.Tensor, labels: torch.Tensor, num_classes: int, directions: torch.Tensor) -> np.ndarray:
-    """TCAV scores ``[classes, directions]``: the share of each class's images whose logit rises along each direction."""
-    positive = (gradients @ directions.T > 0).float()
-    per_class = torch.zeros(num_classes, len(directions)).index_add_(0, labels, positive)
-    return (per_class / torch.bincount(labels, minlength=num_classes).clamp_min(1)[:, None]).numpy()
 
 
 def one_observation_p_values(model: nn.Module, probes: ConceptProbes, cfg: ConceptsConfig, num_classes: int) -> np.ndarray:

@@ -118,10 +118,7 @@ def tcav_table(
         directions = torch.stack([direction for direction, _ in fitted])
         accuracy = np.array([acc for _, acc in fitted]).reshape(len(heads), len(counterparts)).mean(1)
         gradients = layer_gradients(model, resolve_layer(model, layer), x, labels)
-        positive = (gradients @ directions.T > 0).float()
-        per_class = torch.zeros(num_classes, len(fitted)).index_add_(0, labels, positive)
-        scores = (per_class / torch.bincount(labels, minlength=num_classes).clamp_min(1)[:, None]).numpy()
-        scores = scores.reshape(num_classes, len(heads), len(counterparts))
+        scores = sign_counts(gradients, labels, num_classes, directions).reshape(num_classes, len(heads), len(counterparts))
         null = scores[:, -1]
         degenerate = degenerate_null(null)
         for k, name in enumerate(names):
@@ -135,6 +132,14 @@ def tcav_table(
                              "p_value": 1.0 if untestable else float(p_values[c]), "degenerate": bool(degenerate[c]),
                              "cav_accuracy": accuracy[k]})
     return pd.DataFrame(rows)
+
+
+def sign_counts(gradients: torch.Tensor, labels: torch.Tensor, num_classes: int, directions: torch.Tensor) -> np.ndarray:
+    """TCAV scores ``[classes, directions]``: the share of each class's images (rows of ``gradients``, the layer
+    gradients of their own logit) whose logit rises along each direction; one matrix product for all of them."""
+    positive = (gradients @ directions.T > 0).float()
+    per_class = torch.zeros(num_classes, len(directions)).index_add_(0, labels, positive)
+    return (per_class / torch.bincount(labels, minlength=num_classes).clamp_min(1)[:, None]).numpy()
 
 
 def degenerate_null(null: np.ndarray) -> np.ndarray:

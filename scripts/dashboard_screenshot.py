@@ -1,6 +1,6 @@
 """Serve a run's dashboard, drive it in headless Chromium and save a full-page screenshot.
 
-    python scripts/dashboard_screenshot.py runs/quick docs/img/dashboard.png \
+    python scripts/dashboard_screenshot.py runs/extended docs/img/dashboard.png \
         --models fastnet__baseline__s0 fastnet__patch__s0 --class cat --stress patch 3
     python scripts/dashboard_screenshot.py runs/quick shot.png --methods gradcam scorecam --stress fog 3
 

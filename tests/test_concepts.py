@@ -316,7 +316,7 @@ def test_a_cav_separates_separable_sets_points_to_the_concept_and_says_so() -> N
 
 def test_one_model_per_architecture_runs_tcav_on_an_untrained_copy() -> None:
     """The copy depends on neither the variant nor the training seed: one per architecture, the first of the run."""
-    config = load_config("quick", {"seeds": [0, 1]})
+    config = load_config("extended", {"seeds": [0, 1]})
     keys = run_keys(config, config.concepts.variants)
     assert len(keys) == 18
     assert untrained_controls(keys) == {"fastnet__baseline__s0", "resnet_small__baseline__s0", "vgg_small__baseline__s0"}

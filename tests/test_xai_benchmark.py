@@ -75,8 +75,8 @@ def test_a_patch_dumps_its_control_flag_only_when_set() -> None:
 
 def test_a_patch_model_keeps_the_train_fingerprint_it_had_before_control_models_existed() -> None:
     """The digest was computed on the code before ``PatchConfig.control`` existed: patch models trained then are
-    not retrained (32 px data, the quick profile's 3 px patch on every airplane, resnet_small, seed 0)."""
-    config = load_config("quick")
+    not retrained (32 px data, the extended profile's 3 px patch on every airplane, resnet_small, seed 0)."""
+    config = load_config("extended")
     key = next(key for key in run_keys(config) if key.id == "resnet_small__patch__s0")
     data = SimpleNamespace(fingerprint="cifar10-32px", image_size=32)
     assert train_fingerprint(config, data, key) == "14698541af097083"

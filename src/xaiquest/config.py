@@ -1,6 +1,6 @@
 """Experiment configuration: one YAML file, validated by pydantic, layered on a named profile.
 
-A config may name a ``profile`` (smoke / quick / standard / full / shortcut); its own keys override the
+A config may name a ``profile`` (smoke / quick / extended / standard / full / shortcut); its own keys override the
 profile's, section by section. Every field is checked: a misspelled key or a bad value is
 reported by its dotted name together with what is allowed. Names only a registry, a model or the
 data can judge (methods, probes, corruptions, models, layers, class indices) are checked by
@@ -28,7 +28,7 @@ from pydantic import (
 
 from xaiquest.errors import ConfigError
 
-PROFILES = ("smoke", "quick", "standard", "full", "shortcut")
+PROFILES = ("smoke", "quick", "extended", "standard", "full", "shortcut")
 
 
 class Section(BaseModel):
@@ -388,7 +388,7 @@ def _check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
 
 class ExperimentConfig(Section):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="run directory name under runs/")
-    profile: Literal["smoke", "quick", "standard", "full", "shortcut"] | None = None
+    profile: Literal["smoke", "quick", "extended", "standard", "full", "shortcut"] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)

@@ -467,3 +467,19 @@ def test_stress_figures_render() -> None:
     numeric = pd.DataFrame({"side": [16, 4, 8], "accuracy": [0.2, 0.9, 0.6], "run": ["a"] * 3})
     line = probe_curve_figure(numeric, "side", "accuracy", "run").axes[0].lines[0]
     assert list(line.get_xdata()) == [4, 8, 16] and list(line.get_ydata()) == [0.9, 0.6, 0.2]
+
+
+def test_the_run_plan_counts_every_model_the_stress_stage_probes(tmp_path) -> None:
+    """The quick profile's battery covers 6 models; the patch probe adds the 3 patch models (it said 6 before)."""
+    from types import SimpleNamespace
+
+    from xaiquest.config import load_config
+    from xaiquest.pipeline import plan_line
+    from xaiquest.runs import stress_keys
+    from xaiquest.store import RunStore
+
+    config = load_config("quick")
+    probed = [key.id for key in stress_keys(config)]
+    assert len(probed) == 9 and {"resnet_small__patch__s0", "fastnet__mixup__s0"} <= set(probed)
+    data = SimpleNamespace(fingerprint="cifar10-32px", image_size=32)
+    assert "stress 9, concepts 6" in plan_line(config, RunStore(tmp_path), data, ["train", "stress", "concepts"])

@@ -28,6 +28,7 @@ from xaiquest.runs import (
     prepare_data,
     run_keys,
     started_from_weights,
+    stress_keys,
     train_fingerprint,
 )
 from xaiquest.store import RunStore
@@ -142,6 +143,8 @@ def plan_line(config: ExperimentConfig, store: RunStore, data: AuditData, stages
             parts.append(stage)
         elif stage == "transfer":
             parts.append(_transfer_plan(config))
+        elif stage == "stress":  # the patch probe's models too, not only the battery's variants
+            parts.append(f"stress {len(stress_keys(config))}")
         else:
             parts.append(f"{stage} {len(run_keys(config, section.variants if section is not None else None))}")
     return "plan: " + ", ".join(parts)

@@ -250,6 +250,20 @@ def planted_patch(config: ExperimentConfig) -> PatchConfig | None:
     return min(patches, key=lambda patch: patch.control).model_copy(update={"control": False}) if patches else None
 
 
+def probes_patch(config: ExperimentConfig, key: RunKey) -> bool:
+    """Whether the stress stage's patch probe runs on ``key``: patch models and the baselines they are compared
+    with, when the run plants a patch at all."""
+    return planted_patch(config) is not None and (config.train_config(key.spec, key.variant).patch is not None
+                                                  or key.variant == BASELINE)
+
+
+def stress_keys(config: ExperimentConfig) -> list[RunKey]:
+    """The models the stress stage probes: the probe battery's variants, plus every model the planted-patch
+    probe runs on (here, not in the stage, so the run's plan line counts them without loading the stage)."""
+    battery = {key.id for key in run_keys(config, config.stress.variants)}
+    return [key for key in run_keys(config) if key.id in battery or probes_patch(config, key)]
+
+
 def control_twin(config: ExperimentConfig, key: RunKey) -> RunKey | None:
     """The control model of patch model ``key`` in this run: the same architecture and seed, trained on the same
     patch with ``control`` set (docs/xai-benchmark.md); None for other models or when the run has none."""

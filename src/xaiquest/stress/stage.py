@@ -33,7 +33,17 @@ from xaiquest.inference import audit_logits, prepare_batch
 from xaiquest.layout import STRESS_TABLES, ModelFiles, StressFiles, unit_name
 from xaiquest.metrics.calibration import expected_calibration_error
 from xaiquest.patch import describe, stamp, stamp_parameters
-from xaiquest.runs import AuditData, RunKey, control_twin, evaluate_fingerprint, load_trained, planted_patch, run_keys
+from xaiquest.runs import (
+    AuditData,
+    RunKey,
+    control_twin,
+    evaluate_fingerprint,
+    load_trained,
+    planted_patch,
+    probes_patch,
+    run_keys,
+    stress_keys,
+)
 from xaiquest.store import RunStore, atomic_write_json, atomic_write_text, fingerprint
 from xaiquest.stress.background import mask_gallery_figure
 from xaiquest.stress.benchmark import (
@@ -83,7 +93,7 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
         return config.train_config(key.spec, key.variant).patch
 
     def probe_patch(key: RunKey) -> bool:
-        return _probes_patch(config, key)
+        return probes_patch(config, key)
 
     def twin_of(key: RunKey) -> RunKey | None:
         return control_twin(config, key) if probe_patch(key) else None
@@ -106,7 +116,7 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
                            config.explain.methods, patch_parameters, *against,
                            method_defaults([*config.explain.methods, *cfg.focus_methods]))
 
-    keys = _stress_keys(config)
+    keys = stress_keys(config)
     patch_parameters = None if inputs.patch is None else stamp_parameters(inputs.patch, data.image_size)
     run_per_model("stress", keys, store, unit_fingerprint, compute)
     _aggregate(store, config)
@@ -118,22 +128,10 @@ def stage_units(config: ExperimentConfig) -> list[UnitSpec]:
         return []
 
     def needs(key: RunKey) -> list[str]:
-        twin = control_twin(config, key) if _probes_patch(config, key) else None
+        twin = control_twin(config, key) if probes_patch(config, key) else None
         return [unit_name("evaluate", key.id)] + ([] if twin is None else [unit_name("evaluate", twin.id)])
 
-    return per_model_units("stress", _stress_keys(config), needs)
-
-
-def _stress_keys(config: ExperimentConfig) -> list[RunKey]:
-    """The probe battery's variants, plus every model the planted-patch probe runs on."""
-    battery = {key.id for key in run_keys(config, config.stress.variants)}
-    return [key for key in run_keys(config) if key.id in battery or _probes_patch(config, key)]
-
-
-def _probes_patch(config: ExperimentConfig, key: RunKey) -> bool:
-    """Patch models and the baselines they are compared with, when the run plants a patch at all."""
-    return planted_patch(config) is not None and (config.train_config(key.spec, key.variant).patch is not None
-                                                  or key.variant == BASELINE)
+    return per_model_units("stress", stress_keys(config), needs)
 
 
 _FOREGROUND: dict[tuple[str, int, int], torch.Tensor] = {}

@@ -81,15 +81,32 @@ def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path):
     assert len(outcome.history) == 1
 
 
-def test_the_epoch_estimate_scales_the_timed_steps_by_the_batches_of_an_epoch(monkeypatch):
-    """The up-front estimate: seconds per timed step x batches per epoch (one warm-up step untimed)."""
-    clock = iter([10.0, 10.0 + trainer.TIMED_STEPS * 0.5])
+def test_the_epoch_estimate_times_at_least_1024_images_and_scales_by_the_batches_of_an_epoch(monkeypatch):
+    """The up-front estimate: seconds per timed step x batches per epoch, the timed steps covering >= 1024 images
+    (as many warm-up steps untimed before them)."""
+    assert trainer.timed_steps(512) == trainer.TIMED_STEPS == 2 and trainer.timed_steps(128) == 8
+    clock = iter([10.0, 10.0 + 8 * 0.5])
     monkeypatch.setattr(trainer.time, "perf_counter", lambda: next(clock))
-    split = Split(torch.zeros(100, 3, 8, 8, dtype=torch.uint8), torch.arange(100) % 2)
+    split = Split(torch.zeros(4000, 3, 8, 8, dtype=torch.uint8), torch.arange(4000) % 2)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
-    cfg = TrainConfig(batch_size=32, channels_last=False)
-    assert trainer.estimated_epoch_seconds(model, split, cfg, torch.device("cpu"), 2) == pytest.approx(0.5 * 3)
+    cfg = TrainConfig(batch_size=128, channels_last=False)
+    assert trainer.estimated_epoch_seconds(model, split, cfg, torch.device("cpu"), 2) == pytest.approx(0.5 * 31)
 
+
+def test_the_epoch_estimate_steps_on_mixed_classes_under_the_runs_own_schedule(monkeypatch):
+    """A class-ordered folder's first images are one class; timed on them with the schedule squeezed into the
+    timed steps, vgg_small's steps ran ~19x slower (the quick profile's estimate read 1 h 35 min for 11 min)."""
+    from xaiquest.train.schedule import lr_factor
+
+    calls = []
+    monkeypatch.setattr(trainer, "_train_epoch", lambda model, images, labels, cfg, optimizer, scheduler, *rest, **kw:
+                        calls.append((labels.unique().numel(), scheduler.lr_lambdas[0](16))))
+    split = Split(torch.zeros(4000, 3, 8, 8, dtype=torch.uint8), torch.arange(4000) // 400)  # class 0 first
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
+    cfg = TrainConfig(batch_size=128, epochs=4, channels_last=False)
+    trainer.estimated_epoch_seconds(model, split, cfg, torch.device("cpu"), 10)
+    assert [classes for classes, _ in calls] == [10, 10]
+    assert calls[0][1] == lr_factor(16, 4 * 31, cfg.warmup_frac, cfg.schedule)
 
 
 def test_an_epoch_line_without_a_validation_split_leaves_the_accuracy_out():

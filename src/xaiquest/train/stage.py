@@ -20,7 +20,7 @@ from xaiquest.patch import training_split
 from xaiquest.runs import AuditData, RunKey, build_run_model, imported_model, run_keys, train_fingerprint
 from xaiquest.store import RunStore, atomic_torch_save, atomic_write_json
 from xaiquest.train.mixing import augmentation_names
-from xaiquest.train.trainer import TIMED_STEPS, estimated_epoch_seconds, train_model, train_on_devices
+from xaiquest.train.trainer import estimated_epoch_seconds, train_model, train_on_devices
 from xaiquest.units import Finished, UnitSpec, duration, in_worker, per_model_units, run_per_model
 
 
@@ -109,8 +109,8 @@ def _estimate_line(config: ExperimentConfig, data: AuditData, device: torch.devi
             per_epoch[recipe] = estimated_epoch_seconds(build_run_model(key.spec, data), data.train, cfg, device,
                                                               len(data.classes))
         total += per_epoch[recipe] * cfg.epochs
-    return (f"train: {len(todo)} models to train, about {duration(total)} on this machine ({TIMED_STEPS} timed steps "
-            "per architecture; validation not included)")
+    return (f"train: {len(todo)} models to train, about {duration(total)} on this machine (timed training steps "
+            "of each architecture; validation not included)")
 
 
 def _describe_optimizer(cfg: TrainConfig) -> str:

@@ -74,6 +74,7 @@ def test_smoke_audit_runs_end_to_end_and_a_rerun_skips_finished_work(tmp_path, t
     assert "train: 2 models to train, about " in result.output  # the up-front estimate from timed steps
     assert "train: fastnet__baseline__s0 epoch 1/2 val " in result.output
     assert "ETA" in result.output and "evaluate: 1/2 fastnet__baseline__s0 test accuracy" in result.output
+    assert "━" not in result.output  # no progress bars in a log: they repeated the lines above, cut at 80 columns
     first_model = layout.model("fastnet__baseline__s0").weights.stat().st_mtime_ns
 
     again = _invoke("run", _config(tmp_path), "--data", str(tiny_cifar), "--runs-dir", str(runs))
@@ -88,6 +89,20 @@ def _assert_clean_failure(result, message: str, runs) -> None:
     assert message in result.output
     assert "Traceback" not in result.output
     assert not runs.exists(), "a failed run must not leave a run directory behind"
+
+
+def test_progress_bars_print_nothing_when_the_output_is_not_a_terminal() -> None:
+    """A log gets the stages' one line per epoch and per unit; the bars' final states would repeat them."""
+    import contextlib
+    import io
+
+    from xaiquest.console import progress_bar
+
+    log = io.StringIO()
+    with contextlib.redirect_stderr(log), progress_bar() as progress:
+        task = progress.add_task("fastnet__baseline__s0 ep 1/1", total=3)
+        progress.advance(task, 3)
+    assert log.getvalue() == ""
 
 
 def test_unknown_model_is_one_clear_error(tmp_path, tiny_cifar):

@@ -14,6 +14,8 @@ console = Console(stderr=True, soft_wrap=True)
 
 @contextmanager
 def progress_bar() -> Iterator[Progress]:
+    """Live bars on a terminal only: in a log, rich would print every bar's last state when the stage ends
+    (cut at 80 columns), repeating the one line per epoch and per unit the stages write there."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
         yield progress

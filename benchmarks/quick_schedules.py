@@ -4,9 +4,10 @@
     python benchmarks/quick_schedules.py --data ../shared/datasets/cifar10-jpeg --only vgg_small  # one model
 
 Each row is a whole ``xaiquest run`` of one baseline model (the quick profile's data split, seed and
-augmentation, flip TTA) with every analysis stage off, in a temporary runs folder; it prints the
-test accuracy and seconds per epoch. The quick profile needs every baseline at >= 75 % in as few
-fastnet-epoch equivalents as possible (issue 14), so the grid varies epochs, batch size and peak LR.
+augmentation, flip TTA) with every analysis stage off, in a temporary runs folder; it prints the test
+accuracy and seconds per epoch (comparable only between rows run on a quiet machine; each run's own
+progress goes to stderr). The quick profile needs every baseline at >= 75 % in as few fastnet-epoch
+equivalents as possible (issue 14), so the grid varies epochs, batch size and peak LR.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def run_row(model: str, epochs: int, batch_size: int, lr: float, data: str, runs
               "variants": {"baseline": {}}, "train": {"batch_size": batch_size}, **OFF}
     path = runs / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    subprocess.run([str(Path(sys.executable).with_name("xaiquest")), "run", str(path), "--data", data, "--runs-dir", str(runs)],
-                   check=True, stdout=subprocess.DEVNULL)
+    cli = str(Path(sys.executable).with_name("xaiquest"))  # the CLI of this environment
+    subprocess.run([cli, "run", str(path), "--data", data, "--runs-dir", str(runs)], check=True, stdout=subprocess.DEVNULL)
     with open(runs / name / "tables" / "comparison.csv", encoding="utf-8") as table:
         return next(csv.DictReader(table))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -42,10 +43,11 @@ from xaiquest.stress import (
     reliance_metrics,
     share_on_region,
 )
-from xaiquest.config import ExperimentConfig, PatchConfig
+from xaiquest.config import ExperimentConfig, PatchConfig, load_config
 from xaiquest.patch import at_image_side, patch_side, poison_split, stamp, stamp_parameters
-from xaiquest.runs import AuditData, run_keys, train_fingerprint
-from xaiquest.store import fingerprint
+from xaiquest.pipeline import plan_line
+from xaiquest.runs import AuditData, run_keys, stress_keys, train_fingerprint
+from xaiquest.store import RunStore, fingerprint
 from xaiquest.stress.probes import stream_seed
 
 MEAN = mean_colour()[0, :, 0, 0]
@@ -471,13 +473,6 @@ def test_stress_figures_render() -> None:
 
 def test_the_run_plan_counts_every_model_the_stress_stage_probes(tmp_path) -> None:
     """The quick profile's battery covers 6 models; the patch probe adds the 3 patch models (it said 6 before)."""
-    from types import SimpleNamespace
-
-    from xaiquest.config import load_config
-    from xaiquest.pipeline import plan_line
-    from xaiquest.runs import stress_keys
-    from xaiquest.store import RunStore
-
     config = load_config("quick")
     probed = [key.id for key in stress_keys(config)]
     assert len(probed) == 9 and {"resnet_small__patch__s0", "fastnet__mixup__s0"} <= set(probed)

@@ -109,6 +109,17 @@ def test_the_epoch_estimate_steps_on_mixed_classes_under_the_runs_own_schedule(m
     assert calls[0][1] == lr_factor(16, 4 * 31, cfg.warmup_frac, cfg.schedule)
 
 
+def test_the_epoch_estimate_times_one_batch_on_data_smaller_than_two_batches():
+    """Warm-up and timed images may then overlap; before, the timed slice came out empty (a division by zero)."""
+    clock = iter([10.0, 10.5])
+    split = Split(torch.zeros(100, 3, 8, 8, dtype=torch.uint8), torch.arange(100) % 2)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+    cfg = TrainConfig(batch_size=64, channels_last=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer.time, "perf_counter", lambda: next(clock))
+        assert trainer.estimated_epoch_seconds(model, split, cfg, torch.device("cpu"), 2) == pytest.approx(0.5)
+
+
 def test_an_epoch_line_without_a_validation_split_leaves_the_accuracy_out():
     assert trainer.epoch_line("m", 1, 2, 0.712, 20.0, 20.0).startswith("train: m epoch 1/2 val 71.2% (20.0 s; elapsed 20 s")
     assert trainer.epoch_line("m", 1, 2, float("nan"), 20.0, 20.0).startswith("train: m epoch 1/2 (20.0 s; elapsed 20 s")

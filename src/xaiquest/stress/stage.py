@@ -92,18 +92,15 @@ def stress_stage(config: ExperimentConfig, store: RunStore, data: AuditData, dev
     def trained_patch(key: RunKey) -> PatchConfig | None:
         return config.train_config(key.spec, key.variant).patch
 
-    def probe_patch(key: RunKey) -> bool:
-        return probes_patch(config, key)
-
     def twin_of(key: RunKey) -> RunKey | None:
-        return control_twin(config, key) if probe_patch(key) else None
+        return control_twin(config, key) if probes_patch(config, key) else None
 
     def compute(key: RunKey, files: ModelFiles) -> Finished:
         model = load_trained(store, key, data, device)
         clean_logits = audit_logits(model, inputs.clean.images, device, config)
         if key.id in battery:
             _probe_battery(model, key, files.stress, inputs, config, device, clean_logits)
-        if probe_patch(key):
+        if probes_patch(config, key):
             twin = twin_of(key)
             _patch_probe(model, key, files.stress, inputs, config, device, clean_logits, trained_patch(key),
                          None if twin is None else (twin, load_trained(store, twin, data, device)))

@@ -170,8 +170,8 @@ def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, de
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, cfg.epochs * (len(train) // batch_size))
     mixer = build_mixer(cfg, num_classes)
-    n = min(steps * batch_size, len(train) // 2)
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    n = max(batch_size, min(steps * batch_size, len(train) // 2))  # >= one batch; warm-up and timed images
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))  # overlap only on tiny data
 
     def run_steps(indices: torch.Tensor, seed: int) -> int:
         images, labels = train.images[indices].to(device), train.labels[indices].to(device)
@@ -180,7 +180,7 @@ def estimated_epoch_seconds(model: nn.Module, train: Split, cfg: TrainConfig, de
 
     run_steps(order[:n], seed=0)
     started = time.perf_counter()
-    timed = run_steps(order[n : 2 * n], seed=1)
+    timed = run_steps(order[-n:], seed=1)
     return (time.perf_counter() - started) / timed * (len(train) // batch_size)
 
 
